@@ -1,0 +1,227 @@
+"""The official PyTorch state_dict of each checkpoint family, as data (numpy only, no torch).
+
+For every family this module lists each official key in registration order with its PyTorch
+shape and a `kind` that says how the converter transforms it:
+
+  conv    Conv2d weight (out, in, kh, kw)            convT  ConvTranspose2d weight (in, out, kh, kw)
+  conv3d  Conv3d weight (out, in, kt, kh, kw)        linear Linear weight (out, in)
+  bias    conv/linear bias (out,)
+  bn_scale / bn_bias / bn_mean / bn_var              BatchNorm weight / bias / running stats
+  bn_count                                           BatchNorm num_batches_tracked (int64 scalar)
+
+Written from the layer tables of docs/spec (wav2lip_family.md sections 1-3, 7), independently
+of the Flax modules, so the two can check each other. It also makes deterministic random
+state dicts (`random_state_dict`) and model inputs (`make_inputs`) from a numpy seed: the
+PyTorch fixtures and the committed goldens are built from these, and the torch-free tests
+regenerate the same weights without torch.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+FAMILY_NAMES = ("wav2lip", "syncnet_color", "disc_qual", "syncnet_v2")
+
+# Human-readable file names per family (for messages).
+FAMILY_FILES = {
+    "wav2lip": "wav2lip.pth / wav2lip_gan.pth / Wav2Lip-SD-*.pt",
+    "syncnet_color": "lipsync_expert.pth",
+    "disc_qual": "visual_quality_disc.pth",
+    "syncnet_v2": "syncnet_v2.model",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Entry:
+  """One official state_dict entry: key, PyTorch shape, transform kind."""
+  key: str
+  shape: tuple
+  kind: str
+
+
+def _bn(prefix: str, c: int) -> list[Entry]:
+  return [Entry(f"{prefix}.weight", (c,), "bn_scale"), Entry(f"{prefix}.bias", (c,), "bn_bias"),
+          Entry(f"{prefix}.running_mean", (c,), "bn_mean"),
+          Entry(f"{prefix}.running_var", (c,), "bn_var"),
+          Entry(f"{prefix}.num_batches_tracked", (), "bn_count")]
+
+
+def _conv(prefix: str, cin: int, cout: int, k, kind: str = "conv") -> list[Entry]:
+  k = (k, k) if isinstance(k, int) else tuple(k)
+  shape = (cin, cout) + k if kind == "convT" else (cout, cin) + k
+  return [Entry(f"{prefix}.weight", shape, kind), Entry(f"{prefix}.bias", (cout,), "bias")]
+
+
+def _wrapper(prefix: str, cin: int, cout: int, k: int, kind: str = "conv",
+             bn: bool = True) -> list[Entry]:
+  """A Wav2Lip `Conv2d` / `Conv2dTranspose` / `nonorm_Conv2d` wrapper at `prefix`."""
+  out = _conv(f"{prefix}.conv_block.0", cin, cout, k, kind)
+  return out + (_bn(f"{prefix}.conv_block.1", cout) if bn else [])
+
+
+def _chain(prefix: str, cin: int, layers, bn: bool = True) -> tuple[list[Entry], int]:
+  """Sequential of wrappers `prefix.{i}` from (cout, k) pairs; returns entries, last cout."""
+  out = []
+  for i, (cout, k) in enumerate(layers):
+    out += _wrapper(f"{prefix}.{i}", cin, cout, k, bn=bn)
+    cin = cout
+  return out, cin
+
+
+# (cout, kernel) per layer; strides/paddings do not change the state dict.
+_W2L_FACE_ENC = (((16, 7),), ((32, 3),) * 3, ((64, 3),) * 4, ((128, 3),) * 3, ((256, 3),) * 3,
+                 ((512, 3),) * 2, ((512, 3), (512, 1)))
+_W2L_AUDIO_ENC = ((32, 3),) * 3 + ((64, 3),) * 3 + ((128, 3),) * 3 + ((256, 3),) * 2 + (
+    (512, 3), (512, 1))
+_W2L_DEC_OUT = (512, 512, 512, 384, 256, 128, 64)  # every decoder block's output channels
+_W2L_DEC_LAYERS = (1, 2, 3, 3, 3, 3, 3)
+_SYNC_FACE_ENC = ((32, 7), (64, 5)) + ((64, 3),) * 2 + ((128, 3),) * 4 + ((256, 3),) * 3 + (
+    (512, 3),) * 5 + ((512, 1),)
+_SYNC_AUDIO_ENC = ((32, 3),) * 3 + ((64, 3),) * 3 + ((128, 3),) * 3 + ((256, 3),) * 3 + (
+    (512, 3), (512, 1))
+_DISC_ENC = (((32, 7),), ((64, 5),) * 2, ((128, 5),) * 2, ((256, 5),) * 2, ((512, 3),) * 2,
+             ((512, 3),) * 2, ((512, 3), (512, 1)))
+
+
+def _wav2lip() -> list[Entry]:
+  out, cin, skips = [], 6, []
+  for b, block in enumerate(_W2L_FACE_ENC):
+    entries, cin = _chain(f"face_encoder_blocks.{b}", cin, block)
+    out += entries
+    skips.append(cin)
+  audio, cin = _chain("audio_encoder", 1, _W2L_AUDIO_ENC)
+  out += audio
+  for b, (cout, n) in enumerate(zip(_W2L_DEC_OUT, _W2L_DEC_LAYERS)):
+    k = 1 if b == 0 else 3
+    out += _wrapper(f"face_decoder_blocks.{b}.0", cin, cout, k, "conv" if b == 0 else "convT")
+    for l in range(1, n):
+      out += _wrapper(f"face_decoder_blocks.{b}.{l}", cout, cout, 3)
+    cin = cout + skips[len(skips) - 1 - b]
+  out += _wrapper("output_block.0", cin, 32, 3)
+  out += _conv("output_block.1", 32, 3, 1)
+  return out
+
+
+def _syncnet_color() -> list[Entry]:
+  return _chain("face_encoder", 15, _SYNC_FACE_ENC)[0] + _chain(
+      "audio_encoder", 1, _SYNC_AUDIO_ENC)[0]
+
+
+def _disc_qual() -> list[Entry]:
+  out, cin = [], 3
+  for b, block in enumerate(_DISC_ENC):
+    entries, cin = _chain(f"face_encoder_blocks.{b}", cin, block, bn=False)
+    out += entries
+  return out + _conv("binary_pred.0", cin, 1, 1)
+
+
+def _syncnet_v2() -> list[Entry]:
+  aud = ((0, 1, 64, 3), (4, 64, 192, 3), (8, 192, 384, 3), (11, 384, 256, 3),
+         (14, 256, 256, 3), (18, 256, 512, (5, 4)))
+  lip = ((0, 3, 96, (5, 7, 7)), (4, 96, 256, (1, 5, 5)), (8, 256, 256, (1, 3, 3)),
+         (11, 256, 256, (1, 3, 3)), (14, 256, 256, (1, 3, 3)), (18, 256, 512, (1, 6, 6)))
+
+  def fc(prefix):
+    return (_conv(f"{prefix}.0", 512, 512, (), "linear") + _bn(f"{prefix}.1", 512)
+            + _conv(f"{prefix}.3", 512, 1024, (), "linear"))
+
+  out = []
+  for i, cin, cout, k in aud:
+    out += _conv(f"netcnnaud.{i}", cin, cout, k) + _bn(f"netcnnaud.{i + 1}", cout)
+  out += fc("netfcaud")
+  for i, cin, cout, k in lip:
+    out += _conv(f"netcnnlip.{i}", cin, cout, k, "conv3d") + _bn(f"netcnnlip.{i + 1}", cout)
+  return out + fc("netfclip")
+
+
+# syncnet_v2 takes raw 0..255 pixels and MFCCs of magnitude ~10: its first layers get
+# proportionally smaller random weights so the embeddings stay O(1) like a trained net's.
+_INPUT_GAIN = {"netcnnlip.0.weight": 1.0 / 128.0, "netcnnaud.0.weight": 0.1}
+
+_BUILDERS = {"wav2lip": _wav2lip, "syncnet_color": _syncnet_color, "disc_qual": _disc_qual,
+             "syncnet_v2": _syncnet_v2}
+_CACHE: dict[str, list[Entry]] = {}
+
+
+def official_entries(family: str) -> list[Entry]:
+  """All official state_dict entries of `family` (incl. num_batches_tracked), in order."""
+  if family not in _BUILDERS:
+    raise ValueError(f"unknown family {family!r}; known: {', '.join(FAMILY_NAMES)}")
+  if family not in _CACHE:
+    _CACHE[family] = _BUILDERS[family]()
+  return list(_CACHE[family])
+
+
+def num_params(family: str) -> int:
+  """Trainable parameter count (excludes BN running statistics)."""
+  return sum(int(np.prod(e.shape)) for e in official_entries(family)
+             if e.kind not in ("bn_mean", "bn_var", "bn_count"))
+
+
+def random_state_dict(family: str, seed: int = 0) -> dict[str, np.ndarray]:
+  """A deterministic official-named state dict with random weights and non-trivial BN stats.
+
+  Scales keep activations O(1) through the deep stacks (conv weights ~ N(0, 1/fan_in) times
+  a gain, BN scale in [0.5, 1], running means ~ N(0, 0.1), running vars in [0.5, 2]) so that
+  parity tests compare meaningful, unsaturated outputs.
+  """
+  rng = np.random.default_rng(seed)
+  out = {}
+  for e in official_entries(family):
+    if e.kind in ("conv", "convT", "conv3d", "linear"):
+      fan_in = int(np.prod(e.shape)) // (e.shape[1] if e.kind == "convT" else e.shape[0])
+      std = np.sqrt(2.0 / fan_in) * _INPUT_GAIN.get(e.key, 1.0)
+      out[e.key] = (rng.standard_normal(e.shape) * std).astype(np.float32)
+    elif e.kind in ("bias", "bn_bias"):
+      out[e.key] = (rng.standard_normal(e.shape) * 0.1).astype(np.float32)
+    elif e.kind == "bn_scale":
+      out[e.key] = rng.uniform(0.5, 1.0, e.shape).astype(np.float32)
+    elif e.kind == "bn_mean":
+      out[e.key] = (rng.standard_normal(e.shape) * 0.1).astype(np.float32)
+    elif e.kind == "bn_var":
+      out[e.key] = rng.uniform(0.5, 2.0, e.shape).astype(np.float32)
+    elif e.kind == "bn_count":
+      out[e.key] = np.array(int(rng.integers(1, 100000)), np.int64)
+    else:
+      raise AssertionError(e.kind)
+  return out
+
+
+def make_inputs(family: str, batch: int, seed: int = 0) -> dict[str, np.ndarray]:
+  """Deterministic PyTorch-layout (NCHW / NCDHW) inputs for `family`'s forward pass.
+
+  Images are uint8-valued (then scaled as the official pipelines do) so they can be stored
+  compactly and reproduced exactly. syncnet_v2 frames are 56x56 noise upsampled x4 to 224.
+
+  Returns:
+    wav2lip: audio (B,1,80,16) f32 in [-4,4], face (B,6,96,96) f32 in [0,1] (lower half of
+      channels 0-2 zeroed, as the official inference does).
+    syncnet_color: audio (B,1,80,16), face (B,15,48,96) in [0,1].
+    disc_qual: face (B,3,2,96,96) in [0,1] (T = 2 frames; the model folds time-major).
+    syncnet_v2: mfcc (B,1,13,20) f32, lips (B,3,5,224,224) raw 0..255 floats.
+  """
+  rng = np.random.default_rng(seed)
+
+  def pixels(*shape):
+    return rng.integers(0, 256, shape, dtype=np.uint8)
+
+  def mel(*shape):
+    # Quantized to 1/64 so the value survives any float storage exactly.
+    return (np.round(rng.uniform(-4, 4, shape) * 64) / 64).astype(np.float32)
+
+  if family == "wav2lip":
+    face = pixels(batch, 6, 96, 96).astype(np.float32) / 255.0
+    face[:, :3, 48:] = 0.0
+    return {"audio": mel(batch, 1, 80, 16), "face": face}
+  if family == "syncnet_color":
+    return {"audio": mel(batch, 1, 80, 16),
+            "face": pixels(batch, 15, 48, 96).astype(np.float32) / 255.0}
+  if family == "disc_qual":
+    return {"face": pixels(batch, 3, 2, 96, 96).astype(np.float32) / 255.0}
+  if family == "syncnet_v2":
+    small = pixels(batch, 3, 5, 56, 56)
+    lips = small.repeat(4, axis=3).repeat(4, axis=4).astype(np.float32)
+    mfcc = (np.round(rng.standard_normal((batch, 1, 13, 20)) * 10 * 64) / 64).astype(np.float32)
+    return {"mfcc": mfcc, "lips": lips}
+  raise ValueError(f"unknown family {family!r}")
