@@ -1,0 +1,131 @@
+"""Face crops for the models and paste-back of generated faces.
+
+Boxes here are integer `(x1, y1, x2, y2)`, x2/y2 exclusive, already padded and clamped (see
+`FaceTrack.crop_boxes`). Frames and crops are uint8 BGR, like Wav2Lip's.
+"""
+import functools
+
+import cv2
+import numpy as np
+
+
+def _box(box) -> tuple[int, int, int, int]:
+  x1, y1, x2, y2 = (int(v) for v in box)
+  if x2 <= x1 or y2 <= y1:
+    raise ValueError(f"empty crop box {(x1, y1, x2, y2)}")
+  return x1, y1, x2, y2
+
+
+def crop_face(frame: np.ndarray, box, size: int = 96) -> np.ndarray:
+  """Wav2Lip's crop: the box region resized (bilinear, aspect not kept) to size x size.
+
+  Shapes:
+    frame: (H, W, 3) uint8; box: (4,) int -> (size, size, 3) uint8.
+  """
+  x1, y1, x2, y2 = _box(box)
+  return cv2.resize(frame[y1:y2, x1:x2], (size, size), interpolation=cv2.INTER_LINEAR)
+
+
+def has_box(box) -> bool:
+  """False for the all-zero box that marks a frame without a face."""
+  return bool(np.any(np.asarray(box) != 0))
+
+
+def crop_faces(frames: np.ndarray, boxes: np.ndarray, size: int = 96) -> np.ndarray:
+  """`crop_face` over a batch; frames without a face (zero box) give an all-zero crop.
+
+  Shapes:
+    frames: (N, H, W, 3) uint8; boxes: (N, 4) int -> (N, size, size, 3) uint8.
+  """
+  out = np.zeros((len(frames), size, size, 3), np.uint8)
+  for i, (frame, box) in enumerate(zip(frames, boxes)):
+    if has_box(box):
+      out[i] = crop_face(frame, box, size)
+  return out
+
+
+def paste_faces(frames: np.ndarray, faces: np.ndarray, boxes: np.ndarray,
+                feather: float = 0.0) -> np.ndarray:
+  """`paste_face` over a batch; frames without a face (zero box) are returned untouched.
+
+  Shapes:
+    frames: (N, H, W, 3) uint8; faces: (N, h, w, 3); boxes: (N, 4) int -> (N, H, W, 3) uint8.
+  """
+  out = np.array(frames, np.uint8, copy=True)
+  for i, (face, box) in enumerate(zip(faces, boxes)):
+    if has_box(box):
+      paste_face(out[i], face, box, feather, inplace=True)
+  return out
+
+
+@functools.lru_cache(maxsize=64)
+def _feather_mask(h: int, w: int, ramp: int) -> np.ndarray:
+  """(h, w, 1) float32 weights: 1 inside, falling linearly to ~0 over `ramp` px at the edges."""
+  def ramp_1d(n):
+    d = np.minimum(np.arange(n), np.arange(n)[::-1]) + 0.5  # distance to the nearest edge
+    return np.clip(d / ramp, 0.0, 1.0).astype(np.float32)
+  return np.minimum.outer(ramp_1d(h), ramp_1d(w))[..., None]
+
+
+def to_uint8(face: np.ndarray) -> np.ndarray:
+  """A generated face as uint8: uint8 kept; floats in [0, 1] scaled by 255 and truncated.
+
+  Truncation (not rounding) matches Wav2Lip's `(pred * 255).astype(np.uint8)`.
+  """
+  face = np.asarray(face)
+  if face.dtype == np.uint8:
+    return face
+  return (np.clip(face, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+def paste_face(frame: np.ndarray, face: np.ndarray, box, feather: float = 0.0,
+               inplace: bool = False) -> np.ndarray:
+  """Writes a generated face back into its box (bilinear resize to the box size).
+
+  Args:
+    frame: the original frame.
+    face: the generated crop, uint8 or float in [0, 1] (see `to_uint8`).
+    box: the integer box the crop was taken from.
+    feather: 0 pastes the whole box hard, as Wav2Lip does. > 0 blends over a border whose width
+      is this fraction of the smaller box side (0.1 hides the seam on most faces).
+    inplace: write into `frame` instead of a copy.
+
+  Shapes:
+    frame: (H, W, 3) uint8; face: (h, w, 3); box: (4,) int -> (H, W, 3) uint8.
+  """
+  x1, y1, x2, y2 = _box(box)
+  out = frame if inplace else frame.copy()
+  patch = cv2.resize(to_uint8(face), (x2 - x1, y2 - y1), interpolation=cv2.INTER_LINEAR)
+  ramp = int(round(feather * min(x2 - x1, y2 - y1)))
+  if ramp <= 0:
+    out[y1:y2, x1:x2] = patch
+  else:
+    mask = _feather_mask(y2 - y1, x2 - x1, ramp)
+    region = out[y1:y2, x1:x2].astype(np.float32)
+    blended = region + mask * (patch.astype(np.float32) - region)
+    out[y1:y2, x1:x2] = np.clip(np.rint(blended), 0, 255).astype(np.uint8)
+  return out
+
+
+def syncnet_crop(frame: np.ndarray, box, crop_scale: float = 0.4, size: int = 224,
+                 pad_value: int = 110) -> np.ndarray:
+  """syncnet_python's face-track crop (run_pipeline.py) for SyncNet v2 / LSE-D, LSE-C.
+
+  A square of side 2s(1 + crop_scale), s = half the larger box side, centred horizontally on
+  the box and reaching s above / s(1 + 2 crop_scale) below its centre (so the mouth is well
+  inside); pixels outside the frame are `pad_value`; resized to size x size, colour BGR.
+
+  Shapes:
+    frame: (H, W, 3) uint8; box: (4,) float or int -> (size, size, 3) uint8.
+  """
+  x1, y1, x2, y2 = (float(v) for v in box)
+  s = max(x2 - x1, y2 - y1) / 2.0
+  cx, cy = (x1 + x2) / 2.0, (y1 + y2) / 2.0
+  top, bottom = int(cy - s), int(cy + s * (1 + 2 * crop_scale))
+  left, right = int(cx - s * (1 + crop_scale)), int(cx + s * (1 + crop_scale))
+  h, w = frame.shape[:2]
+  canvas = np.full((bottom - top, right - left, 3), pad_value, np.uint8)
+  sy1, sy2, sx1, sx2 = max(top, 0), min(bottom, h), max(left, 0), min(right, w)
+  if sy2 > sy1 and sx2 > sx1:
+    canvas[sy1 - top:sy2 - top, sx1 - left:sx2 - left] = frame[sy1:sy2, sx1:sx2]
+  return cv2.resize(canvas, (size, size), interpolation=cv2.INTER_LINEAR)

@@ -1,0 +1,342 @@
+"""The project's one video I/O module: read frames, probe, extract audio, write H.264 + AAC mp4.
+
+Everything goes through the static ffmpeg that imageio-ffmpeg ships (it has libx264 and aac;
+OpenCV's bundled FFmpeg cannot encode H.264). Frames are uint8 BGR (T, H, W, 3), as OpenCV and
+Wav2Lip use. Still images (.jpg, .jpeg, .png, .bmp, .webp) are read as 1-frame videos.
+
+Written files are H.264 (yuv420p, even width/height) + AAC in an mp4 with the index at the front
+(`+faststart`), which browsers play. Frames are streamed to the encoder as they are produced and
+the file appears under its name only once complete: it is written to a hidden temporary name in
+the same folder and renamed at the end; on any error the partial file is removed.
+"""
+import dataclasses
+import os
+import pathlib
+import re
+import subprocess
+import tempfile
+import uuid
+import wave
+from collections.abc import Iterable, Iterator
+
+import numpy as np
+
+from taem_jax.errors import UserError
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+
+
+def ffmpeg_exe() -> str:
+  """Path of imageio-ffmpeg's bundled ffmpeg binary."""
+  import imageio_ffmpeg  # pylint: disable=g-import-not-at-top
+  return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+def is_image(path) -> bool:
+  return pathlib.Path(path).suffix.lower() in IMAGE_EXTENSIONS
+
+
+def _existing_file(path) -> pathlib.Path:
+  p = pathlib.Path(path).expanduser()
+  if not p.exists():
+    raise UserError(f"no such file: {p}")
+  if not p.is_file():
+    raise UserError(f"not a file: {p}")
+  return p
+
+
+@dataclasses.dataclass(frozen=True)
+class VideoInfo:
+  """What `probe` reports about a video (or image) file."""
+  path: str
+  fps: float | None  # None for a still image
+  n_frames: int
+  width: int
+  height: int
+  has_audio: bool
+  video_codec: str  # ffmpeg's decoder name, e.g. "h264", "mpeg4", "png"
+  audio_codec: str | None  # e.g. "aac"; None without audio
+  duration: float | None  # seconds; None for a still image
+
+
+def _ffmpeg_header(path: pathlib.Path) -> str:
+  """ffmpeg's description of an input (its stderr when given no output)."""
+  result = subprocess.run([ffmpeg_exe(), "-hide_banner", "-i", str(path)], capture_output=True,
+                          text=True, errors="replace", check=False)
+  return result.stderr
+
+
+def _last_line(text: str) -> str:
+  lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+  return lines[-1] if lines else "(no message)"
+
+
+def probe(path) -> VideoInfo:
+  """Frame rate, frame count, size and streams of a video, or of an image (1 frame).
+
+  Raises:
+    UserError: the file is missing, or ffmpeg finds no video stream in it.
+  """
+  p = _existing_file(path)
+  if is_image(p):
+    img = read_image(p)
+    return VideoInfo(str(p), None, 1, img.shape[1], img.shape[0], False, "image", None, None)
+  header = _ffmpeg_header(p)
+  video = re.search(r"Stream #\S+.*?: Video: (\w+).*", header)
+  if video is None:
+    raise UserError(f"cannot read {p} as a video ({_last_line(header)}): "
+                    "give an mp4/avi/mov/mkv video or a jpg/png image")
+  line = video.group(0)
+  size = re.search(r", (\d+)x(\d+)", line)
+  fps = re.search(r", ([\d.]+) fps", line) or re.search(r", ([\d.]+) tbr", line)
+  audio = re.search(r"Stream #\S+.*?: Audio: (\w+)", header)
+  dur = re.search(r"Duration: (\d+):(\d+):([\d.]+)", header)
+  width, height = (int(size.group(1)), int(size.group(2))) if size else (0, 0)
+  rotation = re.search(r"rotation of (-?[\d.]+) degrees", header)
+  if rotation and round(abs(float(rotation.group(1)))) % 180 == 90:
+    width, height = height, width  # ffmpeg auto-rotates when decoding.
+  duration = (int(dur.group(1)) * 3600 + int(dur.group(2)) * 60 + float(dur.group(3))
+              if dur else None)
+  return VideoInfo(str(p), float(fps.group(1)) if fps else None, _count_frames(p), width, height,
+                   audio is not None, video.group(1), audio.group(1) if audio else None, duration)
+
+
+def _count_frames(path: pathlib.Path) -> int:
+  # Stream copy into the null muxer counts packets without decoding (fast on long videos).
+  import imageio_ffmpeg  # pylint: disable=g-import-not-at-top
+  try:
+    return int(imageio_ffmpeg.count_frames_and_secs(str(path))[0])
+  except (RuntimeError, OSError, ValueError) as e:
+    raise UserError(f"cannot count the frames of {path}: {e}") from e
+
+
+def read_image(path) -> np.ndarray:
+  """A still image as uint8 BGR. Shapes: -> (H, W, 3)."""
+  import cv2  # pylint: disable=g-import-not-at-top
+  p = _existing_file(path)
+  img = cv2.imread(str(p), cv2.IMREAD_COLOR)
+  if img is None:
+    raise UserError(f"cannot read {p} as an image (corrupt or not an image file)")
+  return img
+
+
+def iter_frames(path, chunk: int = 64, max_frames: int | None = None) -> Iterator[np.ndarray]:
+  """Streams a video's frames in chunks, so memory stays flat on long inputs.
+
+  Args:
+    path: a video file, or an image (one chunk of one frame).
+    chunk: frames per yielded array.
+    max_frames: stop after this many frames (None: all).
+
+  Shapes:
+    yields (n, H, W, 3) uint8 BGR with n <= chunk.
+  """
+  p = _existing_file(path)
+  if is_image(p):
+    yield read_image(p)[None]
+    return
+  import imageio_ffmpeg  # pylint: disable=g-import-not-at-top
+  reader = imageio_ffmpeg.read_frames(str(p), pix_fmt="bgr24")
+  try:
+    try:
+      meta = next(reader)
+    except (OSError, RuntimeError, StopIteration) as e:
+      raise UserError(f"cannot read {p} as a video ({_last_line(str(e))}): "
+                      "give an mp4/avi/mov/mkv video or a jpg/png image") from e
+    w, h = meta["size"]
+    buf = np.empty((chunk, h, w, 3), np.uint8)
+    n = total = 0
+    for raw in reader:
+      buf[n] = np.frombuffer(raw, np.uint8).reshape(h, w, 3)
+      n += 1
+      total += 1
+      if n == chunk:
+        yield buf.copy()
+        n = 0
+      if max_frames is not None and total >= max_frames:
+        break
+    if n:
+      yield buf[:n].copy()
+    if total == 0:
+      raise UserError(f"{p} has no video frames")
+  finally:
+    reader.close()
+
+
+def read_video(path, image_fps: float = 25.0) -> tuple[np.ndarray, float]:
+  """All frames of a video (or an image as one frame) and its frame rate.
+
+  Args:
+    path: video or image file.
+    image_fps: the frame rate reported for a still image (Wav2Lip's default, 25).
+
+  Shapes:
+    -> frames (T, H, W, 3) uint8 BGR, fps.
+  """
+  p = _existing_file(path)
+  if is_image(p):
+    return read_image(p)[None], float(image_fps)
+  info = probe(p)
+  frames = np.concatenate(list(iter_frames(p)), 0)
+  return frames, float(info.fps or image_fps)
+
+
+def extract_audio(path, sr: int = 16000) -> np.ndarray:
+  """The audio track of a video (or any audio file) as mono float32 at `sr` Hz.
+
+  Shapes:
+    -> (N,) float32 in [-1, 1].
+  """
+  p = _existing_file(path)
+  if not is_image(p) and p.suffix.lower() not in (".wav", ".mp3", ".flac", ".ogg", ".m4a"):
+    if not probe(p).has_audio:
+      raise UserError(f"{p} has no audio track")
+  cmd = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-i", str(p), "-vn", "-ac", "1",
+         "-ar", str(int(sr)), "-f", "f32le", "-acodec", "pcm_f32le", "-"]
+  result = subprocess.run(cmd, capture_output=True, check=False)
+  if result.returncode != 0:
+    raise UserError(f"cannot read audio from {p}: "
+                    f"{_last_line(result.stderr.decode(errors='replace'))}")
+  return np.frombuffer(result.stdout, np.float32).copy()
+
+
+def write_wav(path, samples: np.ndarray, sr: int) -> None:
+  """Writes mono/multi-channel float ([-1, 1]) or int16 samples as 16-bit PCM wav.
+
+  Shapes:
+    samples: (N,) or (N, C).
+  """
+  x = np.asarray(samples)
+  if x.dtype != np.int16:
+    x = (np.clip(x.astype(np.float32), -1.0, 1.0) * 32767.0).round().astype(np.int16)
+  channels = 1 if x.ndim == 1 else x.shape[1]
+  with wave.open(str(path), "wb") as f:
+    f.setnchannels(channels)
+    f.setsampwidth(2)
+    f.setframerate(int(sr))
+    f.writeframes(np.ascontiguousarray(x).tobytes())
+
+
+def _check_output(path) -> pathlib.Path:
+  p = pathlib.Path(path).expanduser()
+  if p.suffix.lower() != ".mp4":
+    raise UserError(f"output video must be an .mp4 file, got {p}")
+  folder = p.parent
+  if not folder.exists():
+    raise UserError(f"output folder does not exist: {folder} (create it first)")
+  if not folder.is_dir():
+    raise UserError(f"output folder is not a folder: {folder}")
+  if p.is_dir():
+    raise UserError(f"output path is a folder: {p}")
+  return p
+
+
+def _frames_of(frames) -> Iterator[np.ndarray]:
+  if isinstance(frames, np.ndarray) and frames.ndim == 3:
+    yield frames
+    return
+  for item in frames:
+    item = np.asarray(item)
+    if item.ndim == 4:
+      yield from item
+    else:
+      yield item
+
+
+def write_video(path, frames: Iterable[np.ndarray] | np.ndarray, fps: float, audio_wav=None,
+                audio_sr: int = 16000, *, crf: int = 18, preset: str = "veryfast") -> int:
+  """Encodes frames (+ audio) to a browser-playable H.264/AAC mp4, streaming, atomically.
+
+  Args:
+    path: the .mp4 to write (its folder must exist); replaced if present.
+    frames: uint8 BGR frames: an array (T, H, W, 3) or an iterable of frames or of chunks
+      (N, H, W, 3); consumed lazily, never buffered whole.
+    fps: frame rate.
+    audio_wav: None (silent video), a path to an audio file ffmpeg reads, or samples (N,) or
+      (N, C), float in [-1, 1] or int16, at `audio_sr` Hz. The audio is cut or padded with
+      silence to the video's length.
+    audio_sr: sample rate of `audio_wav` samples.
+    crf: x264 quality (lower is better; 18 is visually lossless for most content).
+    preset: x264 speed preset.
+
+  Returns:
+    The number of frames written. Odd frame sizes are padded by one edge pixel (yuv420p needs
+    even sizes).
+
+  Raises:
+    UserError: bad output path or folder not writable, missing audio file, ffmpeg failure.
+  """
+  out = _check_output(path)
+  if not fps or fps <= 0:
+    raise UserError(f"frame rate must be positive, got {fps}")
+  audio_path = None
+  if audio_wav is not None and not isinstance(audio_wav, np.ndarray):
+    audio_path = _existing_file(audio_wav)
+  tag = f".{out.stem}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
+  tmp_video = out.parent / (tag + ".part.mp4")
+  tmp_audio = out.parent / (tag + ".part.wav") if isinstance(audio_wav, np.ndarray) else None
+  try:
+    tmp_video.touch()
+  except OSError as e:
+    raise UserError(f"cannot write to output folder {out.parent}: {e.strerror}") from e
+  proc = None
+  stderr = tempfile.TemporaryFile()
+  count = 0
+  try:
+    if tmp_audio is not None:
+      write_wav(tmp_audio, audio_wav, audio_sr)
+      audio_path = tmp_audio
+    it = _frames_of(frames)
+    first = next(it, None)
+    if first is None:
+      raise ValueError("write_video got no frames")
+    h, w = first.shape[:2]
+    cmd = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y",
+           "-f", "rawvideo", "-pix_fmt", "bgr24", "-s", f"{w}x{h}", "-r", f"{fps:.6g}", "-i", "-"]
+    if audio_path is not None:
+      cmd += ["-i", str(audio_path), "-map", "0:v:0", "-map", "1:a:0"]
+    if h % 2 or w % 2:
+      cmd += ["-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2"]
+    cmd += ["-c:v", "libx264", "-preset", preset, "-crf", str(int(crf)), "-pix_fmt", "yuv420p"]
+    if audio_path is not None:
+      # Pad the audio with silence and stop at the end of the video: duration = video's.
+      cmd += ["-c:a", "aac", "-b:a", "128k", "-af", "apad", "-shortest"]
+    cmd += ["-movflags", "+faststart", "-f", "mp4", str(tmp_video)]
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=stderr)
+    frame = first
+    while frame is not None:
+      if frame.shape != (h, w, 3) or frame.dtype != np.uint8:
+        raise ValueError(f"frame {count} is {frame.dtype} {frame.shape}, expected uint8 "
+                         f"{(h, w, 3)}")
+      try:
+        proc.stdin.write(np.ascontiguousarray(frame).data)
+      except BrokenPipeError:
+        break  # ffmpeg died; its message is reported below.
+      count += 1
+      frame = next(it, None)
+    try:
+      proc.stdin.close()
+    except BrokenPipeError:
+      pass
+    rc = proc.wait()
+    if rc != 0:
+      stderr.seek(0)
+      msg = _last_line(stderr.read().decode(errors="replace"))
+      raise UserError(f"ffmpeg could not write {out}: {msg}")
+    os.replace(tmp_video, out)
+  except BaseException:
+    if proc is not None and proc.poll() is None:
+      proc.kill()
+      proc.wait()
+    tmp_video.unlink(missing_ok=True)
+    raise
+  finally:
+    stderr.close()
+    if proc is not None and proc.stdin and not proc.stdin.closed:
+      try:
+        proc.stdin.close()
+      except OSError:
+        pass
+    if tmp_audio is not None:
+      tmp_audio.unlink(missing_ok=True)
+  return count

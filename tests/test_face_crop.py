@@ -1,0 +1,116 @@
+"""Wav2Lip crops, paste-back (hard and feathered), pass-through of faceless frames, SyncNet crop."""
+import cv2
+import numpy as np
+import pytest
+import skimage.data
+
+from taem_jax import face
+
+
+def astronaut_bgr():
+  return np.ascontiguousarray(skimage.data.astronaut()[..., ::-1])
+
+
+@pytest.fixture(scope="module")
+def detector():
+  return face.FaceDetector()
+
+
+@pytest.fixture(scope="module")
+def frame_and_box(detector):
+  img = astronaut_bgr()
+  track = face.track_faces(img, detector)
+  return img, track.crop_boxes()[0]
+
+
+def test_crop_is_96x96_of_the_padded_box(frame_and_box):
+  img, box = frame_and_box
+  crop = face.crop_face(img, box)
+  assert crop.shape == (96, 96, 3) and crop.dtype == np.uint8
+  # Its mean colour is the box's mean colour (a resize keeps the average).
+  x1, y1, x2, y2 = box
+  np.testing.assert_allclose(crop.reshape(-1, 3).mean(0),
+                             img[y1:y2, x1:x2].reshape(-1, 3).mean(0), atol=3)
+
+
+def test_paste_back_of_unmodified_crop_reproduces_the_frame(frame_and_box):
+  img, box = frame_and_box
+  out = face.paste_face(img, face.crop_face(img, box), box)
+  x1, y1, x2, y2 = box
+  err = np.abs(out.astype(int) - img)
+  # The 96x96 round trip blurs a little: less than JPEG at quality 80 loses on the same box.
+  jpeg = cv2.imdecode(cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 80])[1], 1)
+  jpeg_err = np.abs(jpeg.astype(int) - img)[y1:y2, x1:x2].mean()
+  assert err[y1:y2, x1:x2].mean() < min(jpeg_err, 4.0)
+  outside = np.ones(img.shape[:2], bool)
+  outside[y1:y2, x1:x2] = False
+  assert err[outside].max() == 0
+  assert out is not img and np.array_equal(img, astronaut_bgr())  # input untouched
+
+
+def test_paste_back_puts_the_new_face_in_the_box(frame_and_box):
+  img, box = frame_and_box
+  x1, y1, x2, y2 = box
+  green = np.zeros((96, 96, 3), np.float32)
+  green[..., 1] = 1.0  # float [0, 1] output of a generator
+  hard = face.paste_face(img, green, box)
+  assert np.all(hard[y1:y2, x1:x2] == [0, 255, 0])
+  soft = face.paste_face(img, green, box, feather=0.1)
+  centre = soft[(y1 + y2) // 2, (x1 + x2) // 2]
+  np.testing.assert_array_equal(centre, [0, 255, 0])
+  # At the border the original shows through; outside the box nothing changes.
+  border = soft[(y1 + y2) // 2, x1].astype(int)
+  original = img[(y1 + y2) // 2, x1].astype(int)
+  assert np.abs(border - original).max() < 0.1 * 255 + 1
+  np.testing.assert_array_equal(soft[:y1], img[:y1])
+  buf = img.copy()
+  assert face.paste_face(buf, green, box, inplace=True) is buf
+
+
+def test_feathered_paste_of_unmodified_crop_is_close(frame_and_box):
+  img, box = frame_and_box
+  out = face.paste_face(img, face.crop_face(img, box), box, feather=0.15)
+  x1, y1, x2, y2 = box
+  assert np.abs(out.astype(int) - img)[y1:y2, x1:x2].mean() < 4.0
+
+
+def test_to_uint8_truncates_like_wav2lip():
+  x = np.array([0.0, 0.5, 0.999, 1.5, -1.0], np.float32)
+  np.testing.assert_array_equal(face.to_uint8(x), [0, 127, 254, 255, 0])
+  u = np.array([1, 2], np.uint8)
+  assert face.to_uint8(u) is u
+
+
+def test_faceless_frames_pass_through_a_batch(detector):
+  img = astronaut_bgr()
+  grey = np.full_like(img, 90)
+  frames = np.stack([img, grey, img])
+  track = face.track_faces(frames, detector)
+  assert track.num_missing == 1
+  boxes = track.crop_boxes()
+  crops = face.crop_faces(frames, boxes)
+  assert crops.shape == (3, 96, 96, 3) and np.all(crops[1] == 0)
+  generated = 255 - crops  # anything different
+  out = face.paste_faces(frames, generated, boxes)
+  np.testing.assert_array_equal(out[1], grey)  # untouched
+  assert not np.array_equal(out[0], img)
+  np.testing.assert_array_equal(frames[0], img)  # inputs untouched
+
+
+def test_syncnet_crop_centres_the_face(frame_and_box, detector):
+  img, _ = frame_and_box
+  track = face.track_faces(img, detector)
+  crop = face.syncnet_crop(img, track.boxes[0])
+  assert crop.shape == (224, 224, 3) and crop.dtype == np.uint8
+  faces = detector.detect(crop)
+  assert len(faces) == 1
+  x1, y1, x2, y2 = faces[0].box
+  assert abs((x1 + x2) / 2 - 112) < 20  # centred horizontally
+  assert y2 < 224 and (y1 + y2) / 2 < 130  # the face is in the upper part, the chin inside
+
+
+def test_syncnet_crop_pads_outside_the_frame_with_110():
+  frame = np.full((100, 100, 3), 7, np.uint8)
+  crop = face.syncnet_crop(frame, (0, 0, 40, 40), size=224)
+  assert crop[0, 0].tolist() == [110, 110, 110]  # left of and above the frame
+  assert crop[150, 150].tolist() == [7, 7, 7]  # inside the frame

@@ -1,0 +1,141 @@
+"""dlib detection + 68 landmarks on real photos that ship inside installed packages."""
+import pathlib
+
+import cv2
+import numpy as np
+import pytest
+import skimage.data
+
+from taem_jax import face
+from taem_jax.errors import UserError
+
+
+def astronaut_bgr():
+  return np.ascontiguousarray(skimage.data.astronaut()[..., ::-1])
+
+
+def insightface_image(name):
+  import insightface  # pylint: disable=g-import-not-at-top
+  path = pathlib.Path(insightface.__file__).parent / "data" / "images" / name
+  img = cv2.imread(str(path))
+  assert img is not None, f"insightface sample image {path} is missing"
+  return img
+
+
+@pytest.fixture(scope="module")
+def detector():
+  return face.FaceDetector()
+
+
+def test_astronaut_one_face_with_plausible_landmarks(detector):
+  img = astronaut_bgr()
+  faces = detector.detect(img)
+  assert len(faces) == 1
+  f = faces[0]
+  assert f.landmarks.shape == (68, 2) and f.box.shape == (4,)
+  x1, y1, x2, y2 = f.box
+  # Her face is in the upper middle of the 512x512 photo, about 90 px wide.
+  assert 150 < x1 < x2 < 300 and 40 < y1 < y2 < 200
+  assert 70 < x2 - x1 < 130
+  pts = f.landmarks
+  assert np.all((pts >= f.box[:2] - 2) & (pts <= f.box[2:] + 2))
+  # Anatomy: eyes above the nose tip above the mouth above the chin; left eye left of right eye.
+  left_eye, right_eye = pts[36:42].mean(0), pts[42:48].mean(0)
+  assert left_eye[0] < right_eye[0]
+  assert max(left_eye[1], right_eye[1]) < pts[30, 1] < pts[48:68, 1].mean() < pts[8, 1]
+  # The S3FD-like box ends at the chin and reaches above the brows.
+  assert abs(y2 - pts[8, 1]) < 1e-3 and y1 < pts[17:27, 1].min()
+
+
+def test_mirrored_photo_gives_mirrored_landmarks(detector):
+  img = astronaut_bgr()
+  pts = detector.detect(img)[0].landmarks
+  mpts = detector.detect(np.ascontiguousarray(img[:, ::-1]))[0].landmarks
+  w = img.shape[1]
+  # Mouth corners swap: 48 <-> 54 under a horizontal flip.
+  for a, b in ((48, 54), (36, 45), (8, 8)):
+    np.testing.assert_allclose([w - 1 - mpts[b, 0], mpts[b, 1]], pts[a], atol=4)
+
+
+def test_cat_and_blank_have_no_face(detector):
+  assert detector.detect(np.ascontiguousarray(skimage.data.chelsea()[..., ::-1])) == []
+  assert detector.detect(np.full((240, 320, 3), 127, np.uint8)) == []
+
+
+def test_small_face_crop_is_found_with_upsampling(detector):
+  # A 64x64 face is below HOG's 80x80 window: only found on the upsampled image.
+  hanks = cv2.resize(insightface_image("Tom_Hanks_54745.png"), (64, 64),
+                     interpolation=cv2.INTER_AREA)
+  assert len(detector.detect(hanks)) == 1
+  no_upsample = face.FaceDetector(upsample_below=0)
+  assert no_upsample.detect(hanks) == []
+
+
+def test_downscaled_detection_matches_full_resolution():
+  img = cv2.resize(astronaut_bgr(), (1024, 1024), interpolation=cv2.INTER_CUBIC)
+  # Full resolution also fires on the mission patch (as environment.md notes): keep the best.
+  full = [max(face.FaceDetector(max_side=0).detect(img), key=lambda f: f.score)]
+  small = face.FaceDetector(max_side=512).detect(img)
+  assert len(small) == 1
+  # Landmarks are fitted at full resolution in both cases; boxes agree within a few pixels.
+  assert np.abs(full[0].box - small[0].box).max() < 8
+  assert np.abs(full[0].landmarks - small[0].landmarks).mean() < 4
+
+
+def test_dlib_box_mode():
+  f = face.FaceDetector(box_mode="dlib").detect(astronaut_bgr())[0]
+  np.testing.assert_array_equal(f.box, f.det_box)
+  g = face.FaceDetector().detect(astronaut_bgr())[0]
+  assert g.box[3] > f.box[3]  # The landmark box reaches down to the chin.
+
+
+def two_face_image():
+  """Astronaut (smaller face, left) next to a blown-up Tom Hanks (larger face, right)."""
+  left = astronaut_bgr()[:256, 96:352]
+  right = cv2.resize(insightface_image("Tom_Hanks_54745.png"), (256, 256))
+  return np.concatenate([left, right], 1)
+
+
+def test_multi_face_selection():
+  img = two_face_image()
+  det = face.FaceDetector(max_side=1024)
+  faces = det.detect(img)
+  assert len(faces) == 2
+  assert faces[0].box[2] <= 256 + 5 < faces[1].box[0] + 10  # sorted left to right
+  assert face.select_face(faces) is faces[1]  # largest
+  assert face.select_face(faces, 0) is faces[0]
+  assert face.select_face(faces, 1) is faces[1]
+  assert face.select_face(faces, 2) is None
+  assert face.select_face([], None) is None
+  # Continuity beats size: the face overlapping the previous box is kept.
+  assert face.select_face(faces, None, previous=faces[0].box) is faces[0]
+  with pytest.raises(UserError):
+    face.select_face(faces, -1)
+
+
+def test_face_in_box_reproduces_detected_landmarks(detector):
+  img = astronaut_bgr()
+  f = detector.detect(img)[0]
+  g = detector.face_in_box(img, f.det_box)
+  np.testing.assert_allclose(g.landmarks, f.landmarks, atol=1.0)
+
+
+def test_box_from_landmarks_batched():
+  rng = np.random.default_rng(0)
+  pts = rng.uniform(0, 100, (3, 68, 2)).astype(np.float32)
+  boxes = face.box_from_landmarks(pts)
+  assert boxes.shape == (3, 4)
+  for p, b in zip(pts, boxes):
+    brow = p[17:27, 1].min()
+    expected = [p[:17, 0].min(), brow - 0.25 * (p[8, 1] - brow), p[:17, 0].max(), p[8, 1]]
+    np.testing.assert_allclose(b, expected, rtol=1e-6)
+
+
+def test_missing_model_folder_is_a_user_error(tmp_path):
+  with pytest.raises(UserError, match="shape_predictor_68_face_landmarks.dat"):
+    face.FaceDetector(models_dir=tmp_path)
+
+
+def test_bad_frame_is_rejected(detector):
+  with pytest.raises(ValueError):
+    detector.detect(np.zeros((10, 10), np.uint8))
