@@ -273,19 +273,18 @@ def write_video(path, frames: Iterable[np.ndarray] | np.ndarray, fps: float, aud
   if audio_wav is not None and not isinstance(audio_wav, np.ndarray):
     audio_path = _existing_file(audio_wav)
   tag = f".{out.stem}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
-  tmp_video = out.parent / (tag + ".part.mp4")
+  tmp_out = out.parent / (tag + ".part.mp4")
+  # With audio, the video is encoded first and muxed after: ffmpeg's -shortest is imprecise
+  # with a piped input, and only once all frames are in is the exact duration known.
+  tmp_video = out.parent / (tag + ".video.mp4") if audio_wav is not None else tmp_out
   tmp_audio = out.parent / (tag + ".part.wav") if isinstance(audio_wav, np.ndarray) else None
   try:
-    tmp_video.touch()
+    tmp_out.touch()
   except OSError as e:
     raise UserError(f"cannot write to output folder {out.parent}: {e.strerror}") from e
   proc = None
-  stderr = tempfile.TemporaryFile()
   count = 0
   try:
-    if tmp_audio is not None:
-      write_wav(tmp_audio, audio_wav, audio_sr)
-      audio_path = tmp_audio
     it = _frames_of(frames)
     first = next(it, None)
     if first is None:
@@ -293,50 +292,58 @@ def write_video(path, frames: Iterable[np.ndarray] | np.ndarray, fps: float, aud
     h, w = first.shape[:2]
     cmd = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y",
            "-f", "rawvideo", "-pix_fmt", "bgr24", "-s", f"{w}x{h}", "-r", f"{fps:.6g}", "-i", "-"]
-    if audio_path is not None:
-      cmd += ["-i", str(audio_path), "-map", "0:v:0", "-map", "1:a:0"]
     if h % 2 or w % 2:
       cmd += ["-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2"]
-    cmd += ["-c:v", "libx264", "-preset", preset, "-crf", str(int(crf)), "-pix_fmt", "yuv420p"]
-    if audio_path is not None:
-      # Pad the audio with silence and stop at the end of the video: duration = video's.
-      cmd += ["-c:a", "aac", "-b:a", "128k", "-af", "apad", "-shortest"]
-    cmd += ["-movflags", "+faststart", "-f", "mp4", str(tmp_video)]
-    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=stderr)
-    frame = first
-    while frame is not None:
-      if frame.shape != (h, w, 3) or frame.dtype != np.uint8:
-        raise ValueError(f"frame {count} is {frame.dtype} {frame.shape}, expected uint8 "
-                         f"{(h, w, 3)}")
+    cmd += ["-c:v", "libx264", "-preset", preset, "-crf", str(int(crf)), "-pix_fmt", "yuv420p",
+            "-movflags", "+faststart", "-f", "mp4", str(tmp_video)]
+    with tempfile.TemporaryFile() as stderr:
+      proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                              stderr=stderr)
+      frame = first
+      while frame is not None:
+        if frame.shape != (h, w, 3) or frame.dtype != np.uint8:
+          raise ValueError(f"frame {count} is {frame.dtype} {frame.shape}, expected uint8 "
+                           f"{(h, w, 3)}")
+        try:
+          proc.stdin.write(np.ascontiguousarray(frame).data)
+        except BrokenPipeError:
+          break  # ffmpeg died; its message is reported below.
+        count += 1
+        frame = next(it, None)
       try:
-        proc.stdin.write(np.ascontiguousarray(frame).data)
+        proc.stdin.close()
       except BrokenPipeError:
-        break  # ffmpeg died; its message is reported below.
-      count += 1
-      frame = next(it, None)
-    try:
-      proc.stdin.close()
-    except BrokenPipeError:
-      pass
-    rc = proc.wait()
-    if rc != 0:
-      stderr.seek(0)
-      msg = _last_line(stderr.read().decode(errors="replace"))
-      raise UserError(f"ffmpeg could not write {out}: {msg}")
-    os.replace(tmp_video, out)
+        pass
+      if proc.wait() != 0:
+        stderr.seek(0)
+        raise UserError(f"ffmpeg could not write {out}: "
+                        f"{_last_line(stderr.read().decode(errors='replace'))}")
+    if audio_wav is not None:
+      if tmp_audio is not None:
+        write_wav(tmp_audio, audio_wav, audio_sr)
+        audio_path = tmp_audio
+      # Silence-pad the audio and cut everything at the video's exact duration.
+      mux = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", "-i", str(tmp_video),
+             "-i", str(audio_path), "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy",
+             "-c:a", "aac", "-b:a", "128k", "-af", "apad", "-t", f"{count / fps:.6f}",
+             "-movflags", "+faststart", "-f", "mp4", str(tmp_out)]
+      result = subprocess.run(mux, capture_output=True, check=False)
+      if result.returncode != 0:
+        raise UserError(f"ffmpeg could not add the audio {audio_path} to {out}: "
+                        f"{_last_line(result.stderr.decode(errors='replace'))}")
+    os.replace(tmp_out, out)
   except BaseException:
     if proc is not None and proc.poll() is None:
       proc.kill()
       proc.wait()
-    tmp_video.unlink(missing_ok=True)
     raise
   finally:
-    stderr.close()
     if proc is not None and proc.stdin and not proc.stdin.closed:
       try:
         proc.stdin.close()
       except OSError:
         pass
-    if tmp_audio is not None:
-      tmp_audio.unlink(missing_ok=True)
+    for tmp in (tmp_out, tmp_video, tmp_audio):
+      if tmp is not None:
+        tmp.unlink(missing_ok=True)
   return count

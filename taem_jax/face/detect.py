@@ -109,22 +109,25 @@ class FaceDetector:
     self.upsample_below = int(upsample_below)
     self.threshold = float(threshold)
 
-  def _rgb(self, frame):
-    return np.ascontiguousarray(_as_frame(frame)[..., ::-1])
+  def _landmarks(self, frame: np.ndarray, rect) -> np.ndarray:
+    # The predictor only samples pixels near the rectangle, so convert just that region to RGB
+    # (a whole 720p frame costs more than the predictor itself).
+    h, w = frame.shape[:2]
+    m = max(rect.width(), rect.height()) // 2 + 8
+    x0, y0 = max(0, rect.left() - m), max(0, rect.top() - m)
+    x1, y1 = min(w, rect.right() + 1 + m), min(h, rect.bottom() + 1 + m)
+    region = np.ascontiguousarray(frame[y0:y1, x0:x1, ::-1])
+    local = self._dlib.rectangle(rect.left() - x0, rect.top() - y0, rect.right() - x0,
+                                 rect.bottom() - y0)
+    shape = self._shape(region, local)
+    return np.array([(p.x + x0, p.y + y0) for p in shape.parts()], np.float32)
 
-  def _landmarks(self, rgb: np.ndarray, rect) -> np.ndarray:
-    shape = self._shape(rgb, rect)
-    return np.array([(p.x, p.y) for p in shape.parts()], np.float32)
-
-  def _face(self, rgb, rect, score) -> Face:
-    pts = self._landmarks(rgb, rect)
-    if self.box_mode == "landmarks":
-      box = box_from_landmarks(pts)
-    else:
-      box = np.array([rect.left(), rect.top(), rect.right() + 1, rect.bottom() + 1], np.float32)
-    h, w = rgb.shape[:2]
-    box = np.clip(box, 0, [w, h, w, h]).astype(np.float32)
+  def _face(self, frame, rect, score) -> Face:
+    pts = self._landmarks(frame, rect)
     det_box = np.array([rect.left(), rect.top(), rect.right() + 1, rect.bottom() + 1], np.float32)
+    box = box_from_landmarks(pts) if self.box_mode == "landmarks" else det_box
+    h, w = frame.shape[:2]
+    box = np.clip(box, 0, [w, h, w, h]).astype(np.float32)
     return Face(box=box, landmarks=pts, score=float(score), det_box=det_box)
 
   def detect(self, frame: np.ndarray) -> list[Face]:
@@ -133,19 +136,21 @@ class FaceDetector:
     Shapes:
       frame: (H, W, 3) uint8 BGR.
     """
-    rgb = self._rgb(frame)
-    h, w = rgb.shape[:2]
+    frame = _as_frame(frame)
+    h, w = frame.shape[:2]
     scale = min(1.0, self.max_side / max(h, w)) if self.max_side > 0 else 1.0
-    small = rgb if scale == 1.0 else cv2.resize(
-        rgb, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+    small = frame if scale == 1.0 else cv2.resize(
+        frame, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
     upsample = 1 if max(small.shape[:2]) < self.upsample_below else 0
-    rects, scores, _ = self._hog.run(small, upsample, self.threshold)
+    # dlib's HOG was trained on RGB (it takes the strongest channel's gradient per pixel).
+    rects, scores, _ = self._hog.run(np.ascontiguousarray(small[..., ::-1]), upsample,
+                                     self.threshold)
     faces = []
     for rect, score in zip(rects, scores):
       if scale != 1.0:
         rect = self._dlib.rectangle(round(rect.left() / scale), round(rect.top() / scale),
                                     round(rect.right() / scale), round(rect.bottom() / scale))
-      faces.append(self._face(rgb, rect, score))
+      faces.append(self._face(frame, rect, score))
     faces.sort(key=lambda f: f.box[0] + f.box[2])
     return faces
 
@@ -155,10 +160,9 @@ class FaceDetector:
     Shapes:
       frame: (H, W, 3) uint8 BGR; box: (4,) `(x1, y1, x2, y2)`.
     """
-    rgb = self._rgb(frame)
     x1, y1, x2, y2 = (int(round(float(v))) for v in box)
     rect = self._dlib.rectangle(x1, y1, max(x1, x2 - 1), max(y1, y2 - 1))
-    return self._face(rgb, rect, float("inf"))
+    return self._face(_as_frame(frame), rect, float("inf"))
 
 
 
