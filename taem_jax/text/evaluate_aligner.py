@@ -1,0 +1,83 @@
+"""Measures the built-in aligner where the truth is known, and the text front end's speed.
+
+    python -m taem_jax.text.evaluate_aligner [--n 20]
+
+The "recording" is an espeak-ng rendering of a sentence with another voice, rate and pitch
+(true boundaries from its phoneme events); the aligner's reference rendering uses the default
+voice. This is an optimistic test (same synthesiser family, no noise or reverberation), so read
+it as an upper bound on accuracy and a regression check, not as accuracy on real speech.
+"""
+import sys
+import time
+
+import numpy as np
+
+SENTENCES = (
+    "The quick brown fox jumps over the lazy dog.",
+    "Place green by D two please.",
+    "Bin blue at F nine again.",
+    "Set white with P four soon.",
+    "Lay red in Q seven now.",
+    "She sells sea shells by the sea shore.",
+    "I refuse to collect the refuse around here.",
+    "Doctor Smith paid $250 for the 3rd ticket in 1999.",
+    "We will meet at the station at half past seven.",
+    "Could you please pass me the salt and the pepper?",
+    "The weather today is cloudy, with a chance of rain.",
+    "Reading books before sleeping helps many people relax.",
+    "My favourite colour is a deep shade of purple.",
+    "They walked along the river until the sun went down.",
+    "Please remember to lock the door when you leave.",
+    "A journey of a thousand miles begins with a single step.",
+    "The children laughed loudly at the clown's funny tricks.",
+    "Fresh bread smells wonderful early in the morning.",
+    "Thirty two people attended the meeting on Tuesday.",
+    "Music can change the way we feel about the world.",
+)
+# (voice, rate, pitch) of the "recordings": female and male variants, British, Klatt, whisper.
+TRUTH_VOICES = (("en-us+f3", 150, 70), ("en-us+m3", 200, 40), ("en", 175, 50),
+                ("en-us+klatt", 160, 30), ("en-us+f2", 130, 60))
+
+
+def evaluate(sentences=SENTENCES, voices=TRUTH_VOICES) -> dict:
+  """Boundary errors (ms) of `aligner.align` against espeak truth, plus timings."""
+  from taem_jax import audio  # pylint: disable=g-import-not-at-top
+  from taem_jax.text import aligner, alignments, espeak, g2p  # pylint: disable=g-import-not-at-top
+  errs, t_g2p, t_tts, t_align = [], [], [], []
+  g2p.g2p_words("warm up.")
+  for k, s in enumerate(sentences):
+    t0 = time.perf_counter()
+    words = g2p.g2p_words(s)
+    t_g2p.append(time.perf_counter() - t0)
+    voice, rate, pitch = voices[k % len(voices)]
+    t0 = time.perf_counter()
+    truth = espeak.synthesize_phonemes([w.phonemes for w in words], voice=voice, rate=rate,
+                                       pitch=pitch)
+    t_tts.append(time.perf_counter() - t0)
+    wav = audio.load_audio(truth.wav, orig_sr=truth.sr)
+    t0 = time.perf_counter()
+    al = aligner.align(wav, words)
+    t_align.append(time.perf_counter() - t0)
+    ref = [alignments.Interval(e.name, e.start, e.end) for e in truth.phonemes]
+    errs.append(alignments.frame_boundary_error_ms(ref, al.intervals))
+  e = np.concatenate(errs)
+  ms = lambda t: 1000.0 * float(np.median(t))  # pylint: disable=unnecessary-lambda-assignment
+  return {"n_sentences": len(sentences), "n_boundaries": int(e.size),
+          "mean_ms": float(e.mean()), "median_ms": float(np.median(e)),
+          "within_20ms": float((e <= 20).mean()), "within_40ms": float((e <= 40).mean()),
+          "g2p_ms": ms(t_g2p), "espeak_ms": ms(t_tts), "align_ms": ms(t_align)}
+
+
+def main(argv):
+  n = int(argv[argv.index("--n") + 1]) if "--n" in argv else len(SENTENCES)
+  r = evaluate(SENTENCES[:n])
+  print(f"{r['n_sentences']} sentences, {r['n_boundaries']} boundaries: "
+        f"mean {r['mean_ms']:.1f} ms, median {r['median_ms']:.1f} ms, "
+        f"{100 * r['within_20ms']:.0f}% <= 20 ms, {100 * r['within_40ms']:.0f}% <= 40 ms")
+  print(f"median time per sentence: g2p {r['g2p_ms']:.1f} ms, espeak synthesis "
+        f"{r['espeak_ms']:.1f} ms, aligner {r['align_ms']:.1f} ms")
+
+
+if __name__ == "__main__":
+  from taem_jax.errors import cli_main  # pylint: disable=g-import-not-at-top
+  cli_main(main)(sys.argv[1:])
