@@ -16,6 +16,9 @@ audio after the last input phoneme (espeak's own clause-final pause) to the last
 events tile the waveform exactly: `events[0].start == 0` and `sum(dur) == len(wav) / sr`.
 
 Output is always espeak's native rate (22050 Hz); resample with `taem_jax.audio.load_audio`.
+espeak's output length varies by a few hundred samples from call to call (same input), so
+do not expect bit-identical waveforms. espeak-ng 1.52 (espeakng_loader) prefixes stressed
+phoneme names with ' or , in `synthesize`'s events; Debian's 1.51 does not.
 
 The library is global state (one voice, one callback), so every call holds `_LOCK`.
 

@@ -6,6 +6,11 @@ The "recording" is an espeak-ng rendering of a sentence with another voice, rate
 (true boundaries from its phoneme events); the aligner's reference rendering uses the default
 voice. This is an optimistic test (same synthesiser family, no noise or reverberation), so read
 it as an upper bound on accuracy and a regression check, not as accuracy on real speech.
+
+Measured 2026-11-25 on the project's 2-core CPU (shared): 20 sentences, 625 boundaries: mean
+10.1 ms, median 5.9 ms, 92% within 20 ms, 97% within 40 ms (frame quantisation alone accounts
+for up to 5 ms). Per sentence: g2p 6-27 ms, espeak 8-32 ms, aligner 40-130 ms (depending on
+load from other processes).
 """
 import sys
 import time
