@@ -57,8 +57,8 @@ _ABBREVIATIONS = {
     "mt": "mount", "capt": "captain", "gen": "general", "lt": "lieutenant", "col": "colonel",
     "sgt": "sergeant", "co": "company", "ltd": "limited", "inc": "incorporated",
     "approx": "approximately", "ave": "avenue", "dept": "department", "gov": "governor",
-    "rev": "reverend", "jan": "january", "feb": "february", "apr": "april", "aug": "august", "sept": "september", "sep": "september",
-    "oct": "october", "nov": "november", "dec": "december",
+    "rev": "reverend", "jan": "january", "feb": "february", "apr": "april", "aug": "august",
+    "sept": "september", "sep": "september", "oct": "october", "nov": "november", "dec": "december",
 }
 _CURRENCIES = {"$": ("dollar", "dollars", "cent", "cents"), "£": ("pound", "pounds", "penny",
                                                                   "pence"),
