@@ -130,8 +130,17 @@ def iter_frames(path, chunk: int = 64, max_frames: int | None = None) -> Iterato
 
   Shapes:
     yields (n, H, W, 3) uint8 BGR with n <= chunk.
+
+  A missing file raises at the call; a file ffmpeg cannot decode raises (UserError) on the
+  first iteration (`probe` checks both up front).
   """
   p = _existing_file(path)
+  if chunk < 1:
+    raise ValueError(f"chunk must be >= 1, got {chunk}")
+  return _iter_frames(p, chunk, max_frames)
+
+
+def _iter_frames(p: pathlib.Path, chunk: int, max_frames: int | None) -> Iterator[np.ndarray]:
   if is_image(p):
     yield read_image(p)[None]
     return
@@ -231,7 +240,9 @@ def _check_output(path) -> pathlib.Path:
   return p
 
 
-def _frames_of(frames) -> Iterator[np.ndarray]:
+def single_frames(frames) -> Iterator[np.ndarray]:
+  """Yields (H, W, 3) frames from one frame, an array (T, H, W, 3), or an iterable of frames
+  or of chunks (N, H, W, 3) (what `iter_frames` yields): the frame inputs this project takes."""
   if isinstance(frames, np.ndarray) and frames.ndim == 3:
     yield frames
     return
@@ -285,7 +296,7 @@ def write_video(path, frames: Iterable[np.ndarray] | np.ndarray, fps: float, aud
   proc = None
   count = 0
   try:
-    it = _frames_of(frames)
+    it = single_frames(frames)
     first = next(it, None)
     if first is None:
       raise ValueError("write_video got no frames")

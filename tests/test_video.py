@@ -161,3 +161,8 @@ def test_unwritable_folder_is_a_user_error(tmp_path):
     locked.mkdir(mode=0o500)
     with pytest.raises(UserError, match="cannot write to output folder"):
       video.write_video(locked / "x.mp4", gradient_frames(2), 25)
+
+
+def test_iter_frames_checks_the_file_at_the_call(tmp_path):
+  with pytest.raises(UserError, match="no such file"):
+    video.iter_frames(tmp_path / "missing.mp4")  # no iteration needed
