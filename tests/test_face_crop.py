@@ -114,3 +114,13 @@ def test_syncnet_crop_pads_outside_the_frame_with_110():
   crop = face.syncnet_crop(frame, (0, 0, 40, 40), size=224)
   assert crop[0, 0].tolist() == [110, 110, 110]  # left of and above the frame
   assert crop[150, 150].tolist() == [7, 7, 7]  # inside the frame
+
+
+def test_crop_puts_the_mouth_in_the_lower_half(detector):
+  # Wav2Lip masks rows 48-95 of the 96x96 crop: the whole mouth must be there, the eyes above.
+  img = astronaut_bgr()
+  track = face.track_faces(img, detector)
+  x1, y1, x2, y2 = track.crop_boxes()[0]
+  rows = (track.landmarks[0, :, 1] - y1) * 96.0 / (y2 - y1)
+  assert rows[48:68].min() > 52 and rows[8] < 96
+  assert rows[36:48].max() < 44
