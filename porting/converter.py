@@ -235,8 +235,6 @@ def convert(src, dst_dir, family: str = "auto", *, overwrite: bool = False,
   Raises:
     UserError: unreadable/malicious/truncated file, wrong family, missing/extra/mis-shaped key.
   """
-  from taem_jax.models.pretrained import save_pretrained
-
   t0 = time.perf_counter()
   src = os.fspath(src)
   dst_dir = os.fspath(dst_dir)
@@ -245,6 +243,9 @@ def convert(src, dst_dir, family: str = "auto", *, overwrite: bool = False,
   arrays, fmt = read_checkpoint(src)
   name = os.path.basename(src)
   family, params = convert_state_dict(arrays, family, source=name)
+  # jax/flax/orbax are imported only now, so a bad file fails fast.
+  from taem_jax.models.pretrained import save_pretrained
+
   model = build_model(family, params)
   _, prefix = _strip_prefix(list(arrays))
   meta = {
