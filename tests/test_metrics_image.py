@@ -1,0 +1,91 @@
+"""PSNR / SSIM against scikit-image on real images with noise; edge cases and refusals."""
+import numpy as np
+import pytest
+import skimage.data
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+from taem_jax import metrics
+from taem_jax.errors import UserError
+
+
+def _noisy(frames, sigma, seed=0):
+  rng = np.random.default_rng(seed)
+  return np.clip(frames + rng.normal(0, sigma, frames.shape), 0, 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def colour_pair():
+  a = skimage.data.astronaut()
+  # 3 different 96x96 "face crops" (one not square) and distortions of increasing strength.
+  gt = np.stack([a[60:156, 160:256], a[200:296, 0:96], a[300:396, 300:396]])
+  gen = np.stack([_noisy(gt[0], 4), _noisy(gt[1], 15, 1), np.roll(gt[2], 3, axis=1)])
+  return gen, gt
+
+
+@pytest.fixture(scope="module")
+def grey_pair():
+  c = skimage.data.camera()
+  gt = np.stack([c[100:228, 200:300], c[300:428, 50:150]])  # (2, 128, 100)
+  return _noisy(gt, 10, 2), gt
+
+
+@pytest.mark.parametrize("gaussian", [False, True])
+def test_ssim_matches_skimage_colour(colour_pair, gaussian):
+  gen, gt = colour_pair
+  kw = dict(gaussian_weights=True, sigma=1.5, use_sample_covariance=False) if gaussian else {}
+  ref = [structural_similarity(g, t, data_range=255, channel_axis=-1, **kw)
+         for g, t in zip(gen, gt)]
+  got = metrics.ssim_frames(gen, gt, gaussian=gaussian)
+  tol = 1e-5 if gaussian else 1e-6  # the Gaussian variant's moments are float32
+  np.testing.assert_allclose(got, ref, atol=tol)
+  assert metrics.ssim(gen, gt, gaussian=gaussian) == pytest.approx(np.mean(ref), abs=tol)
+  assert got[0] > got[1]  # more noise, lower SSIM
+
+
+def test_ssim_and_psnr_match_skimage_grey(grey_pair):
+  gen, gt = grey_pair
+  ref = [structural_similarity(g, t, data_range=255) for g, t in zip(gen, gt)]
+  np.testing.assert_allclose(metrics.ssim_frames(gen, gt), ref, atol=1e-6)
+  ref_p = [peak_signal_noise_ratio(t, g, data_range=255) for g, t in zip(gen, gt)]
+  np.testing.assert_allclose(metrics.psnr_frames(gen, gt), ref_p, rtol=1e-12)
+
+
+def test_psnr_matches_skimage_colour(colour_pair):
+  gen, gt = colour_pair
+  ref = [peak_signal_noise_ratio(t, g, data_range=255) for g, t in zip(gen, gt)]
+  np.testing.assert_allclose(metrics.psnr_frames(gen, gt), ref, rtol=1e-12)
+  assert metrics.psnr(gen, gt) == pytest.approx(np.mean(ref), rel=1e-12)
+
+
+def test_clip_longer_than_a_chunk_is_scored_frame_by_frame():
+  rng = np.random.default_rng(3)
+  gt = rng.integers(0, 256, (19, 16, 16, 3), dtype=np.uint8)  # 19: not a multiple of the chunk
+  gen = _noisy(gt, 30, 4)
+  ref = [structural_similarity(g, t, data_range=255, channel_axis=-1) for g, t in zip(gen, gt)]
+  np.testing.assert_allclose(metrics.ssim_frames(gen, gt), ref, atol=1e-6)
+
+
+def test_identical_frames():
+  a = skimage.data.astronaut()[:64, :64]
+  frames = np.stack([a, a[::-1]])
+  np.testing.assert_allclose(metrics.ssim_frames(frames, frames), 1.0, atol=1e-7)
+  assert metrics.psnr(frames, frames) == 100.0  # capped (documented), not inf
+  assert np.all(np.isinf(metrics.psnr_frames(frames, frames, max_db=None)))
+  # One unit of error in one value is still below the cap.
+  b = frames.copy()
+  b[0, 0, 0, 0] ^= 1
+  assert metrics.psnr_frames(b, frames)[0] < 100.0
+
+
+def test_refusals():
+  a = np.zeros((2, 32, 32, 3), np.uint8)
+  with pytest.raises(UserError, match="differ in shape"):
+    metrics.ssim(a, a[:1])
+  with pytest.raises(UserError, match="differ in shape"):
+    metrics.psnr(a, a[:, :16])
+  with pytest.raises(UserError, match="uint8"):
+    metrics.psnr(a.astype(np.float32), a)
+  with pytest.raises(UserError, match="smaller than"):
+    metrics.ssim(a[:, :5, :5], a[:, :5, :5])
+  with pytest.raises(UserError, match="stack"):
+    metrics.psnr(a[0, 0], a[0, 0])
