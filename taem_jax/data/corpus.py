@@ -1,0 +1,288 @@
+"""What the three corpus builders (GRID, TCD-TIMIT, LRS2) share.
+
+A corpus builder only has to say which clips exist and which split each belongs to
+(`list_splits`); this base class runs the front ends (`prepare.FrontEnd`), caches every processed
+clip (so an interrupted preparation resumes where it stopped), skips / logs / counts clips that
+cannot be used, and writes `array_record` files without TensorFlow.
+
+Feature dict of one example (see `prepare` for how each is made):
+
+    id                 Text      clip id, e.g. "s1/bbaf2n"
+    speaker            Text      speaker id
+    text               Text      transcript
+    phonemes           (L,) int32       ids in the vocabulary stored in the metadata
+    durations          (L,) int32       100 fps frames, sum = 4 * n_frames
+    mel                (M, 80) float32  Wav2Lip mel, 80 fps, M = 1 + 3.2 * n_frames
+    faces              (n_frames,) bytes  JPEG of 96x96x3 BGR face crops
+    n_frames           int32            video frames at 25 fps
+    speaker_embedding  (D,) float32     D = 128 (dlib) or 512 (ArcFace)
+    z_a                (n_frames, 512) float32   only in the *_za configs
+
+Metadata (`builder.info.metadata`, saved as metadata.json next to the data): the phoneme
+vocabulary JSON (`vocab`), frame rates, the speaker embedder, the split rule, and the number of
+skipped clips per reason (`skipped`).
+
+Configs: `dlib` (default), `dlib_za`, `arcface`, `arcface_za`. The `_za` configs need
+`wav2lip_dir=` (a converted Wav2Lip checkpoint), `arcface*` need `arcface_path=` (or the
+TAEM_JAX_ARCFACE file).
+"""
+import dataclasses
+import hashlib
+import json
+import logging
+import pathlib
+import zlib
+
+import numpy as np
+import tensorflow_datasets as tfds
+
+from taem_jax.data import prepare
+from taem_jax.errors import UserError
+
+log = logging.getLogger(__name__)
+
+EMBED_DIMS = {"dlib": 128, "arcface": 512}
+
+
+@dataclasses.dataclass
+class CorpusConfig(tfds.core.BuilderConfig):
+  """embedder: speaker embedding kind; with_za: also store Wav2Lip's z_a targets."""
+  embedder: str = "dlib"
+  with_za: bool = False
+
+
+CONFIGS = [
+    CorpusConfig(name="dlib", description="dlib 128-d speaker embedding, no z_a"),
+    CorpusConfig(name="dlib_za", with_za=True,
+                 description="dlib 128-d speaker embedding + cached Wav2Lip z_a"),
+    CorpusConfig(name="arcface", embedder="arcface",
+                 description="ArcFace 512-d speaker embedding (needs an ONNX file), no z_a"),
+    CorpusConfig(name="arcface_za", embedder="arcface", with_za=True,
+                 description="ArcFace 512-d speaker embedding + cached Wav2Lip z_a"),
+]
+
+
+def features(embedder: str, with_za: bool) -> tfds.features.FeaturesDict:
+  f = {
+      "id": tfds.features.Text(),
+      "speaker": tfds.features.Text(),
+      "text": tfds.features.Text(),
+      "phonemes": tfds.features.Tensor(shape=(None,), dtype=np.int32),
+      "durations": tfds.features.Tensor(shape=(None,), dtype=np.int32),
+      "mel": tfds.features.Tensor(shape=(None, 80), dtype=np.float32),
+      # JPEG bytes: tfds.features.Video/Image need TensorFlow to encode (docs/environment.md).
+      "faces": tfds.features.Sequence(tfds.features.Tensor(shape=(), dtype=np.object_)),
+      "n_frames": tfds.features.Scalar(dtype=np.int32),
+      "speaker_embedding": tfds.features.Tensor(shape=(EMBED_DIMS[embedder],), dtype=np.float32),
+  }
+  if with_za:
+    f["z_a"] = tfds.features.Tensor(shape=(None, prepare.Z_DIM), dtype=np.float32)
+  return tfds.features.FeaturesDict(f)
+
+
+# -- split helpers ----------------------------------------------------------------------------------
+
+def held_out_per_speaker(clips, fraction: float, seed: int = 0):
+  """Seen-speaker split: from every speaker, a fixed fraction of utterances goes to test.
+
+  Utterances of a speaker are sorted by id and permuted with a generator seeded by (seed,
+  speaker), so the split depends only on the ids present, not on listing order. A speaker with
+  n >= 2 utterances gives round(fraction * n) to test, at least 1 and at most n - 1.
+
+  Returns:
+    (train, test) lists of clips.
+  """
+  by_spk = {}
+  for c in clips:
+    by_spk.setdefault(c.speaker, []).append(c)
+  train, test = [], []
+  for spk in sorted(by_spk):
+    group = sorted(by_spk[spk], key=lambda c: c.uid)
+    n = len(group)
+    k = 0 if n < 2 else min(n - 1, max(1, int(round(fraction * n))))
+    rng = np.random.default_rng([seed, zlib.crc32(spk.encode("utf-8"))])
+    order = rng.permutation(n)
+    held = set(order[:k].tolist())
+    for i, c in enumerate(group):
+      (test if i in held else train).append(c)
+  return train, test
+
+
+def read_split_file(path: pathlib.Path) -> list[str]:
+  """Clip ids of a split list: one per line, first whitespace-separated token, blanks skipped."""
+  out = []
+  for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+    tok = line.split()
+    if tok:
+      out.append(tok[0])
+  return out
+
+
+def user_splits(manual: pathlib.Path, clips) -> dict | None:
+  """Splits from `<manual>/splits/<name>.txt` (clip ids) if that folder exists, else None.
+
+  Lets a user reproduce a published split exactly (e.g. ParaLip's GRID lists) by dropping the
+  lists in the corpus folder. Unknown ids are an error (the list does not match the corpus).
+  """
+  folder = manual / "splits"
+  if not folder.is_dir():
+    return None
+  lists = sorted(folder.glob("*.txt"))
+  if not lists:
+    raise UserError(f"{folder} exists but holds no <split>.txt lists (e.g. train.txt, test.txt)")
+  by_id = {c.uid: c for c in clips}
+  out = {}
+  for p in lists:
+    ids = read_split_file(p)
+    unknown = [i for i in ids if i not in by_id]
+    if unknown:
+      raise UserError(f"{p} lists {len(unknown)} clips not found in {manual} (first: "
+                      f"{unknown[0]!r}); ids look like {next(iter(by_id), '?')!r}")
+    out[p.stem] = [by_id[i] for i in ids]
+  return out
+
+
+# -- the base builder ---------------------------------------------------------------------------------
+
+class CorpusBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+  """Base of the corpus builders. Subclasses set the class attributes and `list_splits`.
+
+  Args (beyond tfds's `data_dir`, `config`, ...):
+    wav2lip_dir: converted Wav2Lip checkpoint (required by the *_za configs).
+    arcface_path: ArcFace ONNX file (arcface configs; default: TAEM_JAX_ARCFACE / home).
+    cache_dir: where processed clips are cached (default `<data_dir>/_prep_cache/<name>/...`).
+    detect_stride: face detection stride (frames between detector runs).
+    vocab: a `PhonemeVocab` (default: ARPAbet without stress + pauses).
+  """
+
+  VERSION = tfds.core.Version("1.0.0")
+  RELEASE_NOTES = {"1.0.0": "First release: faces, Wav2Lip mel, phonemes, durations, speaker "
+                            "embedding, optional z_a."}
+  BUILDER_CONFIGS = CONFIGS
+  DEFAULT_CONFIG_NAME = "dlib"
+  HOMEPAGE = ""
+  SPLIT_RULE = ""
+
+  def __init__(self, *, wav2lip_dir=None, arcface_path=None, cache_dir=None,
+               detect_stride: int = 5, vocab=None, **kwargs):
+    from taem_jax.text import PhonemeVocab  # pylint: disable=g-import-not-at-top
+    self._wav2lip_dir = str(wav2lip_dir) if wav2lip_dir else None
+    self._arcface_path = str(arcface_path) if arcface_path else None
+    self._cache_dir = cache_dir
+    self._detect_stride = int(detect_stride)
+    self._vocab = vocab if vocab is not None else PhonemeVocab()
+    self._skipped = {}
+    self.listing_skips = {}  # {reason: count} of clips dropped while listing (missing files)
+    kwargs.setdefault("file_format", "array_record")
+    super().__init__(**kwargs)
+    if self.builder_config.with_za and not self._wav2lip_dir:
+      raise UserError(f"config {self.builder_config.name!r} stores z_a targets: pass "
+                      "wav2lip_dir= (a converted Wav2Lip checkpoint folder)")
+
+  # -- tfds hooks --------------------------------------------------------------------------------
+  def _info(self) -> tfds.core.DatasetInfo:
+    cfg = self.builder_config
+    meta = {
+        "vocab": self._vocab.to_json(),
+        "fps": prepare.FPS,
+        "sample_rate": prepare.SAMPLE_RATE,
+        "mel_fps": 80.0,
+        "duration_fps": 100.0,
+        "face_size": prepare.FACE_SIZE,
+        "face_color": "BGR",
+        "embedder": cfg.embedder,
+        "embed_dim": EMBED_DIMS[cfg.embedder],
+        "with_za": cfg.with_za,
+        "split_rule": self.SPLIT_RULE,
+        "skipped": {},
+    }
+    return self.dataset_info_from_configs(
+        features=features(cfg.embedder, cfg.with_za),
+        homepage=self.HOMEPAGE or None,
+        metadata=tfds.core.MetadataDict(meta),
+    )
+
+  def _manual_root(self, dl_manager) -> pathlib.Path:
+    try:
+      manual = dl_manager.manual_dir
+    except Exception:  # tfds asserts when the default manual folder is missing
+      manual = None
+    if manual is None:
+      raise UserError(f"no manual_dir for {self.name}: pass the folder you downloaded "
+                      f"(--manual_dir); expected layout:\n{self.MANUAL_DOWNLOAD_INSTRUCTIONS}")
+    root = pathlib.Path(str(manual))
+    if not root.is_dir():
+      raise UserError(f"{self.name} manual_dir {root} does not exist or is not a folder; "
+                      f"it should hold {self.EXPECTED_SHORT}")
+    return root
+
+  def _split_generators(self, dl_manager):
+    root = self._manual_root(dl_manager)
+    splits = self.list_splits(root)
+    front = prepare.FrontEnd(self._vocab, embedder=self.builder_config.embedder,
+                             arcface_path=self._arcface_path, wav2lip_dir=self._wav2lip_dir,
+                             detect_stride=self._detect_stride)
+    cache = self._cache_path()
+    cache.mkdir(parents=True, exist_ok=True)
+    self._skipped = {"listing": dict(self.listing_skips)} if self.listing_skips else {}
+    for reason, n in self.listing_skips.items():
+      log.warning("%s: %d clips skipped while listing the corpus (%s)", self.name, n, reason)
+    return {name: self._generate_examples(clips, front, cache, name)
+            for name, clips in splits.items()}
+
+  def _generate_examples(self, clips, front, cache, split):
+    counts = self._skipped.setdefault(split, {})
+    for clip in clips:
+      ex = prepare.load_cached(cache, clip.uid)
+      if ex is None:
+        skip = prepare.load_skip(cache, clip.uid)
+        if skip is None:
+          try:
+            ex = front.process(clip)
+          except prepare.ClipError as e:
+            prepare.save_skip(cache, clip.uid, e.kind, str(e))
+            skip = (e.kind, str(e))
+          else:
+            prepare.save_cached(cache, clip.uid, ex)
+        if skip is not None:
+          counts[skip[0]] = counts.get(skip[0], 0) + 1
+          log.warning("%s: skipping %s (%s): %s", self.name, clip.uid, skip[0], skip[1])
+          self.info.metadata["skipped"] = json.loads(json.dumps(self._skipped))
+          continue
+      if "z_a" in ex and not self.builder_config.with_za:
+        ex = {k: v for k, v in ex.items() if k != "z_a"}
+      yield clip.uid, ex
+    self.info.metadata["skipped"] = json.loads(json.dumps(self._skipped))
+
+  # -- helpers -----------------------------------------------------------------------------------
+  def _cache_path(self) -> pathlib.Path:
+    cfg = self.builder_config
+    key = json.dumps([str(self.VERSION), cfg.name, self._arcface_path, self._wav2lip_dir,
+                      self._vocab.to_json(), self._detect_stride])
+    tag = hashlib.sha1(key.encode()).hexdigest()[:10]
+    base = pathlib.Path(self._cache_dir) if self._cache_dir else (
+        pathlib.Path(str(self.data_dir_root)) / "_prep_cache" / self.name)
+    return base / f"{cfg.name}-{tag}"
+
+  @property
+  def skipped(self) -> dict:
+    """{split: {reason: count}} of the last preparation."""
+    return self._skipped
+
+  EXPECTED_SHORT = "the corpus files"
+
+  def list_splits(self, root: pathlib.Path) -> dict:
+    """{split name: [prepare.Clip]} found under the manual folder `root` (UserError if not).
+
+    Clips whose files are incomplete are left out and counted in `self.listing_skips`.
+    """
+    raise NotImplementedError
+
+  def count_listing_skip(self, reason: str, n: int = 1) -> None:
+    self.listing_skips[reason] = self.listing_skips.get(reason, 0) + n
+
+
+def require_dir(path: pathlib.Path, what: str) -> pathlib.Path:
+  if not path.is_dir():
+    raise UserError(f"expected {what} at {path}, but it is missing")
+  return path

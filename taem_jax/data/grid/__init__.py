@@ -1,0 +1,1 @@
+"""TFDS builder folder for grid (see README.md)."""
