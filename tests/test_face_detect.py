@@ -139,3 +139,14 @@ def test_missing_model_folder_is_a_user_error(tmp_path):
 def test_bad_frame_is_rejected(detector):
   with pytest.raises(ValueError):
     detector.detect(np.zeros((10, 10), np.uint8))
+
+
+def test_face_in_crop_fits_a_tight_frontal_crop(detector):
+  img = astronaut_bgr()
+  f = detector.detect(img)[0]
+  box = face.pad_boxes(f.box[None], [True], img.shape[:2])[0]
+  crop = face.crop_face(img, box)
+  assert detector.detect(crop) == []  # the face fills the crop: HOG cannot see it
+  scale = np.array([96.0 / (box[2] - box[0]), 96.0 / (box[3] - box[1])])
+  expected = (f.landmarks - box[:2]) * scale
+  assert np.abs(detector.face_in_crop(crop).landmarks - expected).mean() < 1.5

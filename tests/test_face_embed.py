@@ -158,3 +158,15 @@ def test_arcface_errors(tmp_path, monkeypatch):
     face.SpeakerEmbedder("vggface")
   with pytest.raises(UserError, match="dlib_face_recognition_resnet_model_v1.dat"):
     face.SpeakerEmbedder("dlib", models_dir=tmp_path)
+
+
+def test_embedding_of_a_wav2lip_crop(dlib_embedder):
+  # A 96x96 crop fills the image, leaving HOG no margin; the embedder retries with a border.
+  img = astronaut_bgr()
+  track = face.track_faces(img, dlib_embedder.detector)
+  crop = face.crop_face(img, track.crop_boxes()[0])
+  assert dlib_embedder.detector.detect(crop) == []
+  v = dlib_embedder.embed(crop)
+  hanks = dlib_embedder.embed(insightface_image("Tom_Hanks_54745.png"))
+  full = dlib_embedder.embed(img)
+  assert np.linalg.norm(v - full) < 0.3 < np.linalg.norm(v - hanks)

@@ -30,6 +30,9 @@ ARCFACE_TEMPLATE = np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 7
 
 DIMS = {"dlib": 128, "arcface": 512}
 
+# Images no larger than this without a detectable face are taken as tight face crops.
+_CROP_SIDE = 256
+
 
 def five_points(landmarks: np.ndarray) -> np.ndarray:
   """ArcFace's 5 points from the 68: eye centres (36-41, 42-47), nose tip 30, mouth 48 and 54.
@@ -139,6 +142,9 @@ class SpeakerEmbedder:
     if face is not None:
       return face
     faces = self.detector.detect(image_bgr)
+    if not faces and max(image_bgr.shape[:2]) <= _CROP_SIDE:
+      # A small image is taken as a tight face crop (e.g. Wav2Lip's 96x96), where HOG fails.
+      faces = [self.detector.face_in_crop(image_bgr)]
     if not faces:
       raise UserError("no face found in the speaker image: use a frame with a clearly visible "
                       "frontal face")
@@ -150,6 +156,8 @@ class SpeakerEmbedder:
     Args:
       image_bgr: the image or video frame holding the face.
       face: its `Face` (e.g. `FaceTrack.face(t)`); if None the largest detected face is used.
+        An image up to 256 px where no face is detected is taken to be a tight face crop
+        (e.g. Wav2Lip's 96x96) and fitted without detection (`FaceDetector.face_in_crop`).
 
     Shapes:
       image_bgr: (H, W, 3) uint8 -> (dim,) float32, unit L2 norm.
