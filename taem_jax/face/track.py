@@ -61,7 +61,10 @@ class FaceTrack:
     return self.landmarks[:, MOUTH]
 
   def face(self, t: int) -> Face | None:
-    """The face of frame t as a `Face` (None if the frame has none)."""
+    """The face of frame t as a `Face` (None if the frame has none).
+
+    Its `det_box` is the track box (dlib's own rectangle is not kept in a track).
+    """
     if not self.valid[t]:
       return None
     return Face(box=self.boxes[t], landmarks=self.landmarks[t], score=float("inf"),
