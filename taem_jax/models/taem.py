@@ -41,8 +41,7 @@ class TAEMConfig:
   follows the hidden size as it does in FastSpeech 2.
   """
 
-  vocab_size: int = 128  # phoneme token ids incl. specials; set from the tokenizer's vocab size
-  pad_id: int = 0  # token id used for padding (its embedding row is never read through a mask)
+  vocab_size: int = 128  # phoneme ids incl. <pad>/<unk>/sil/sp: use from_vocab(PhonemeVocab)
   pause_ids: tuple[int, ...] = ()  # token ids (silence/pause) allowed 0 frames at inference
   hidden: int = 512  # model width everywhere inside TAEM (paper: 512)
   latent_dim: int = 512  # output z_t width = the target encoder's latent_dim (Wav2Lip: 512)
@@ -67,6 +66,15 @@ class TAEMConfig:
     if self.subsample_kernel not in (3, 4):
       # Other kernels break l_v = l_a / 4 with padding (1, 1).
       raise ValueError(f"subsample_kernel must be 3 or 4, got {self.subsample_kernel}")
+
+  @classmethod
+  def from_vocab(cls, vocab, **overrides) -> TAEMConfig:
+    """Config whose vocab_size and pause_ids (sil, sp) come from a `text.PhonemeVocab`."""
+    from taem_jax.text.phonemes import PAUSES  # pylint: disable=g-import-not-at-top
+    kw = dict(vocab_size=len(vocab),
+              pause_ids=tuple(vocab.encode([p])[0] for p in PAUSES if p in vocab))
+    kw.update(overrides)
+    return cls(**kw)
 
   @classmethod
   def tiny(cls, **overrides) -> TAEMConfig:
