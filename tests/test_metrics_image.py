@@ -89,3 +89,23 @@ def test_refusals():
     metrics.ssim(a[:, :5, :5], a[:, :5, :5])
   with pytest.raises(UserError, match="stack"):
     metrics.psnr(a[0, 0], a[0, 0])
+
+
+def test_face_crops_use_the_ground_truth_boxes_for_both_videos():
+  from taem_jax import face
+  rng = np.random.default_rng(7)
+  t = 4
+  gt = rng.integers(0, 256, (t, 80, 120, 3), dtype=np.uint8)
+  gen = gt.copy()
+  gen[:, :, 100:] = 0  # outside the box: must not matter
+  boxes = np.tile(np.array([10, 5, 60, 75], np.float32), (t, 1))
+  valid = np.array([True, True, False, True])
+  boxes[2] = 0
+  track = face.FaceTrack(boxes=boxes, landmarks=np.zeros((t, 68, 2), np.float32), valid=valid,
+                         detected=valid.copy(), frame_size=(80, 120))
+  g, r = metrics.face_crops(gen, gt, track, size=32)
+  assert g.shape == r.shape == (3, 32, 32, 3)
+  np.testing.assert_array_equal(r[2], face.crop_face(gt[3], [10, 5, 60, 75], 32))
+  assert metrics.psnr(g, r) == 100.0  # identical inside the box
+  with pytest.raises(UserError, match="frames"):
+    metrics.face_crops(gen[:3], gt, track)

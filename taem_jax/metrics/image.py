@@ -15,10 +15,10 @@ Both reproduce scikit-image (`skimage.metrics.peak_signal_noise_ratio` and
   value reaches 100 dB (one unit of error in one value of a 224x224x3 crop gives 99.9 dB), so the
   cap only changes identical frames. `max_db=None` keeps inf.
 
-Speed: the default SSIM is computed in JAX (jit, chunks of a fixed number of frames so a clip of
-any length compiles once per frame size). Its window sums are done in int32, which is exact for
-uint8 input, so the result agrees with scikit-image's float64 to ~1e-7; the Gaussian variant's
-moments are float32 (centred on 127.5) and agree to ~1e-5.
+Speed: the default SSIM is computed in JAX (jit, chunks of a fixed number of frames per frame
+size, so a clip of any length compiles once per size). Its window sums are done in int32, which
+is exact for uint8 input, so the result agrees with scikit-image's float64 to ~1e-7; the
+Gaussian variant's moments are float32 (centred on 127.5) and agree to ~1e-5.
 """
 from __future__ import annotations
 
@@ -35,7 +35,11 @@ DATA_RANGE = 255.0
 UNIFORM_WIN = 7
 GAUSS_SIGMA, GAUSS_TRUNCATE = 1.5, 3.5
 PSNR_MAX_DB = 100.0
-CHUNK = 16  # frames per jitted SSIM call (fixed, so a clip of any length compiles once)
+# Values (frames x H x W x C) per jitted SSIM call: about 1 MB of int32 per statistic, which
+# measured fastest on CPU (cache-sized); the chunk length is fixed per frame size, so a clip of
+# any length compiles once.
+CHUNK_VALUES = 320_000
+MAX_CHUNK = 16
 
 
 def _as_stacks(gen, gt, min_side: int = 1) -> tuple[np.ndarray, np.ndarray]:
@@ -122,7 +126,9 @@ def _ssim_uniform(x: jax.Array, y: jax.Array) -> jax.Array:
   f = lambda v: v.astype(jnp.float32)
   ux, uy = f(sx) / n, f(sy) / n
   norm = float(n * (n - 1))
-  vx, vy, vxy = f(n * sxx - sx * sx) / norm, f(n * syy - sy * sy) / norm, f(n * sxy - sx * sy) / norm
+  vx = f(n * sxx - sx * sx) / norm
+  vy = f(n * syy - sy * sy) / norm
+  vxy = f(n * sxy - sx * sy) / norm
   return _ssim_from_moments(ux, uy, vx, vy, vxy)
 
 
@@ -165,16 +171,39 @@ def ssim_frames(gen, gt, gaussian: bool = False) -> np.ndarray:
   win = 2 * int(GAUSS_TRUNCATE * GAUSS_SIGMA + 0.5) + 1 if gaussian else UNIFORM_WIN
   gen, gt = _as_stacks(gen, gt, min_side=win)
   t = gen.shape[0]
-  pad = (-t) % CHUNK
+  chunk = int(np.clip(CHUNK_VALUES // np.prod(gen.shape[1:]), 1, MAX_CHUNK))
+  pad = (-t) % chunk
   if pad:
     # Pad to whole chunks with copies of frame 0 (scores of the pad are dropped).
     gen = np.concatenate([gen, np.repeat(gen[:1], pad, 0)])
     gt = np.concatenate([gt, np.repeat(gt[:1], pad, 0)])
-  out = [np.asarray(_ssim_chunk(gen[i:i + CHUNK], gt[i:i + CHUNK], gaussian))
-         for i in range(0, len(gen), CHUNK)]
+  out = [np.asarray(_ssim_chunk(gen[i:i + chunk], gt[i:i + chunk], gaussian))
+         for i in range(0, len(gen), chunk)]
   return np.concatenate(out)[:t].astype(np.float64)
 
 
 def ssim(gen, gt, gaussian: bool = False) -> float:
   """Mean over frames of `ssim_frames`. Shapes: as `ssim_frames` -> scalar."""
   return float(np.mean(ssim_frames(gen, gt, gaussian)))
+
+
+def face_crops(gen_frames, gt_frames, gt_track, size: int = 96) -> tuple[np.ndarray, np.ndarray]:
+  """The face crops PSNR / SSIM are measured on: both videos cut with the ground truth's boxes.
+
+  Using the ground truth's (dlib, S3FD-like) box for both frames of a pair means a mouth in the
+  wrong place is penalised instead of being re-centred by a second detection. Crops are
+  resized to `size` x `size` (96: Wav2Lip's working resolution). Frames without a face in the
+  ground truth are dropped from both.
+
+  Shapes:
+    gen_frames, gt_frames: (T, H, W, 3) uint8 -> two (T', size, size, 3) uint8, T' = valid frames.
+  """
+  from taem_jax import face  # pylint: disable=g-import-not-at-top
+  from taem_jax.metrics.report import check_frames  # pylint: disable=g-import-not-at-top
+  check_frames(gen_frames, gt_frames)
+  if len(gt_track) != len(gt_frames):
+    raise UserError(f"face track has {len(gt_track)} frames but the video has {len(gt_frames)}")
+  valid = np.asarray(gt_track.valid, bool)
+  boxes = face.pad_boxes(gt_track.boxes, valid, gt_track.frame_size, (0, 0, 0, 0))[valid]
+  return (face.crop_faces(np.asarray(gen_frames)[valid], boxes, size),
+          face.crop_faces(np.asarray(gt_frames)[valid], boxes, size))

@@ -121,6 +121,11 @@ class MouthTrack:
   boxes: np.ndarray  # (T, 4) float32 face boxes `(x1, y1, x2, y2)`, zeros where no face
   valid: np.ndarray  # (T,) bool
 
+  @classmethod
+  def of(cls, track) -> "MouthTrack":
+    """The mouth points of an existing `taem_jax.face.FaceTrack` (no detection)."""
+    return cls(mouth=track.mouth_landmarks(), boxes=track.boxes, valid=track.valid)
+
 
 def mouth_landmarks(frames, detector=None, stride: int = 1) -> MouthTrack:
   """Detects and tracks the face of a frame stack and returns its lip points.
@@ -137,8 +142,7 @@ def mouth_landmarks(frames, detector=None, stride: int = 1) -> MouthTrack:
     frames: (T, H, W, 3) uint8 -> MouthTrack with (T, 20, 2) points.
   """
   from taem_jax import face  # pylint: disable=g-import-not-at-top  (dlib loads lazily)
-  track = face.track_faces(frames, detector, stride=stride)
-  return MouthTrack(mouth=track.mouth_landmarks(), boxes=track.boxes, valid=track.valid)
+  return MouthTrack.of(face.track_faces(frames, detector, stride=stride))
 
 
 def lmd_of_tracks(gen: MouthTrack, gt: MouthTrack, size: int = LMD_CROP_SIZE) -> LmdResult:

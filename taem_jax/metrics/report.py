@@ -154,8 +154,8 @@ class Table:
     self.decimals = int(decimals)
     self.rows: list[Row] = []
 
-  def add_row(self, method: str, *, input: str = "", note: str = "",  # pylint: disable=redefined-builtin
-              **values: float | None) -> Row:
+  def add_row(self, method: str, *, input: str = "",  # pylint: disable=redefined-builtin
+              note: str = "", **values: float | None) -> Row:
     """Adds a method's metrics (keywords from `KEYS`; missing ones render as '-')."""
     unknown = set(values) - set(KEYS)
     if unknown:
