@@ -113,22 +113,23 @@ def conv_transpose_subpixel(x: jax.Array, kernel: jax.Array) -> jax.Array:
   return y.reshape(b, 2 * h, 2 * w, cout)
 
 
-CONVT_IMPLS = ("auto", "direct", "subpixel")
+CONVT_IMPLS = ("direct", "subpixel")
 
 
 class ConvTranspose2d(nnx.Module):
   """PyTorch `nn.ConvTranspose2d` (square kernel, bias) in NHWC.
 
   Params: `kernel` (k, k, Cin, Cout) = torch weight.permute(2, 3, 0, 1) (no flip), `bias` (Cout,).
-  `impl`: 'direct' (dilated conv), 'subpixel' (4-phase conv, only for k3 s2 p1 op1), or 'auto'
-  (subpixel where it applies). Both give the same numbers to ~1e-6; it is a speed choice.
+  `impl`: 'direct' (one dilated conv) or 'subpixel' (4-phase conv + depth-to-space where the
+  layer is k3 s2 p1 op1, direct otherwise). Both give the same numbers to ~1e-6; it is a speed
+  choice.
 
   Shapes:
     x: (B, H, W, Cin) -> (B, (H-1)*s - 2p + k + op, (W-1)*s - 2p + k + op, Cout)
   """
 
   def __init__(self, cin: int, cout: int, kernel_size: int, stride: int = 1, padding: int = 0,
-               output_padding: int = 0, *, impl: str = "auto", rngs: nnx.Rngs):
+               output_padding: int = 0, *, impl: str = "subpixel", rngs: nnx.Rngs):
     if impl not in CONVT_IMPLS:
       raise ValueError(f"impl must be one of {CONVT_IMPLS}, got {impl!r}")
     self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
@@ -142,9 +143,7 @@ class ConvTranspose2d(nnx.Module):
 
   def uses_subpixel(self) -> bool:
     fits = (self.kernel_size, self.stride, self.padding, self.output_padding) == (3, 2, 1, 1)
-    if self.impl == "subpixel" and not fits:
-      raise ValueError("subpixel transposed conv only supports k3 s2 p1 op1")
-    return self.impl == "subpixel" or (self.impl == "auto" and fits)
+    return self.impl == "subpixel" and fits
 
   def __call__(self, x: jax.Array) -> jax.Array:
     kernel = self.kernel[...]
@@ -190,7 +189,7 @@ class ConvTranspose2dBN(nnx.Module):
   """
 
   def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1, padding: int = 0,
-               output_padding: int = 0, *, impl: str = "auto", rngs: nnx.Rngs):
+               output_padding: int = 0, *, impl: str = "subpixel", rngs: nnx.Rngs):
     self.conv = ConvTranspose2d(cin, cout, kernel, stride, padding, output_padding, impl=impl,
                                 rngs=rngs)
     self.bn = batch_norm(cout, rngs=rngs)

@@ -67,8 +67,8 @@ class Wav2Lip(nnx.Module):
 
   Config (JSON-storable keyword arguments):
     width: channel multiplier for a reduced/enlarged variant (1.0 = official).
-    convt_impl: 'auto' | 'direct' | 'subpixel', how the stride-2 transposed convs run
-      (same numbers, different speed; see layers.ConvTranspose2d).
+    convt_impl: 'subpixel' | 'direct', how the stride-2 transposed convs run (same numbers to
+      ~1e-6, different speed; see layers.ConvTranspose2d).
 
   Each (mel window, face) pair is processed independently; callers fold any time axis into the
   batch (time-major, row t*B + b, as the official training code does).
@@ -82,7 +82,7 @@ class Wav2Lip(nnx.Module):
 
   family = "wav2lip"
 
-  def __init__(self, *, width: float = 1.0, convt_impl: str = "auto", rngs: nnx.Rngs):
+  def __init__(self, *, width: float = 1.0, convt_impl: str = "subpixel", rngs: nnx.Rngs):
     self.width = float(width)
     self.convt_impl = convt_impl
     w = lambda c: scaled(c, self.width)  # noqa: E731
