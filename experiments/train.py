@@ -41,14 +41,15 @@ from ml_collections import config_flags  # noqa: E402
 
 from taem_jax.errors import UserError, cli_main  # noqa: E402
 
-DATASETS = ("grid", "tcd_timit", "lrs2", "sample", "toy")
+DATASETS = ("grid", "tcd_timit", "lrs2", "sample", "synthetic", "toy")
 CONFIG_DIR = _REPO / "experiments" / "configs"
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("dataset", None, DATASETS,
                   "Corpus to train on; picks experiments/configs/<dataset>.py when --config is "
                   "not given. 'sample' is the generated corpus (experiments/make_sample_corpus.py)"
-                  "; 'toy' is an in-memory regression that checks the machinery.")
+                  "; 'synthetic' is TAEM on in-memory generated batches; 'toy' is an in-memory "
+                  "regression that checks the machinery.")
 config_flags.DEFINE_config_file(
     "config", None, "Config file, optionally with a variant: experiments/configs/grid.py:tiny. "
     "Fields can be overridden: --config.train.num_steps=100.", lock_config=True)
@@ -112,7 +113,7 @@ def load_config(dataset: str | None):
   config = FLAGS.config
   if config is None:
     if dataset is None:
-      raise UserError("say what to train: --dataset=grid|tcd_timit|lrs2|sample|toy or "
+      raise UserError(f"say what to train: --dataset={'|'.join(DATASETS)} or "
                       "--config=experiments/configs/<name>.py[:tiny]")
     config = _load_config_file(CONFIG_DIR / f"{dataset}.py")
   if dataset is not None and dataset != config.data.dataset:
@@ -130,7 +131,7 @@ def load_config(dataset: str | None):
 
 def check_corpus(dataset: str) -> None:
   """Fails with download instructions when a corpus that needs a folder has none."""
-  if dataset == "toy":
+  if dataset in ("toy", "synthetic"):
     return
   have_manual = FLAGS.manual_dir and os.path.isdir(os.path.expanduser(FLAGS.manual_dir))
   have_prepared = FLAGS.data_dir and os.path.isdir(os.path.expanduser(FLAGS.data_dir))

@@ -380,6 +380,8 @@ class Trainer:
             self.evaluate(step)
           if must_sample:
             self._samples(step)
+          if must_eval or must_sample:  # steps_per_sec measures training only
+            self._window = (time.perf_counter(), step)
           if stopping:
             raise KeyboardInterrupt(f"stopped by signal {stop.received} after step {step}; "
                                     "checkpoint saved")
