@@ -37,10 +37,10 @@ def test_melspectrogram_matches_stepwise_reference():
   mel = audio.melspectrogram(wav)
   ref = _wav2lip_mel_reference(wav)
   assert mel.dtype == np.float32 and mel.shape == ref.shape == (1 + len(wav) // 200, 80)
-  np.testing.assert_allclose(mel, ref, atol=2e-4)
+  np.testing.assert_allclose(mel, ref, atol=1e-5)
   # edges too (reflect padding, not librosa>=0.9's zero padding)
-  np.testing.assert_allclose(mel[:3], ref[:3], atol=2e-4)
-  np.testing.assert_allclose(mel[-3:], ref[-3:], atol=2e-4)
+  np.testing.assert_allclose(mel[:3], ref[:3], atol=1e-5)
+  np.testing.assert_allclose(mel[-3:], ref[-3:], atol=1e-5)
 
 
 def test_mel_rate_range_and_silence():
@@ -64,7 +64,7 @@ def test_duration_mel_100fps_and_reference():
                                      n_mels=80, fmin=55, fmax=7600, power=1.0, center=True,
                                      pad_mode="reflect")
   ref = np.clip(0.08 * (20 * np.log10(np.maximum(1e-5, m)) - 20) + 4, -4, 4).T
-  np.testing.assert_allclose(dm, ref, atol=2e-4)
+  np.testing.assert_allclose(dm, ref, atol=1e-5)
   # 4 duration frames per 25 fps video frame
   assert audio.duration_mel(np.zeros(3 * SR, np.float32)).shape[0] - 1 == 4 * 75
 

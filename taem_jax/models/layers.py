@@ -41,9 +41,10 @@ def _pair(v) -> tuple[int, int]:
   return (v, v) if isinstance(v, int) else tuple(v)
 
 
-def _pads(p: int | Sequence[int], ndim: int) -> list[tuple[int, int]]:
+def _pads(p: int | Sequence[int], ndim: int) -> tuple[tuple[int, int], ...]:
+  # A tuple, not a list: module attributes end up in the (hashable) GraphDef.
   p = (p,) * ndim if isinstance(p, int) else tuple(p)
-  return [(q, q) for q in p]
+  return tuple((q, q) for q in p)
 
 
 def conv(cin: int, cout: int, kernel: int | Sequence[int], stride: int | Sequence[int] = 1,

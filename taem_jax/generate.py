@@ -1,0 +1,139 @@
+"""Audio-driven Wav2Lip generation on 96x96 face crops, batched and jit-compiled.
+
+Face detection, cropping and paste-back live elsewhere (taem_jax/face); this module only turns
+(face crops, speech) into generated crops, following the official `inference.py`:
+per output frame i, face crop i mod N with rows 48..95 zeroed + the same crop unmasked
+(6 channels, /255), and the mel window starting at int(i * 80 / fps).
+"""
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from taem_jax import audio
+from taem_jax.errors import UserError
+
+FACE_SIZE = 96
+
+
+def face_inputs(faces: np.ndarray) -> np.ndarray:
+  """The generator's 6-channel face input for each crop: [masked target, reference].
+
+  As in the official inference, the reference is the same frame, unmasked, and the target has
+  its lower half (rows 48..95) zeroed.
+
+  Shapes:
+    faces: (N, 96, 96, 3) BGR, uint8 0..255 or float in [0, 1]
+    returns (N, 96, 96, 6) float32 in [0, 1].
+  """
+  f = as_unit_float(faces)
+  masked = f.copy()
+  masked[:, FACE_SIZE // 2:] = 0.0
+  return np.concatenate([masked, f], axis=-1)
+
+
+def as_unit_float(faces: np.ndarray) -> np.ndarray:
+  """Validates 96x96 BGR crops and returns them as float32 in [0, 1].
+
+  Shapes:
+    faces: (N, 96, 96, 3) uint8 or float [0, 1] -> (N, 96, 96, 3) float32.
+  """
+  faces = np.asarray(faces)
+  if faces.ndim != 4 or faces.shape[1:] != (FACE_SIZE, FACE_SIZE, 3):
+    raise UserError(f"face crops must be (N, 96, 96, 3) BGR, got shape {faces.shape}")
+  if len(faces) == 0:
+    raise UserError("no face crops given")
+  if faces.dtype == np.uint8:
+    return faces.astype(np.float32) / 255.0
+  if not np.issubdtype(faces.dtype, np.floating):
+    raise UserError(f"face crops must be uint8 or float, got {faces.dtype}")
+  if not np.all(np.isfinite(faces)) or faces.min() < -1e-3 or faces.max() > 1.0 + 1e-3:
+    raise UserError("float face crops must be in [0, 1] (pass uint8 for 0..255 images)")
+  return np.clip(faces, 0.0, 1.0).astype(np.float32)
+
+
+def to_uint8(frames) -> np.ndarray:
+  """[0, 1] float frames -> uint8 by truncation (x * 255 cast), as the official inference."""
+  return (np.asarray(frames, np.float32) * 255.0).astype(np.uint8)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _generate_batch(graphdef, state, mel, faces):
+  model = nnx.merge(graphdef, state)
+  return model(mel, faces)
+
+
+def bucket_size(n: int, batch_size: int) -> int:
+  """Batch shape used for `n` frames: batch_size, or the next power of two if n is smaller
+  (bounds the number of compiled shapes to ~log2(batch_size) while not padding a short clip
+  up to a large batch)."""
+  if n >= batch_size:
+    return batch_size
+  return min(batch_size, 1 << max(0, (n - 1).bit_length()))
+
+
+def eval_split(model: nnx.Module):
+  """(graphdef, state) of an eval-mode view of `model` (the caller's model is not changed)."""
+  graphdef, state = nnx.split(model)
+  view = nnx.merge(graphdef, state)  # new Python objects, same arrays
+  view.eval()
+  return nnx.split(view)
+
+
+def run_batched(model: nnx.Module, mels: np.ndarray, faces6: np.ndarray,
+                batch_size: int = 64) -> np.ndarray:
+  """Runs the generator over aligned inputs in fixed-shape padded batches.
+
+  Shapes:
+    mels: (n, 80, 16, 1); faces6: (n, 96, 96, 6) -> (n, 96, 96, 3) float32 in [0, 1].
+  """
+  if batch_size < 1:
+    raise UserError(f"batch_size must be >= 1, got {batch_size}")
+  n = len(mels)
+  graphdef, state = eval_split(model)
+  bs = bucket_size(n, batch_size)
+  out = []
+  for start in range(0, n, bs):
+    m, f = mels[start:start + bs], faces6[start:start + bs]
+    k = len(m)
+    if k < bs:  # pad with copies of the last row; padded outputs are dropped below
+      m = np.concatenate([m, np.repeat(m[-1:], bs - k, axis=0)])
+      f = np.concatenate([f, np.repeat(f[-1:], bs - k, axis=0)])
+    y = _generate_batch(graphdef, state, jnp.asarray(m), jnp.asarray(f))
+    out.append(np.asarray(y)[:k])
+  return np.concatenate(out) if out else np.zeros((0, FACE_SIZE, FACE_SIZE, 3), np.float32)
+
+
+def generate_from_audio(model: nnx.Module, faces_96: np.ndarray, wav: np.ndarray, *,
+                        fps: float = 25.0, batch_size: int = 64) -> np.ndarray:
+  """Lip-syncs face crops to speech with a Wav2Lip generator.
+
+  The number of output frames follows the official inference for the audio length
+  (`audio.num_video_frames`); faces are cycled (i mod N) if there are fewer crops than frames
+  and extra crops are ignored. The model runs in eval mode (running BN statistics) in batches of
+  one fixed shape (the last batch is padded, the padding dropped).
+
+  Args:
+    model: a `taem_jax.models.Wav2Lip`.
+    faces_96: (N, 96, 96, 3) BGR face crops, uint8 or float in [0, 1].
+    wav: (n_samples,) float mono speech at 16 kHz (see `audio.load_audio`).
+    fps: video frame rate.
+    batch_size: generator batch size.
+  Returns:
+    (n_frames, 96, 96, 3) uint8 BGR.
+  """
+  if fps <= 0:
+    raise UserError(f"fps must be positive, got {fps}")
+  wav = np.asarray(wav, np.float32)
+  if wav.ndim != 1 or wav.size == 0:
+    raise UserError(f"wav must be a non-empty 1-D 16 kHz signal, got shape {wav.shape}")
+  faces6 = face_inputs(faces_96)
+  mel = audio.melspectrogram(wav)
+  n_frames = audio.num_video_frames(len(mel), fps)
+  mels = audio.mel_windows(mel, n_frames, fps)
+  faces6 = faces6[np.arange(n_frames) % len(faces6)]
+  return to_uint8(run_batched(model, mels, faces6, batch_size))
