@@ -155,7 +155,8 @@ def build_toy(config, mesh):
   arrays = toy.toy_arrays(n_train + config.data.num_eval, seed=config.seed)
   train = {k: v[:n_train] for k, v in arrays.items()}
   held_out = {k: v[n_train:] for k, v in arrays.items()}
-  it = toy.toy_iterator(train, config.data.batch_size, seed=config.seed)
+  it = toy.toy_iterator(train, config.data.batch_size, seed=config.seed,
+                        load_delay=config.data.load_delay)
   evals = lambda: toy.toy_iterator(held_out, config.data.batch_size, seed=0,  # noqa: E731
                                    shuffle=False, repeat=False)
   return task, it, evals
@@ -215,4 +216,9 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  if any(a in ("-h", "--help", "--helpshort") for a in sys.argv[1:]):
+    # absl's own --help exits with status 1; asking for help is not an error.
+    print(__doc__)
+    print(FLAGS.main_module_help())
+    sys.exit(0)
   app.run(main)

@@ -19,6 +19,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.data.num_train = 512  # training examples
   c.data.num_eval = 128  # held-out examples (a different random draw)
   c.data.batch_size = 16  # global batch (split over devices and processes)
+  c.data.load_delay = 0.0  # seconds of simulated loading per batch (tests kill runs mid-way)
 
   c.model = ml_collections.ConfigDict()
   c.model.d_hidden = 32  # MLP hidden width

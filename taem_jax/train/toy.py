@@ -7,6 +7,7 @@ reseeding matters) and a frozen layer (so the `trainable` filter matters).
 from __future__ import annotations
 
 import dataclasses
+import time
 from typing import Mapping
 
 import grain
@@ -77,11 +78,13 @@ def toy_arrays(n: int, d_in: int = 8, d_out: int = 4, seed: int = 0) -> dict[str
 
 def toy_iterator(arrays: Mapping[str, np.ndarray], global_batch_size: int, *, seed: int,
                  shuffle: bool = True, repeat: bool = True, process_index: int | None = None,
-                 process_count: int | None = None) -> grain.DatasetIterator:
+                 process_count: int | None = None, load_delay: float = 0.0
+                 ) -> grain.DatasetIterator:
   """A grain iterator over in-memory arrays with the trainer's checkpointable protocol.
 
   Every process walks the same shuffled order of global batches and keeps its own contiguous
   slice of rows, so the global batch (and the result) does not depend on the process count.
+  `load_delay` seconds of sleep per batch stand in for a slow loader (tests kill runs mid-way).
 
   Shapes:
     returns batches with leaves (global_batch_size / process_count, ...).
@@ -96,5 +99,9 @@ def toy_iterator(arrays: Mapping[str, np.ndarray], global_batch_size: int, *, se
   if repeat:  # after shuffle: grain draws a new permutation for every epoch
     ds = ds.repeat(None)
   ds = ds.batch(global_batch_size, drop_remainder=True)
-  ds = ds.map(lambda idx: {k: v[idx[pi * local:(pi + 1) * local]] for k, v in arrays.items()})
-  return iter(ds)
+  def load(idx):
+    if load_delay:
+      time.sleep(load_delay)
+    return {k: v[idx[pi * local:(pi + 1) * local]] for k, v in arrays.items()}
+
+  return iter(ds.map(load))

@@ -228,6 +228,7 @@ class Trainer:
     """Creates model + optimizer, restores or initialises them; returns (step, origin)."""
     model = self.task.make_model(nnx.Rngs(self.config.seed))
     step = self.store.latest_step()
+    self._last_saved = step
     origin = "scratch"
     if step is None and self.init_from:
       self.task.load_init(model, self.init_from)
@@ -302,8 +303,9 @@ class Trainer:
 
   # -- pieces of the loop ------------------------------------------------------------------
   def _save(self, step: int) -> None:
-    if self.store.latest_step() == step:
+    if step == self._last_saved:
       return
+    self._last_saved = step
     self.store.save(step, self._pure(self._state), self.train_data.get_state(),
                     _config_dict(self.config))
     self._emit("on_checkpoint", step)
