@@ -39,7 +39,7 @@ class TAEMTrainModel(nnx.Module):
   def __init__(self, taem_config: TAEMConfig, wav2lip_config: dict | None, *,
                rngs: nnx.Rngs):
     self.taem = TAEM(taem_config, rngs=rngs)
-    self.wav2lip = None
+    self.wav2lip = nnx.data(None)  # a module or None: declared as data either way
     if wav2lip_config is not None:
       from taem_jax.models.wav2lip import Wav2Lip  # pylint: disable=g-import-not-at-top
       self.wav2lip = Wav2Lip(**wav2lip_config, rngs=rngs)
