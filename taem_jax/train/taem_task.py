@@ -121,16 +121,21 @@ class TAEMTask:
 # -- synthetic data (tests, smoke runs) ------------------------------------------------------
 
 def synthetic_arrays(n: int, *, max_phonemes: int, max_frames: int, vocab_size: int,
-                     speaker_dim: int, latent_dim: int, seed: int = 0) -> dict[str, np.ndarray]:
+                     speaker_dim: int, latent_dim: int, seed: int = 0,
+                     with_mel: bool = False) -> dict[str, np.ndarray]:
   """n padded TAEM examples whose z_a is a learnable function of the phonemes.
 
   Each phoneme id p lasts 4 (1 + p mod 3) mel frames, i.e. whole video frames (so L_dur can be
   learned and every video frame hears one phoneme), and z_a at video frame f is a fixed random
   vector of the phoneme sounding in it, times a speaker-dependent gain.
 
+  With `with_mel`, `mel_windows` holds a fixed random (80, 16) pattern per phoneme at each
+  frame (-4 = silence after the end), for runs where Wav2Lip computes z_a.
+
   Shapes:
     phonemes, phoneme_mask, durations (n, max_phonemes); n_frames (n,); frame_mask (n,
-    max_frames); speaker (n, speaker_dim); z_a (n, max_frames, latent_dim); index (n,).
+    max_frames); speaker (n, speaker_dim); z_a (n, max_frames, latent_dim); index (n,);
+    mel_windows (n, max_frames, 80, 16, 1) if with_mel.
   """
   rs = np.random.RandomState(seed)
   table = rs.randn(vocab_size, latent_dim).astype(np.float32)
@@ -145,6 +150,9 @@ def synthetic_arrays(n: int, *, max_phonemes: int, max_frames: int, vocab_size: 
       "z_a": np.zeros((n, max_frames, latent_dim), np.float32),
       "index": np.arange(n, dtype=np.int32),
   }
+  if with_mel:
+    patterns = np.clip(rs.randn(vocab_size, 80, 16, 1), -4, 4).astype(np.float32)
+    out["mel_windows"] = np.full((n, max_frames, 80, 16, 1), -4.0, np.float32)
   for i in range(n):
     while True:
       length = rs.randint(max(2, max_phonemes // 2), max_phonemes + 1)
@@ -160,7 +168,10 @@ def synthetic_arrays(n: int, *, max_phonemes: int, max_frames: int, vocab_size: 
     out["frame_mask"][i, :frames] = True
     at = np.repeat(ph, d)  # phoneme id per mel frame
     gain = 1.0 + 0.1 * np.tanh(out["speaker"][i, 0])
-    out["z_a"][i, :frames] = gain * table[at[r * np.arange(frames) + r // 2]]
+    per_frame = at[r * np.arange(frames) + r // 2]
+    out["z_a"][i, :frames] = gain * table[per_frame]
+    if with_mel:
+      out["mel_windows"][i, :frames] = patterns[per_frame]
   return out
 
 
@@ -215,13 +226,17 @@ def build(config, mesh, *, data_dir: str | None = None, manual_dir: str | None =
     spk_dim = int(config.model.get("speaker_dim", 128))
     latent = int(config.model.get("latent_dim", 512))
     taem_cfg = taem_config_from(config, vocab_size=data.vocab_size, speaker_dim=spk_dim)
+    w2l = _wav2lip_config(config, with_za=config.target.z_a != "wav2lip")
     arrays = synthetic_arrays(data.num_train + data.num_eval, max_phonemes=data.max_phonemes,
                               max_frames=data.max_frames, vocab_size=data.vocab_size,
-                              speaker_dim=spk_dim, latent_dim=latent, seed=config.seed)
+                              speaker_dim=spk_dim, latent_dim=latent, seed=config.seed,
+                              with_mel=w2l is not None)
+    if w2l is not None:
+      del arrays["z_a"]  # Wav2Lip computes it from the mel windows
     from taem_jax.train import toy  # pylint: disable=g-import-not-at-top
     train = {k: v[:data.num_train] for k, v in arrays.items()}
     held = {k: v[data.num_train:] for k, v in arrays.items()}
-    task = TAEMTask(taem_cfg, _loss_config(config), _wav2lip_config(config, with_za=True))
+    task = TAEMTask(taem_cfg, _loss_config(config), w2l)
     it = toy.toy_iterator(train, data.batch_size, seed=config.seed)
     evals = lambda: toy.toy_iterator(held, data.batch_size, seed=0, shuffle=False,  # noqa: E731
                                      repeat=False)
