@@ -203,14 +203,18 @@ class CorpusBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     )
 
   def _manual_root(self, dl_manager) -> pathlib.Path:
-    try:
-      manual = dl_manager.manual_dir
-    except Exception:  # tfds asserts when the default manual folder is missing
-      manual = None
-    if manual is None:
+    # tfds asserts (no message a user can act on) when the folder is missing or empty, so look
+    # at the configured path first.
+    raw = getattr(dl_manager, "_manual_dir", None)
+    if raw is None:
+      try:
+        raw = dl_manager.manual_dir
+      except Exception:  # pylint: disable=broad-except
+        raw = None
+    if raw is None:
       raise UserError(f"no manual_dir for {self.name}: pass the folder you downloaded "
                       f"(--manual_dir); expected layout:\n{self.MANUAL_DOWNLOAD_INSTRUCTIONS}")
-    root = pathlib.Path(str(manual))
+    root = pathlib.Path(str(raw))
     if not root.is_dir():
       raise UserError(f"{self.name} manual_dir {root} does not exist or is not a folder; "
                       f"it should hold {self.EXPECTED_SHORT}")
@@ -227,8 +231,11 @@ class CorpusBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     self._skipped = {"listing": dict(self.listing_skips)} if self.listing_skips else {}
     for reason, n in self.listing_skips.items():
       log.warning("%s: %d clips skipped while listing the corpus (%s)", self.name, n, reason)
+    empty = [name for name, clips in splits.items() if not clips]
+    if empty:  # tfds cannot write a split without examples
+      log.warning("%s: split(s) %s have no clips and are left out", self.name, ", ".join(empty))
     return {name: self._generate_examples(clips, front, cache, name)
-            for name, clips in splits.items()}
+            for name, clips in splits.items() if clips}
 
   def _generate_examples(self, clips, front, cache, split):
     counts = self._skipped.setdefault(split, {})

@@ -36,6 +36,24 @@ def _sq_dists(a, b):
   return np.maximum((a * a).sum(1)[:, None] + (b * b).sum(1)[None] - 2.0 * a @ b.T, 0.0)
 
 
+def _merge_close(ctrl, values, eps: float = 0.75):
+  """Merges control points closer than `eps` px (averaging their values).
+
+  A closed mouth puts inner upper and lower lip points on top of each other; kept apart they
+  make the spline system near-singular and its solution ring around them.
+  """
+  keep_c, keep_v = [], []
+  for c, v in zip(ctrl, values):
+    for k, kc in enumerate(keep_c):
+      if abs(kc[0] - c[0]) < eps and abs(kc[1] - c[1]) < eps:
+        keep_v[k].append(v)
+        break
+    else:
+      keep_c.append(c)
+      keep_v.append([v])
+  return np.array(keep_c), np.array([np.mean(v, 0) for v in keep_v])
+
+
 def _fit_tps(ctrl, values, reg):
   """Thin-plate spline through (ctrl -> values); returns a function of (M, 2) points."""
   n = len(ctrl)
@@ -143,6 +161,7 @@ class FaceAnimator:
     ctrl_idx = list(range(48, 68)) + list(_JAW_MOVING) + list(_ANCHORS) + list(_BLINK)
     ctrl = np.concatenate([moved[ctrl_idx], self.border])
     vals = np.concatenate([self.lm[ctrl_idx], self.border])
+    ctrl, vals = _merge_close(ctrl, vals)
     tps = _fit_tps(ctrl, vals, reg=1e-3)
     # Output pixel q -> pose-free point h_inv(q) -> original photo point tps(.)
     q = self.grid @ h_inv[:, :2].T + h_inv[:, 2]

@@ -1,0 +1,1 @@
+"""TFDS builder folder for lrs2 (see README.md)."""

@@ -1,0 +1,1 @@
+"""TFDS builder folder for tcd_timit (see README.md)."""
