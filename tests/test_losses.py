@@ -10,6 +10,15 @@ from taem_jax.models.targets import TargetEncoder, Wav2LipTarget, frozen_call
 from taem_jax.train import losses
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _fast_compile():
+  # Tiny models: XLA's optimisation passes cost more than they save here.
+  old = jax.config.read("jax_disable_most_optimizations")
+  jax.config.update("jax_disable_most_optimizations", True)
+  yield
+  jax.config.update("jax_disable_most_optimizations", old)
+
+
 def _data(seed=0, b=3, t=7, d=6):
   rng = np.random.default_rng(seed)
   z_t = rng.normal(size=(b, t, d)).astype(np.float32)

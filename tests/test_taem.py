@@ -13,6 +13,15 @@ from taem_jax.train import losses
 CFG = TAEMConfig.tiny()
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _fast_compile():
+  # These models are tiny: XLA's optimisation passes cost more than they save here.
+  old = jax.config.read("jax_disable_most_optimizations")
+  jax.config.update("jax_disable_most_optimizations", True)
+  yield
+  jax.config.update("jax_disable_most_optimizations", old)
+
+
 @pytest.fixture(scope="module")
 def model():
   return TAEM(CFG, rngs=nnx.Rngs(0))
