@@ -3,9 +3,11 @@
 Files are produced by `porting.torchwrite` (a torch-free writer whose output torch.load accepts;
 that is checked in test_porting_parity.py when .venv-torch exists).
 """
+import json
 import os
 import pickle
 import struct
+import subprocess
 import zipfile
 
 import numpy as np
@@ -14,6 +16,8 @@ import pytest
 from porting import torchfile, torchwrite
 from taem_jax.errors import UserError
 
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TORCH_PY = os.path.join(REPO, ".venv-torch", "bin", "python")
 RNG = np.random.default_rng(0)
 WEIGHTS = {
     "conv.weight": RNG.standard_normal((4, 3, 3, 3)).astype(np.float32),
@@ -178,3 +182,36 @@ def test_tensor_reaching_past_its_storage(tmp_path):
   path = _write(tmp_path, {"bad": torchwrite.StridedTensor(storage, 2, (3, 3), (3, 1))}, "zip")
   with pytest.raises(UserError, match="reaches past its storage"):
     torchfile.load_state_dict(path)
+
+
+@pytest.mark.torch
+@pytest.mark.skipif(not os.path.exists(TORCH_PY), reason=".venv-torch is missing (run `bash "
+                    "setup.sh --test`): cannot check the writer against torch.load")
+def test_torchwrite_files_load_in_torch(tmp_path):
+  """The torch-free writer used by the porting tests produces files torch itself accepts."""
+  storage = np.arange(12, dtype=np.float32)
+  obj = {"state_dict": {**WEIGHTS, "view": torchwrite.StridedTensor(storage, 1, (3, 2), (1, 4))},
+         "global_step": 7}
+  for fmt in ("zip", "legacy"):
+    torchwrite.save(obj, tmp_path / f"{fmt}.pth", fmt)
+  script = (
+      "import json, sys, torch\n"
+      "out = {}\n"
+      "for fmt in ('zip', 'legacy'):\n"
+      "  o = torch.load(f'{sys.argv[1]}/{fmt}.pth', weights_only=True)\n"
+      "  out[fmt] = {'step': o['global_step'], 'sd': {k: [str(v.dtype), v.double().tolist()]\n"
+      "                                               for k, v in o['state_dict'].items()}}\n"
+      "print(json.dumps(out))\n")
+  r = subprocess.run([TORCH_PY, "-c", script, str(tmp_path)], capture_output=True, text=True,
+                     timeout=300)
+  assert r.returncode == 0, r.stderr[-2000:]
+  loaded = json.loads(r.stdout)
+  want = {**WEIGHTS, "view": np.array([[1, 5], [2, 6], [3, 7]], np.float32)}  # 1 + i + 4j
+  for fmt in ("zip", "legacy"):
+    assert loaded[fmt]["step"] == 7
+    assert set(loaded[fmt]["sd"]) == set(want)
+    for k, v in want.items():
+      dtype, values = loaded[fmt]["sd"][k]
+      assert dtype == f"torch.{v.dtype.name}", (fmt, k)
+      np.testing.assert_array_equal(np.array(values, np.float64).reshape(v.shape),
+                                    v.astype(np.float64), err_msg=f"{fmt} {k}")

@@ -7,14 +7,13 @@ Run under the PyTorch env (never the main one):
 For each family the weights come from `porting.families.random_state_dict(family, seed)`
 (random weights, non-trivial BatchNorm running statistics). Files written to --out:
 
-  wav2lip_legacy.pth        legacy (pre-1.6) format; dict state_dict+optimizer+global_step+epoch
+  wav2lip_gan.pth           legacy (pre-1.6) format; dict state_dict+optimizer(None)+global_step
+                            +global_epoch, keys prefixed `module.` (DataParallel style)
   wav2lip_zip.pth           zip format; dict state_dict+global_step+global_epoch
-  wav2lip_module.pth        legacy format; keys prefixed with `module.` (DataParallel style)
   Wav2Lip-SD-GAN.pt         TorchScript (torch.jit.trace) like the current official download
-  lipsync_expert.pth        legacy; dict with optimizer (as color_syncnet_train.py writes it)
+  lipsync_expert.pth        legacy; dict with a real Adam state (as color_syncnet_train.py writes)
   lipsync_expert_script.pt  TorchScript (torch.jit.script)
-  visual_quality_disc.pth   legacy; dict with optimizer
-  visual_quality_disc_zip.pth zip; dict
+  visual_quality_disc.pth   legacy; dict
   syncnet_v2.model          legacy; plain name -> tensor mapping
   syncnet_v2_nobatches.model zip; plain mapping without num_batches_tracked
   outputs_<family>_b<B>.npz inputs (PyTorch layout) + eval-mode outputs, one per batch size
@@ -101,10 +100,10 @@ def build(out_dir: str, batches=(1, 3), seed: int = 0) -> dict:
     model = build_model(family, seed + i)
     sd = model.state_dict()
     if family == "wav2lip":
-      add("wav2lip_legacy.pth", family, "legacy", checkpoint(model, True))
-      add("wav2lip_zip.pth", family, "zip", checkpoint(model, False), zip_format=True)
       prefixed = {"module." + k: v for k, v in sd.items()}
-      add("wav2lip_module.pth", family, "legacy", {"state_dict": prefixed, "global_step": 1})
+      add("wav2lip_gan.pth", family, "legacy", {"state_dict": prefixed, "optimizer": None,
+                                                "global_step": 123000, "global_epoch": 45})
+      add("wav2lip_zip.pth", family, "zip", checkpoint(model, False), zip_format=True)
       example = families.make_inputs(family, 1, seed=99)
       traced = torch.jit.trace(
           model, (torch.from_numpy(example["audio"]), torch.from_numpy(example["face"])))
@@ -115,9 +114,7 @@ def build(out_dir: str, batches=(1, 3), seed: int = 0) -> dict:
       torch.jit.script(model).save(os.path.join(out_dir, "lipsync_expert_script.pt"))
       add("lipsync_expert_script.pt", family, "torchscript")
     elif family == "disc_qual":
-      add("visual_quality_disc.pth", family, "legacy", checkpoint(model, True))
-      add("visual_quality_disc_zip.pth", family, "zip", checkpoint(model, False),
-          zip_format=True)
+      add("visual_quality_disc.pth", family, "legacy", checkpoint(model, False))
     else:
       add("syncnet_v2.model", family, "legacy", dict(sd))
       slim = {k: v for k, v in sd.items() if not k.endswith("num_batches_tracked")}
