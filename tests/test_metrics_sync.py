@@ -175,3 +175,12 @@ def test_real_networks_run(which):
   res = metrics.lse(crops, wav, model, name="random")
   assert res.num_windows == 7 and np.isfinite(res.lse_d) and res.lse_c >= 0
   assert res.model == ("syncnet_v2" if which == "syncnet_v2" else "expert:random")
+
+
+def test_box_fill_takes_the_nearest_face():
+  from taem_jax.metrics.sync import _box_fill
+  boxes = np.arange(7, dtype=np.float32)[:, None].repeat(4, 1)
+  valid = np.array([False, True, False, False, False, True, False])
+  np.testing.assert_array_equal(_box_fill(boxes, valid)[:, 0], [1, 1, 1, 1, 5, 5, 5])
+  with pytest.raises(UserError, match="no face"):
+    _box_fill(boxes, np.zeros(7, bool))

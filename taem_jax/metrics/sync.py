@@ -24,6 +24,14 @@ the project's lip-sync expert (`SyncNetColor`: lower halves of 5 Wav2Lip 96x96 c
 other, never with the paper's (the expert's embeddings are unit vectors, distances in [0, 2]).
 
 Both networks assume 25 fps video (4 MFCC frames per video frame), as the official code does.
+
+Crops. syncnet_python scores real videos on face-track crops (`run_pipeline.py`: S3FD boxes,
+median-filtered, `crop_scale` 0.4, 224x224); Wav2Lip's LRS2 script instead resizes whole,
+already face-centred frames to 224x224. `score_video` takes the first route with the project's
+dlib face track (S3FD-like boxes, 5-frame moving average) and `face.syncnet_crop`; for
+face-centred clips, resize the frames yourself and call `lse`.
+
+A scorer captures the model's weights when it is built (jit): build it after loading them.
 """
 from __future__ import annotations
 
@@ -57,6 +65,11 @@ class SyncScores:
   def comparable_with_paper(self) -> bool:
     """True only for the official syncnet_v2 network."""
     return self.model == "syncnet_v2"
+
+  def as_dict(self) -> dict:
+    """JSON-ready summary (without the per-offset curve)."""
+    return {"lse_d": self.lse_d, "lse_c": self.lse_c, "offset": self.offset,
+            "num_windows": self.num_windows, "model": self.model}
 
 
 def distances(video_emb, audio_emb, vshift: int = VSHIFT) -> np.ndarray:
@@ -151,7 +164,11 @@ def _box_fill(boxes: np.ndarray, valid: np.ndarray) -> np.ndarray:
   if not valid.any():
     raise UserError("no face found in any frame: cannot compute LSE-D / LSE-C")
   idx = np.flatnonzero(valid)
-  nearest = idx[np.abs(np.arange(len(valid))[:, None] - idx[None, :]).argmin(axis=1)]
+  t = np.arange(len(valid))
+  pos = np.searchsorted(idx, t)
+  before = idx[np.clip(pos - 1, 0, len(idx) - 1)]
+  after = idx[np.clip(pos, 0, len(idx) - 1)]
+  nearest = np.where(np.abs(t - before) <= np.abs(after - t), before, after)
   return np.asarray(boxes)[nearest]
 
 
