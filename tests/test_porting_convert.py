@@ -94,8 +94,9 @@ def test_family_detection(family, state_dicts):
 FORMS = {
     # name: (family, fmt, builder(sd) -> object to save)
     "legacy_training_dict": (SMALL, "legacy", lambda sd: {
-        "state_dict": sd, "optimizer": {"state": {0: {"step": 5, "exp_avg": np.ones(3, np.float32)}},
-                                        "param_groups": [{"lr": 1e-4}]},
+        "state_dict": sd,
+        "optimizer": {"state": {0: {"step": 5, "exp_avg": np.ones(3, np.float32)}},
+                      "param_groups": [{"lr": 1e-4}]},
         "global_step": 3000, "global_epoch": 2}),
     "zip_module_prefix": (SMALL, "zip", lambda sd: {
         "state_dict": {"module." + k: v for k, v in sd.items()}, "global_step": 1}),

@@ -1,12 +1,13 @@
 """PyTorch reference models for the Wav2Lip family, written from docs/spec (wav2lip_family.md).
 
-Runs only under `.venv-torch` (Python 3.11 + torch CPU). The module trees reproduce the official
-state_dict key names exactly (`face_encoder_blocks.1.2.conv_block.0.weight`, `netcnnaud.18.bias`, ...)
-so that checkpoints written from these models have the same structure as the released files.
-Layouts are PyTorch's: NCHW images, NCDHW clips.
+Runs only under `.venv-torch` (Python 3.11 + torch CPU). The module trees reproduce the
+official state_dict key names exactly (`face_encoder_blocks.1.2.conv_block.0.weight`,
+`netcnnaud.18.bias`, ...) so that checkpoints written from these models have the same
+structure as the released files. Layouts are PyTorch's: NCHW images, NCDHW clips.
 
 Models:
-  * `Wav2Lip`: generator, forward(audio (B,1,80,16) | (B,T,1,80,16), face (B,6,96,96) | (B,6,T,96,96)).
+  * `Wav2Lip`: generator, forward(audio (B,1,80,16) | (B,T,1,80,16),
+    face (B,6,96,96) | (B,6,T,96,96)).
   * `SyncNetColor`: lip-sync expert, forward(audio (B,1,80,16), face (B,15,48,96)) -> two (B,512).
   * `Wav2LipDiscQual`: visual-quality discriminator, forward(face (B,3,T,96,96)) -> (T*B, 1).
   * `SyncNetV2`: joonson's `S`, forward_aud((B,1,13,20)) / forward_lip((B,3,5,224,224)) -> (B,1024).
