@@ -270,3 +270,23 @@ def test_overfits_two_utterances():
   for _ in range(60):
     last = float(step(model, opt))
   assert last < 0.3 * first, (first, last)
+
+
+def test_config_from_vocab():
+  from taem_jax.text.phonemes import PhonemeVocab
+  vocab = PhonemeVocab()
+  cfg = TAEMConfig.from_vocab(vocab, speaker_dim=128)
+  assert cfg.vocab_size == len(vocab) and cfg.speaker_dim == 128
+  assert sorted(cfg.pause_ids) == sorted(vocab.encode(["sil", "sp"]))
+  with pytest.raises(ValueError, match="heads"):
+    TAEMConfig(hidden=30, heads=4)
+
+
+def test_inference_survives_huge_predictions():
+  model = TAEM(CFG, rngs=nnx.Rngs(12))
+  model.duration_predictor.proj.bias[...] = jnp.full((1,), 80.0)  # exp(80) overflows float32
+  ph = jnp.array([[4, 5, 6]], jnp.int32)
+  out = _run(model, ph, ph > 0, jnp.zeros((1, CFG.speaker_dim)), None, jnp.array([5]),
+             max_frames=5)
+  np.testing.assert_array_equal(out["durations_used"].sum(), 20)
+  assert np.all(np.isfinite(out["z"]))

@@ -28,6 +28,8 @@ Array = jax.Array
 # Mel frames (100 fps, hop 10 ms) per video frame (25 fps). The subsampler's two stride-2 convs
 # implement exactly this ratio; other video rates are resampled to 25 fps in preprocessing.
 MEL_FRAMES_PER_VIDEO_FRAME = 4
+# Upper bound on one predicted phoneme duration at inference (mel frames = 100 s).
+MAX_PHONEME_FRAMES = 10_000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -337,8 +339,10 @@ class TAEM(nnx.Module):
         fit = True
       guess_frames = -(-total // r)
     else:
-      pred = jnp.expm1(dur_pred) if c.log_duration else dur_pred
-      weights = jnp.where(phoneme_mask, jnp.maximum(pred, 0.0), 0.0)
+      # Capped at MAX_PHONEME_FRAMES so an untrained predictor cannot overflow to inf.
+      cap = float(MAX_PHONEME_FRAMES)
+      pred = jnp.expm1(jnp.minimum(dur_pred, math.log1p(cap))) if c.log_duration else dur_pred
+      weights = jnp.where(phoneme_mask, jnp.clip(pred, 0.0, cap), 0.0)
       nonpause = phoneme_mask
       for pid in c.pause_ids:
         nonpause = nonpause & (phonemes != pid)
@@ -355,7 +359,8 @@ class TAEM(nnx.Module):
       try:
         max_frames = max(int(jnp.max(guess_frames)), 1)
       except jax.errors.ConcretizationTypeError:
-        raise ValueError("TAEM under jit needs a static max_frames (the output length bucket)")
+        raise ValueError(
+            "TAEM under jit needs a static max_frames (the output length bucket)") from None
     max_frames = int(max_frames)
     total = jnp.minimum(total, r * max_frames)
     if fit:
