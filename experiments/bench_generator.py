@@ -8,7 +8,7 @@ are read once at JAX start-up. The timed function is the one `taem_jax.generate`
 one table: frames/s = B / median seconds per forward. Cost: about 1-3 min on the 2-core CPU.
 Numbers are only comparable within one run (the machine is shared: the load average is printed).
 
-Measured 2026 on the 2-core box at load ~4 (other jobs running), fps median, B = 1 / 16 / 64:
+Measured on the 2-core box at load ~4 (other jobs running), fps median, B = 1 / 16 / 64:
   default flags, direct convT    8.8 / 13.6 / 12.3
   default flags, subpixel convT  8.8 / 12.7 / 13.0
   eigen flags,   direct convT   10.1 / 16.6 / 15.7
