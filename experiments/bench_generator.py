@@ -43,7 +43,6 @@ def parse_args(argv):
 
 def worker(impl, batches, seconds, width):
   """Runs in a child process with XLA_FLAGS already set; prints one JSON line per batch size."""
-  import jax
   import jax.numpy as jnp
   import numpy as np
 
