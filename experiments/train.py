@@ -76,15 +76,18 @@ flags.DEFINE_integer("process_id", None, "This process's index (with --distribut
 
 GRID_HELP = """\
 the GRID corpus is not included and cannot be downloaded by this program.
-  To train on the real GRID corpus: get the per-speaker video archives ("normal" quality) and the
-  word alignments from the GRID audio-visual speech corpus page (Cooke, Barker, Cunningham & Shao,
-  University of Sheffield; free for research), unpack them so that the folder holds
-  s1/ ... s34/ videos and align/ files, then run
-      .venv/bin/python experiments/train.py --dataset=grid --manual_dir=/path/to/GRID --workdir=runs/grid
+  To train on the real GRID corpus: download the per-speaker videos and the word alignments
+  from the GRID audio-visual sentence corpus page (Cooke, Barker, Cunningham & Shao, University
+  of Sheffield: spandh.dcs.shef.ac.uk/gridcorpus, also Zenodo record 3625687), unpack them so
+  the folder holds s1/*.mpg ... s34/*.mpg and alignments/s1/*.align ... (full layout:
+  taem_jax/data/grid/README.md), then run
+      .venv/bin/python experiments/train.py --dataset=grid --manual_dir=GRID_DIR \\
+          --init_from=WAV2LIP_DIR --workdir=runs/grid
   To try everything without GRID, generate the built-in sample corpus (same layout, synthetic
   speech and animated photos; it is not GRID) and train on it:
       .venv/bin/python experiments/make_sample_corpus.py --out data/sample_corpus
-      .venv/bin/python experiments/train.py --dataset=sample --manual_dir=data/sample_corpus --workdir=runs/sample"""
+      .venv/bin/python experiments/train.py --dataset=sample --manual_dir=data/sample_corpus \\
+          --workdir=runs/sample"""
 
 MISSING_CORPUS_HELP = {
     "tcd_timit": "TCD-TIMIT is not included: request it from the TCD-TIMIT site (Trinity College "

@@ -184,3 +184,12 @@ def test_load_arrays_and_init_from(tmp_path):
                              np.asarray(first.model.out.kernel[...]))
   with pytest.raises(ckpt_lib.UserError, match="no complete checkpoint"):
     ckpt_lib.load_arrays(tmp_path / "nothing")
+
+
+def test_resume_with_another_model_config_is_a_clear_error(tmp_path):
+  config = toy_config(num_steps=5)
+  run(tmp_path, config)
+  config.model.d_hidden = 16
+  config.train.num_steps = 10
+  with pytest.raises(ckpt_lib.UserError, match=r"does not fit .* model/hidden/\w+ is \(32"):
+    run(tmp_path, config)

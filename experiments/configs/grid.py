@@ -3,12 +3,13 @@
     .venv/bin/python experiments/train.py --dataset=grid --manual_dir=/path/to/GRID \
         --init_from=ckpt/wav2lip --workdir=runs/grid
 
-Cost here (2-core CPU, batch 64, bucket 80 frames x 48 phonemes, z_a computed by the frozen
-Wav2Lip audio encoder): see the table in experiments/configs/README.md (about 10 s per step,
-so the paper's 5k steps are a GPU job; pass --config.data.builder_config=dlib_za to read z_a
-from the dataset and skip the encoder). What it should reach: L_dis (train/mse) falls from
-~1 to well below 0.1 of its start within the 5k steps and L_dur (train/duration) below 0.1
-(log domain), as the paper reports convergence in about 5k steps.
+Cost here (2-core shared CPU, batch 64, GRID's 3 s clips = the 80-frame x 48-phoneme bucket,
+measured on synthetic batches of that shape): ~30 s per step, about the same whether z_a is
+read from the dataset (--config.data.builder_config=dlib_za) or computed by the frozen Wav2Lip
+audio encoder, because TAEM's speech refiner at 320 mel frames dominates; 2 forced devices do
+not help on 2 cores. The paper's 5k steps (~40 h here) are a GPU job. What it should reach:
+L_dis (train/mse) falls to a small fraction of its start within ~5k steps (the paper reports
+convergence in about 5k), L_dur (train/duration, log domain) to ~0.1.
 `:tiny` is a seconds-long smoke run on a tiny corpus (tests).
 """
 import pathlib

@@ -4,7 +4,8 @@
         --init_from=ckpt/wav2lip --workdir=runs/tcd_timit
 
 Clips are 2.5-8.1 s (up to 203 frames), so batches fall in the larger buckets and a step costs
-2-3x a GRID step here. What it should reach: as grid.py (L_dis falls by >10x within ~5k steps).
+2-3x a GRID step here (GRID: ~30 s at 80 frames; attention grows quadratically with clip
+length). What it should reach: as grid.py (L_dis falls by >10x within ~5k steps).
 `:tiny` is the smoke-test size.
 """
 import pathlib

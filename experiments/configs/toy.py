@@ -2,9 +2,10 @@
 
     .venv/bin/python experiments/train.py --config=experiments/configs/toy.py --workdir=/tmp/toy
 
-Cost here (2-core CPU): ~1-2 ms per step after a ~1 s compile; 200 steps finish in a few
-seconds. The held-out MSE should fall from ~0.6 to below 0.1. `:tiny` (40 steps, a checkpoint
-every 5 steps, metrics every step) is what the tests run.
+Cost here (2-core shared CPU): ~1.8 ms per step (~565 steps/s on 1 device, ~400 on 2 forced
+devices) after a ~1 s compile; the whole run takes ~7 s including start-up. The held-out MSE
+should fall from ~0.6 to below 0.1. `:tiny` (40 steps, a checkpoint every 5 steps, metrics
+every step) is what the tests run.
 """
 import ml_collections
 

@@ -110,10 +110,26 @@ class CheckpointStore:
           f"checkpoint {self.directory}/{step} was written by {meta['process_count']} "
           f"processes but this run has {jax.process_count()}; resume with the same number "
           "(each process's data-iterator position is stored separately)")
+    self._check_fits(step, abstract_state)
     restored = self._mngr.restore(step, args=ocp.args.Composite(
         **{STATE_ITEM: ocp.args.StandardRestore(abstract_state)}))
     meta["data_iterator"] = meta["data_iterator"][jax.process_index()]
     return restored[STATE_ITEM], meta
+
+  def _check_fits(self, step: int, abstract_state: Any) -> None:
+    """UserError naming the first array that differs (a run resumed with another config)."""
+    saved = _shapes(self._mngr.item_metadata(step)[STATE_ITEM].tree)
+    wanted = _shapes(abstract_state)
+    problems = [f"{k} missing from the checkpoint" for k in sorted(wanted.keys() - saved.keys())]
+    problems += [f"{k} not in this model" for k in sorted(saved.keys() - wanted.keys())]
+    problems += [f"{k} is {saved[k][0]} {saved[k][1]} in the checkpoint, {wanted[k][0]} "
+                 f"{wanted[k][1]} here" for k in sorted(wanted.keys() & saved.keys())
+                 if saved[k] != wanted[k]]
+    if problems:
+      raise UserError(
+          f"checkpoint {self.directory}/{step} does not fit this run's model/optimizer "
+          f"({len(problems)} differences, e.g. {problems[0]}); resume with the config it was "
+          "written with (stored in its meta/ item) or use a new --workdir")
 
   def restore_meta(self, step: int) -> dict:
     return self._mngr.restore(step, args=ocp.args.Composite(
@@ -126,6 +142,12 @@ class CheckpointStore:
   def close(self) -> None:
     self._mngr.wait_until_finished()
     self._mngr.close()
+
+
+def _shapes(tree: Any) -> dict[str, tuple[tuple[int, ...], str]]:
+  flat, _ = jax.tree_util.tree_flatten_with_path(tree)
+  return {"/".join(str(getattr(k, "key", getattr(k, "idx", k))) for k in path):
+          (tuple(leaf.shape), str(np.dtype(leaf.dtype))) for path, leaf in flat}
 
 
 def abstract_like(tree: Any) -> Any:
