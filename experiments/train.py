@@ -60,7 +60,7 @@ flags.DEFINE_string("data_dir", None, "TFDS data directory holding (or receiving
 flags.DEFINE_string("manual_dir", None, "Folder with the raw corpus you downloaded (GRID, "
                     "TCD-TIMIT, LRS2) or generated (sample corpus).")
 flags.DEFINE_string("init_from", None, "Weights for a fresh run (ignored when --workdir holds a "
-                    "checkpoint): a converted Wav2Lip directory (experiments/convert.py) for the "
+                    "checkpoint): a converted Wav2Lip directory (python -m porting.convert) for the "
                     "frozen target, or a finished training workdir.")
 flags.DEFINE_integer("steps", None, "Total training steps (overrides config.train.num_steps).")
 flags.DEFINE_integer("batch_size", None, "Global batch size (overrides config.data.batch_size).")
@@ -148,7 +148,8 @@ def check_corpus(dataset: str) -> None:
 
 # -- tasks: config -> (task, train iterator, eval-iterator factory) ---------------------------
 
-def build_toy(config, mesh):
+def build_toy(config, mesh, dataset_dir):
+  del dataset_dir  # in-memory data
   from taem_jax.train import mesh as mesh_lib  # pylint: disable=g-import-not-at-top
   from taem_jax.train import toy  # pylint: disable=g-import-not-at-top
   mesh_lib.local_batch_size(config.data.batch_size, mesh)  # validates divisibility
@@ -165,9 +166,29 @@ def build_toy(config, mesh):
   return task, it, evals
 
 
-def build_taem(config, mesh):
+def build_taem(config, mesh, dataset_dir):
   from taem_jax.train import taem_task  # pylint: disable=g-import-not-at-top
-  return taem_task.build(config, mesh, data_dir=FLAGS.data_dir, manual_dir=FLAGS.manual_dir)
+  task, it, evals = taem_task.build(config, mesh, dataset_dir=dataset_dir)
+  if (task.wav2lip_config is not None and config.target.require_pretrained
+      and not FLAGS.init_from and not _has_checkpoint(FLAGS.workdir)):
+    raise UserError(
+        "TAEM learns to imitate a pre-trained Wav2Lip's audio latent z_a: pass --init_from=DIR "
+        "with converted Wav2Lip weights (python -m porting.convert --src wav2lip.pth --dst DIR), "
+        "or build the dataset with cached z_a (experiments/build_dataset.py --config dlib_za); "
+        "--config.target.require_pretrained=False trains against a random Wav2Lip (smoke tests)")
+  return task, it, evals
+
+
+def _has_checkpoint(workdir: str) -> bool:
+  from taem_jax.train import checkpoint  # pylint: disable=g-import-not-at-top
+  d = os.path.join(workdir, "checkpoints")
+  if not os.path.isdir(d):
+    return False
+  store = checkpoint.CheckpointStore(d, async_save=False)
+  try:
+    return store.latest_step() is not None
+  finally:
+    store.close()
 
 
 TASKS = {"toy": build_toy, "taem": build_taem}
@@ -194,12 +215,20 @@ def main(argv):
     mesh_lib.initialize_distributed(FLAGS.coordinator_address, FLAGS.num_processes,
                                     FLAGS.process_id)
 
+  dataset_dir = None
+  if config.data.dataset not in ("toy", "synthetic"):
+    # Before the first device query: building a dataset forks ffmpeg, which must not happen
+    # once JAX's threads run.
+    from taem_jax.train import taem_task  # pylint: disable=g-import-not-at-top
+    dataset_dir = taem_task.prepared_dataset_dir(config, FLAGS.data_dir, FLAGS.manual_dir,
+                                                 can_build=not FLAGS.distributed)
+
   from taem_jax.train import mesh as mesh_lib  # pylint: disable=g-import-not-at-top
   from taem_jax.train import reporting  # pylint: disable=g-import-not-at-top
   from taem_jax.train import trainer as trainer_lib  # pylint: disable=g-import-not-at-top
 
   mesh = mesh_lib.make_mesh(config.train.num_devices or None)
-  task, train_it, eval_fn = TASKS[config.task](config, mesh)
+  task, train_it, eval_fn = TASKS[config.task](config, mesh, dataset_dir)
   hooks = reporting.default_hooks(FLAGS.workdir, progress=FLAGS.progress,
                                   tensorboard=FLAGS.tensorboard)
   trainer = trainer_lib.Trainer(task, config, FLAGS.workdir, train_it, eval_data=eval_fn,

@@ -34,6 +34,7 @@ def get_config(dataset: str, variant: str | None) -> ml_collections.ConfigDict:
   c.target.z_a = "auto"  # z_a from the dataset (built with *_za) or computed by Wav2Lip: auto
   c.target.wav2lip_width = 1.0  # Wav2Lip channel multiplier (1.0 = the official model)
   c.target.wav2lip_dir = ""  # converted Wav2Lip, only to build a *_za dataset on the fly
+  c.target.require_pretrained = True  # refuse a random Wav2Lip target (no --init_from)
 
   c.loss = ml_collections.ConfigDict()
   c.loss.objective = "mse"  # Table 2 row: mse | contrastive | mse+contrastive (paper: mse)
@@ -71,6 +72,7 @@ def get_config(dataset: str, variant: str | None) -> ml_collections.ConfigDict:
     c.model.tiny = True
     c.model.latent_dim = 32  # = 512 * target.wav2lip_width (Wav2Lip's z_a width)
     c.target.wav2lip_width = 1 / 16
+    c.target.require_pretrained = False  # tests train against a random tiny Wav2Lip
     c.optim.learning_rate = 1e-3
     c.optim.warmup_steps = 5
     c.train.num_steps = 30

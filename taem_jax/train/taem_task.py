@@ -216,9 +216,13 @@ def _wav2lip_config(config, with_za: bool) -> dict | None:
   return {"width": float(config.target.wav2lip_width)}
 
 
-def build(config, mesh, *, data_dir: str | None = None, manual_dir: str | None = None
+def build(config, mesh, *, dataset_dir: str | os.PathLike | None = None
           ) -> tuple[TAEMTask, Any, Callable[[], Any]]:
-  """(task, train iterator, eval-iterator factory) for a TAEM config (see experiments/configs)."""
+  """(task, train iterator, eval-iterator factory) for a TAEM config (see experiments/configs).
+
+  Args:
+    dataset_dir: the built dataset (`prepared_dataset_dir`); unused for 'synthetic' data.
+  """
   from taem_jax.train import mesh as mesh_lib  # pylint: disable=g-import-not-at-top
   data = config.data
   local_bs = mesh_lib.local_batch_size(data.batch_size, mesh)
@@ -244,7 +248,8 @@ def build(config, mesh, *, data_dir: str | None = None, manual_dir: str | None =
 
   from taem_jax.data import pipeline  # pylint: disable=g-import-not-at-top
   from taem_jax.text import PhonemeVocab  # pylint: disable=g-import-not-at-top
-  dataset_dir = prepared_dataset_dir(config, data_dir, manual_dir)
+  if dataset_dir is None:
+    raise ValueError(f"dataset {data.dataset!r} needs dataset_dir (see prepared_dataset_dir)")
   meta = pipeline.dataset_metadata(dataset_dir)
   vocab = PhonemeVocab.from_json(meta["vocab"])
   taem_cfg = taem_config_from(config, vocab=vocab, speaker_dim=int(meta["embed_dim"]))
@@ -262,13 +267,17 @@ def build(config, mesh, *, data_dir: str | None = None, manual_dir: str | None =
   return task, it, evals
 
 
-def prepared_dataset_dir(config, data_dir: str | None, manual_dir: str | None) -> pathlib.Path:
+def prepared_dataset_dir(config, data_dir: str | None, manual_dir: str | None, *,
+                         can_build: bool = True) -> pathlib.Path:
   """`<data_dir>/<builder>/<builder_config>/<version>`, building it from `manual_dir` if needed.
 
   The sample corpus is built with the GRID builder (same layout) into `<manual_dir>/_tfds` by
-  default, so it can never be mistaken for a real GRID build in a shared data_dir.
+  default, so it can never be mistaken for a real GRID build in a shared data_dir. Call it
+  before JAX starts its threads (before the first device query): building forks ffmpeg.
+
+  Args:
+    can_build: False in multi-process runs, where a missing dataset is an error instead.
   """
-  import jax as _jax  # pylint: disable=g-import-not-at-top
   data = config.data
   builder_name = "grid" if data.dataset == "sample" else data.dataset
   if data_dir is None:
@@ -283,7 +292,7 @@ def prepared_dataset_dir(config, data_dir: str | None, manual_dir: str | None) -
   if not manual_dir:
     raise UserError(f"no prepared {builder_name}/{data.builder_config} dataset in {data_dir}; "
                     f"pass --manual_dir=<the {data.dataset} folder> to build it")
-  if _jax.process_count() > 1:
+  if not can_build:
     raise UserError("build the dataset before a multi-process run: experiments/build_dataset.py "
                     f"--dataset {builder_name} --manual_dir {manual_dir} --data_dir {data_dir}")
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
