@@ -29,7 +29,7 @@ class ProgressBar:
                           dynamic_ncols=True, file=self._file or sys.stderr, smoothing=0.1)
     if origin != "scratch":
       self._bar.write(f"resuming from {origin}" if origin.startswith("checkpoint") else
-                      "starting from --init_from weights")
+                      "starting from --init_from weights", file=self._bar.fp)
 
   def on_step(self, step: int, metrics: Mapping[str, float]) -> None:
     if self._bar is None:
@@ -42,7 +42,8 @@ class ProgressBar:
   def on_eval_metrics(self, step: int, metrics: Mapping[str, float]) -> None:
     if self._bar is not None and metrics:
       self._bar.write(f"eval @ {step}: " +
-                      ", ".join(f"{k}={v:.4g}" for k, v in sorted(metrics.items())))
+                      ", ".join(f"{k}={v:.4g}" for k, v in sorted(metrics.items())),
+                      file=self._bar.fp)
 
   def on_end(self, step: int) -> None:
     if self._bar is not None:

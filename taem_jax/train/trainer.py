@@ -19,7 +19,8 @@ trainable. Everything else lives here:
   3. a fresh model from `config.seed`.
 * **Guards**: a non-finite loss or gradient norm stops the run with `NonFiniteError` naming the
   step (no checkpoint is written from the bad state); Ctrl-C / SIGTERM finish the current step,
-  write a checkpoint and raise `KeyboardInterrupt`.
+  write a checkpoint and raise `KeyboardInterrupt`. In a multi-process run the signal must reach
+  every process (as cluster schedulers do), since saving is a collective.
 
 Library rule: no printing here. Progress bars, TensorBoard and JSONL logs are hooks
 (`taem_jax.train.logging`) that the command-line layer passes in.
