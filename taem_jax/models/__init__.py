@@ -6,6 +6,8 @@ keyword config (defaults = the official architecture) plus `rngs`, has a class a
 PyTorch converter relies on.
 """
 from taem_jax.models.syncnet import SyncNetColor, SyncNetV2
+from taem_jax.models.taem import TAEM, TAEMConfig
+from taem_jax.models.targets import TargetEncoder, Wav2LipTarget, frozen_call
 from taem_jax.models.wav2lip import Wav2Lip, Wav2LipDiscQual
 
 FAMILIES = {
@@ -69,5 +71,6 @@ def load_pretrained(path, family=None):
   return pretrained.load_pretrained(path, family=family)
 
 
-__all__ = ["FAMILIES", "create", "SyncNetColor", "SyncNetV2", "Wav2Lip", "Wav2LipDiscQual",
+__all__ = ["FAMILIES", "create", "SyncNetColor", "SyncNetV2", "TAEM", "TAEMConfig",
+           "TargetEncoder", "Wav2Lip", "Wav2LipDiscQual", "Wav2LipTarget", "frozen_call",
            "load_pretrained"]

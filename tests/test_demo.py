@@ -1,0 +1,30 @@
+"""The README's first command (experiments/demo.py)."""
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def test_demo_refuses_empty_text_in_one_line(tmp_path):
+  r = subprocess.run([sys.executable, "experiments/demo.py", "--text", "  ", "--out",
+                      str(tmp_path / "d")], cwd=ROOT, capture_output=True, text=True, timeout=120)
+  assert r.returncode == 2
+  assert r.stderr.strip().startswith("error: empty --text")
+  assert "Traceback" not in r.stderr
+  assert not (tmp_path / "d").exists()
+
+
+@pytest.mark.slow
+def test_demo_end_to_end(tmp_path):
+  out = tmp_path / "demo"
+  r = subprocess.run([sys.executable, "experiments/demo.py", "--out", str(out), "--speakers", "2",
+                      "--utterances", "4", "--steps", "20"], cwd=ROOT, capture_output=True,
+                     text=True, timeout=1200)
+  assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+  from taem_jax import video
+  info = video.probe(out / "say.mp4")
+  assert info.has_audio and info.n_frames > 10
+  assert "train mse" in r.stdout
