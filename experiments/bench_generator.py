@@ -37,6 +37,9 @@ def parse_args(argv):
   p.add_argument("--flags", default="default,eigen", help=f"XLA flag sets: {sorted(FLAG_SETS)}")
   p.add_argument("--seconds", type=float, default=6.0, help="timing budget per batch size")
   p.add_argument("--width", type=float, default=1.0, help="generator width (1.0 = official)")
+  p.add_argument("--torch", default=True, action=argparse.BooleanOptionalAction,
+                 help="also time the PyTorch reference (porting/reference, run in .venv-torch) "
+                      "in the same invocation, so the two are measured side by side")
   p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
   return p.parse_args(argv)
 
@@ -94,6 +97,20 @@ def main(argv):
   for r in rows:
     print(f"{r['flags']:<9} {r['impl']:<9} {r['b']:>4} {r['fps']:>13.1f} {r['best_fps']:>11.1f} "
           f"{1000 * r['median_s']:>11.0f} {r['n']:>4} {r['compile_s']:>10.1f}")
+  if args.torch:
+    _torch_reference(batches, args.seconds)
+
+
+def _torch_reference(batches, seconds):
+  """Times porting/reference's PyTorch Wav2Lip (eager NCHW and channels_last) right after JAX."""
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  torch_py = os.path.join(root, ".venv-torch", "bin", "python")
+  if not os.path.exists(torch_py):
+    print("PyTorch reference: skipped (.venv-torch missing: run `bash setup.sh --test`)")
+    return
+  print(f"\nPyTorch reference, same machine, load average {os.getloadavg()[0]:.1f}:")
+  subprocess.run([torch_py, "-m", "porting.reference.bench_torch", "--batches",
+                  *map(str, batches), "--seconds", str(seconds)], cwd=root, check=True)
 
 
 def _jax_version():
