@@ -238,25 +238,26 @@ def num_video_frames(n_mel: int, fps: float = 25.0) -> int:
   return i + 1
 
 
-def mel_window_starts(n_frames: int, n_mel: int, fps: float = 25.0) -> np.ndarray:
+def mel_window_starts(n_frames: int, n_mel: int, fps: float = 25.0, first: int = 0) -> np.ndarray:
   """Start row of the 16-frame mel window of each video frame (Wav2Lip inference rule).
 
   start_i = int(i * (80 / fps)) (computed as the official code does). Edge rule: a window that
   would run past the end is moved back to the last 16 frames, start = n_mel - 16, which is what
   the official inference does for its final frame; we apply it to every frame past the end so
   any `n_frames` works (e.g. a video longer than its audio keeps the final mouth shape).
-  If n_mel < 16 the start is 0 (see `mel_windows` for the padding).
+  If n_mel < 16 the start is 0 (see `mel_windows` for the padding). `first` > 0 gives the
+  starts of frames first .. first + n_frames - 1 (streaming a long clip in chunks).
 
   Shapes:
     returns (n_frames,) int64.
   """
   step = MEL_FPS / float(fps)
-  starts = np.array([int(i * step) for i in range(n_frames)], dtype=np.int64)
+  starts = np.array([int(i * step) for i in range(first, first + n_frames)], dtype=np.int64)
   return np.minimum(starts, max(0, n_mel - MEL_WINDOW))
 
 
-def mel_windows(mel: np.ndarray, n_frames: int, fps: float = 25.0) -> np.ndarray:
-  """One generator window per video frame.
+def mel_windows(mel: np.ndarray, n_frames: int, fps: float = 25.0, first: int = 0) -> np.ndarray:
+  """One generator window per video frame (frames first .. first + n_frames - 1).
 
   Window i = mel[s_i : s_i + 16] transposed to (80, 16), s_i from `mel_window_starts`.
   A mel shorter than 16 frames (< 0.19 s of audio; the official code cannot handle it) is
@@ -271,7 +272,7 @@ def mel_windows(mel: np.ndarray, n_frames: int, fps: float = 25.0) -> np.ndarray
     raise ValueError(f"mel must be (T, {N_MELS}), got {mel.shape}")
   if len(mel) < MEL_WINDOW:
     mel = np.pad(mel, ((0, MEL_WINDOW - len(mel)), (0, 0)), constant_values=-MAX_ABS_VALUE)
-  starts = mel_window_starts(n_frames, len(mel), fps)
+  starts = mel_window_starts(n_frames, len(mel), fps, first)
   idx = starts[:, None] + np.arange(MEL_WINDOW)[None, :]
   return np.ascontiguousarray(mel[idx].transpose(0, 2, 1)[..., None])
 

@@ -61,10 +61,10 @@ def to_uint8(frames) -> np.ndarray:
   return (np.asarray(frames, np.float32) * 255.0).astype(np.uint8)
 
 
-@functools.partial(jax.jit, static_argnums=0)
-def _generate_batch(graphdef, state, mel, faces):
+@functools.partial(jax.jit, static_argnums=(0, 4))
+def _generate_batch(graphdef, state, drive, faces, method="__call__"):
   model = nnx.merge(graphdef, state)
-  return model(mel, faces)
+  return getattr(model, method)(drive, faces)
 
 
 def bucket_size(n: int, batch_size: int) -> int:
@@ -85,11 +85,15 @@ def eval_split(model: nnx.Module):
 
 
 def run_batched(model: nnx.Module, mels: np.ndarray, faces6: np.ndarray,
-                batch_size: int = 64) -> np.ndarray:
+                batch_size: int = 64, method: str = "__call__") -> np.ndarray:
   """Runs the generator over aligned inputs in fixed-shape padded batches.
 
+  Args:
+    method: "__call__" (driven by mel windows) or "decode" (driven by latents z, e.g. TAEM's).
+
   Shapes:
-    mels: (n, 80, 16, 1); faces6: (n, 96, 96, 6) -> (n, 96, 96, 3) float32 in [0, 1].
+    mels: (n, 80, 16, 1) mel windows, or (n, D) latents for "decode";
+    faces6: (n, 96, 96, 6) -> (n, 96, 96, 3) float32 in [0, 1].
   """
   if batch_size < 1:
     raise UserError(f"batch_size must be >= 1, got {batch_size}")
@@ -103,7 +107,7 @@ def run_batched(model: nnx.Module, mels: np.ndarray, faces6: np.ndarray,
     if k < bs:  # pad with copies of the last row; padded outputs are dropped below
       m = np.concatenate([m, np.repeat(m[-1:], bs - k, axis=0)])
       f = np.concatenate([f, np.repeat(f[-1:], bs - k, axis=0)])
-    y = _generate_batch(graphdef, state, jnp.asarray(m), jnp.asarray(f))
+    y = _generate_batch(graphdef, state, jnp.asarray(m), jnp.asarray(f), method)
     out.append(np.asarray(y)[:k])
   return np.concatenate(out) if out else np.zeros((0, FACE_SIZE, FACE_SIZE, 3), np.float32)
 

@@ -24,6 +24,9 @@ import numpy as np
 from taem_jax.errors import UserError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+# Exact BGR <-> YUV rounding in ffmpeg's scaler: with the default flags every encode/decode round
+# trip shifted colours by a few levels (grey 127 came back as 123/126/124, then 119/124/122).
+_SWS = ["-sws_flags", "accurate_rnd+full_chroma_int"]
 
 
 def ffmpeg_exe() -> str:
@@ -120,13 +123,18 @@ def read_image(path) -> np.ndarray:
   return img
 
 
-def iter_frames(path, chunk: int = 64, max_frames: int | None = None) -> Iterator[np.ndarray]:
+def iter_frames(path, chunk: int = 64, max_frames: int | None = None, *, start: int = 0,
+                fps: float | None = None) -> Iterator[np.ndarray]:
   """Streams a video's frames in chunks, so memory stays flat on long inputs.
 
   Args:
     path: a video file, or an image (one chunk of one frame).
     chunk: frames per yielded array.
     max_frames: stop after this many frames (None: all).
+    start: first frame to return. Frames before it are skipped by an ffmpeg input seek to half
+      a frame before its timestamp (exact for constant-frame-rate videos), not decoded to
+      numpy; `start` past the end yields nothing.
+    fps: the video's frame rate for the seek (default: `probe`'s).
 
   Shapes:
     yields (n, H, W, 3) uint8 BGR with n <= chunk.
@@ -137,15 +145,25 @@ def iter_frames(path, chunk: int = 64, max_frames: int | None = None) -> Iterato
   p = _existing_file(path)
   if chunk < 1:
     raise ValueError(f"chunk must be >= 1, got {chunk}")
-  return _iter_frames(p, chunk, max_frames)
+  if start < 0:
+    raise ValueError(f"start must be >= 0, got {start}")
+  if start and not is_image(p) and not fps:
+    fps = probe(p).fps
+    if not fps:
+      raise UserError(f"{p} has no frame rate: cannot seek to frame {start}")
+  return _iter_frames(p, chunk, max_frames, start, fps)
 
 
-def _iter_frames(p: pathlib.Path, chunk: int, max_frames: int | None) -> Iterator[np.ndarray]:
+def _iter_frames(p: pathlib.Path, chunk: int, max_frames: int | None, start: int = 0,
+                 fps: float | None = None) -> Iterator[np.ndarray]:
   if is_image(p):
-    yield read_image(p)[None]
+    if start == 0:
+      yield read_image(p)[None]
     return
   import imageio_ffmpeg  # pylint: disable=g-import-not-at-top
-  reader = imageio_ffmpeg.read_frames(str(p), pix_fmt="bgr24")
+  seek = ["-ss", f"{(start - 0.5) / fps:.6f}"] if start else None
+  reader = imageio_ffmpeg.read_frames(str(p), pix_fmt="bgr24", input_params=seek,
+                                      output_params=_SWS)
   try:
     try:
       meta = next(reader)
@@ -166,7 +184,7 @@ def _iter_frames(p: pathlib.Path, chunk: int, max_frames: int | None) -> Iterato
         break
     if n:
       yield buf[:n].copy()
-    if total == 0:
+    if total == 0 and start == 0:
       raise UserError(f"{p} has no video frames")
   finally:
     reader.close()
@@ -305,7 +323,7 @@ def write_video(path, frames: Iterable[np.ndarray] | np.ndarray, fps: float, aud
            "-f", "rawvideo", "-pix_fmt", "bgr24", "-s", f"{w}x{h}", "-r", f"{fps:.6g}", "-i", "-"]
     if h % 2 or w % 2:
       cmd += ["-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2"]
-    cmd += ["-c:v", "libx264", "-preset", preset, "-crf", str(int(crf)), "-pix_fmt", "yuv420p",
+    cmd += _SWS + ["-c:v", "libx264", "-preset", preset, "-crf", str(int(crf)), "-pix_fmt", "yuv420p",
             "-movflags", "+faststart", "-f", "mp4", str(tmp_video)]
     with tempfile.TemporaryFile() as stderr:
       proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,

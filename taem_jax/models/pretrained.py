@@ -5,7 +5,8 @@ Layout of a directory written by `save_pretrained`:
   <dir>/taem_jax.json   {"format": 1, "family": ..., "config": {...}, "num_params": ...,
                          "num_batch_stats": ..., "num_arrays": ..., + the caller's extra_meta}
   <dir>/state/          Orbax StandardCheckpointer output of nnx.to_pure_dict(nnx.state(model))
-                        (params and BatchNorm running statistics)
+                        (params and BatchNorm running statistics; dropout RNG streams are
+                        not saved and restart from seed 0 on load)
 
 The directory is assembled under a temporary name next to the destination and renamed at the
 end, so a half-written directory never carries the final name.
@@ -30,8 +31,17 @@ FORMAT_VERSION = 1
 
 
 def _families():
+  """Every family a directory can hold: the Wav2Lip family (FAMILIES) plus TAEM."""
   from taem_jax.models import FAMILIES
-  return FAMILIES
+  from taem_jax.models.taem import TAEM
+  return {**FAMILIES, TAEM.family: TAEM}
+
+
+def _build(cls, config: dict, rngs):
+  """cls from its stored keyword config (a class may define `from_config(config, rngs=)`)."""
+  if hasattr(cls, "from_config"):
+    return cls.from_config(config, rngs=rngs)
+  return cls(**config, rngs=rngs)
 
 
 def _count(model, var_type) -> int:
@@ -79,7 +89,7 @@ def save_pretrained(model: nnx.Module, dst_dir, *, family: str, config: dict,
     raise UserError(f"{dst} already exists; choose another directory or pass overwrite")
   dst.parent.mkdir(parents=True, exist_ok=True)
 
-  state = nnx.state(model)
+  state = nnx.state(model, nnx.Not(nnx.RngState))
   meta["num_params"] = _count(model, nnx.Param)
   meta["num_batch_stats"] = _count(model, nnx.BatchStat)
   meta["num_arrays"] = len(jax.tree.leaves(state))
@@ -157,10 +167,10 @@ def load_pretrained(path, family: str | None = None) -> nnx.Module:
     raise UserError(f"{d} holds a {fam} checkpoint, expected {family}")
   cls = families[fam]
   try:
-    abstract = nnx.eval_shape(lambda: cls(**meta.get("config", {}), rngs=nnx.Rngs(0)))
-  except TypeError as e:
+    abstract = nnx.eval_shape(lambda: _build(cls, meta.get("config", {}), nnx.Rngs(0)))
+  except (TypeError, ValueError) as e:
     raise UserError(f"{d}: config in {SIDECAR} does not fit {cls.__name__} ({e})") from None
-  graphdef, abstract_state = nnx.split(abstract)
+  graphdef, abstract_state, abstract_rng = nnx.split(abstract, nnx.Not(nnx.RngState), ...)
   target = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype),
                         nnx.to_pure_dict(abstract_state))
   state_dir = d / STATE_DIR
@@ -200,10 +210,17 @@ def load_pretrained(path, family: str | None = None) -> nnx.Module:
   finally:
     ckptr.close()
   nnx.replace_by_pure_dict(abstract_state, restored)
-  model = nnx.merge(graphdef, abstract_state)
+  model = nnx.merge(graphdef, abstract_state, jax.tree.map(_fresh_rng, abstract_rng))
   model.eval()
   return model
 
+
+
+def _fresh_rng(x):
+  """A concrete RNG-stream leaf (seed 0 key or zero count) for an abstract one."""
+  if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+    return jax.random.key(0)
+  return jax.numpy.zeros(x.shape, x.dtype)
 
 
 def _first_line(e: Exception) -> str:

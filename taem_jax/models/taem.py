@@ -79,6 +79,15 @@ class TAEMConfig:
     return cls(**kw)
 
   @classmethod
+  def from_dict(cls, d: dict) -> TAEMConfig:
+    """Inverse of `dataclasses.asdict` after a JSON round trip (lists back to tuples)."""
+    kw = dict(d)
+    for k in ("ffn_kernels", "pause_ids"):
+      if k in kw:
+        kw[k] = tuple(int(v) for v in kw[k])
+    return cls(**kw)
+
+  @classmethod
   def tiny(cls, **overrides) -> TAEMConfig:
     """A few-thousand-parameter variant for tests and smoke runs."""
     kw = dict(vocab_size=32, hidden=32, latent_dim=16, speaker_dim=8, encoder_layers=1,
@@ -296,6 +305,8 @@ class TAEM(nnx.Module):
       durations_used (B, l_t) int32 (mel frames, 100 fps); mel_mask (B, 4 l_v) bool.
   """
 
+  family = "taem"  # checkpoint family (see models/pretrained.py)
+
   def __init__(self, config: TAEMConfig, *, rngs: nnx.Rngs):
     self.config = config
     c, dt = config, jnp.dtype(config.dtype)
@@ -308,6 +319,14 @@ class TAEM(nnx.Module):
                                                 dtype=dt, rngs=rngs)
     self.refiner = nnx.List([block() for _ in range(c.refiner_layers)])
     self.subsampler = Subsampler(c.hidden, c.latent_dim, c.subsample_kernel, dtype=dt, rngs=rngs)
+
+  @classmethod
+  def from_config(cls, config: dict, *, rngs: nnx.Rngs) -> TAEM:
+    """Builds TAEM from `get_config()` (JSON-storable), as `pretrained.load_pretrained` does."""
+    return cls(TAEMConfig.from_dict(config), rngs=rngs)
+
+  def get_config(self) -> dict:
+    return dataclasses.asdict(self.config)
 
   def __call__(self, phonemes: Array, phoneme_mask: Array, speaker: Array,
                durations: Array | None = None, n_frames: Array | None = None, *,

@@ -1,0 +1,135 @@
+"""TAEM checkpoints for synthesis: the weights plus what the model's inputs mean.
+
+A TAEM directory is a `pretrained.save_pretrained` directory of family "taem" (Orbax state +
+`taem_jax.json`) whose sidecar also records
+
+  vocab              the `PhonemeVocab` the phoneme ids refer to (`PhonemeVocab.to_dict()`);
+  speaker_embedding  the embedder it learned with (`SpeakerEmbedder.describe()`: kind, dim,
+                     model file and its sha256 when known);
+  target             the frozen backbone whose latent it imitates: {"name": "wav2lip",
+                     "latent_dim": D, "config": Wav2Lip config or null}.
+
+`save_taem` writes one, `load_taem` reads one back and checks that the records agree with the
+model, and `export_from_workdir` turns a finished training run (`experiments/train.py
+--workdir`) plus the dataset it was trained on into one.
+"""
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+
+from flax import nnx
+
+from taem_jax.errors import UserError
+from taem_jax.models import pretrained
+from taem_jax.models.taem import TAEM, TAEMConfig
+
+
+@dataclasses.dataclass(frozen=True)
+class TAEMInfo:
+  """What a TAEM checkpoint records besides its weights."""
+  path: str
+  vocab: object  # taem_jax.text.PhonemeVocab
+  speaker_embedding: dict  # {"kind": "dlib"|"arcface", "dim": int, "file"?, "sha256"?}
+  target: dict  # {"name": "wav2lip", "latent_dim": int, "config": dict | None}
+
+
+def save_taem(model: TAEM, dst_dir, *, vocab, speaker_embedding: dict,
+              target: dict | None = None, overwrite: bool = False) -> str:
+  """Writes a TAEM directory (see the module docstring).
+
+  Args:
+    model: the TAEM.
+    dst_dir: destination directory (must not exist unless `overwrite`).
+    vocab: the `PhonemeVocab` used to encode its training phonemes.
+    speaker_embedding: `SpeakerEmbedder.describe()` of its training embedder (at least kind and
+      dim).
+    target: {"name", "latent_dim", "config"} of the frozen backbone (default: Wav2Lip with
+      latent_dim = the model's, config unknown).
+  Returns:
+    the destination path.
+  """
+  cfg = model.config
+  if len(vocab) != cfg.vocab_size:
+    raise ValueError(f"vocab has {len(vocab)} symbols, the model {cfg.vocab_size}")
+  if int(speaker_embedding.get("dim", -1)) != cfg.speaker_dim:
+    raise ValueError(f"speaker embedding is {speaker_embedding.get('dim')}-d, the model takes "
+                     f"{cfg.speaker_dim}")
+  target = dict(target or {"name": "wav2lip", "latent_dim": cfg.latent_dim, "config": None})
+  return pretrained.save_pretrained(
+      model, dst_dir, family="taem", config=model.get_config(), overwrite=overwrite,
+      extra_meta={"vocab": vocab.to_dict(), "speaker_embedding": dict(speaker_embedding),
+                  "target": target})
+
+
+def load_taem(path) -> tuple[TAEM, TAEMInfo]:
+  """Reads a TAEM directory written by `save_taem`, in eval mode.
+
+  Raises:
+    UserError: not a TAEM directory (e.g. a Wav2Lip one), missing or inconsistent records.
+  """
+  from taem_jax.text import PhonemeVocab  # pylint: disable=g-import-not-at-top
+  d = pathlib.Path(path).expanduser()
+  meta = pretrained.read_sidecar(d)
+  if meta.get("family") != TAEM.family:
+    raise UserError(f"{d} holds a {meta.get('family')} checkpoint, expected a TAEM checkpoint "
+                    "(pass the Wav2Lip directory as the Wav2Lip checkpoint and a TAEM directory "
+                    "as the TAEM checkpoint)")
+  for key in ("vocab", "speaker_embedding"):
+    if not isinstance(meta.get(key), dict):
+      raise UserError(f"{d}: the TAEM checkpoint records no {key.replace('_', ' ')}; export it "
+                      "again with taem_jax.models.taem_checkpoint")
+  vocab = PhonemeVocab.from_dict(meta["vocab"])
+  cfg = TAEMConfig.from_dict(meta["config"])
+  if len(vocab) != cfg.vocab_size:
+    raise UserError(f"{d}: its phoneme vocabulary has {len(vocab)} symbols but the model "
+                    f"{cfg.vocab_size}; the checkpoint is inconsistent, export it again")
+  spk = meta["speaker_embedding"]
+  if int(spk.get("dim", -1)) != cfg.speaker_dim:
+    raise UserError(f"{d}: it records {spk.get('kind')} speaker embeddings of {spk.get('dim')} "
+                    f"dims but the model takes {cfg.speaker_dim}; the checkpoint is "
+                    "inconsistent, export it again")
+  model = pretrained.load_pretrained(d, family=TAEM.family)
+  target = dict(meta.get("target") or {})
+  target.setdefault("name", "wav2lip")
+  target.setdefault("latent_dim", cfg.latent_dim)
+  return model, TAEMInfo(str(d), vocab, dict(spk), target)
+
+
+def export_from_workdir(workdir, dst_dir, *, dataset_dir, step: int | None = None,
+                        overwrite: bool = False) -> str:
+  """A TAEM directory from a training run and the dataset it was trained on.
+
+  Args:
+    workdir: `experiments/train.py --workdir` of a TAEM run.
+    dst_dir: where to write the TAEM directory.
+    dataset_dir: the prepared dataset (holds metadata.json with the vocabulary and embedder).
+    step: which checkpoint (default: the latest complete one).
+  """
+  import ml_collections  # pylint: disable=g-import-not-at-top
+  from taem_jax.data import pipeline  # pylint: disable=g-import-not-at-top
+  from taem_jax.text import PhonemeVocab  # pylint: disable=g-import-not-at-top
+  from taem_jax.train import checkpoint, taem_task  # pylint: disable=g-import-not-at-top
+
+  state, meta = checkpoint.load_arrays(pathlib.Path(workdir).expanduser() / "checkpoints", step)
+  if "taem" not in state.get("model", {}):
+    raise UserError(f"{workdir} is not a TAEM training run (its model has no 'taem' part)")
+  data_meta = pipeline.dataset_metadata(dataset_dir)
+  vocab = PhonemeVocab.from_json(data_meta["vocab"])
+  config = ml_collections.ConfigDict(meta["config"])
+  cfg = taem_task.taem_config_from(config, vocab=vocab, speaker_dim=int(data_meta["embed_dim"]))
+  model = TAEM(cfg, rngs=nnx.Rngs(0))
+  graph_state = nnx.state(model, nnx.Not(nnx.RngState))
+  try:
+    nnx.replace_by_pure_dict(graph_state, state["model"]["taem"])
+  except (KeyError, ValueError) as e:
+    raise UserError(f"{workdir}: its TAEM weights do not fit the dataset's vocabulary/embedder "
+                    f"({e}); pass the dataset the run was trained on") from None
+  nnx.update(model, graph_state)
+  w2l = meta["config"].get("target", {})
+  latent = cfg.latent_dim
+  target = {"name": "wav2lip", "latent_dim": latent,
+            "config": {"width": float(w2l["wav2lip_width"])} if "wav2lip_width" in w2l else None}
+  spk = {"kind": data_meta["embedder"], "dim": int(data_meta["embed_dim"])}
+  return save_taem(model, dst_dir, vocab=vocab, speaker_embedding=spk, target=target,
+                   overwrite=overwrite)

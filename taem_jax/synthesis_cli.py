@@ -1,0 +1,180 @@
+"""Talking-face synthesis from text or audio on a face image or video (one job or a batch).
+
+  taem-synthesize --face me.jpg --text "Hello there." --taem ckpt/taem --wav2lip ckpt/wav2lip \\
+      --out hello.mp4 [--speech]
+  taem-synthesize --face talk.mp4 --audio speech.m4a --wav2lip ckpt/wav2lip --out synced.mp4
+  taem-synthesize --batch jobs.csv --taem ckpt/taem --wav2lip ckpt/wav2lip
+
+(also `python experiments/synthesize.py ...`). The output is an H.264 + AAC mp4 that browsers
+play. Text gives a 25 fps video with a silent audio track, or with --speech an espeak-ng voice
+timed to the lips; audio gives the face video's frame rate with that audio. A face video shorter
+than the speech plays forwards and backwards; a longer one is cut. Frames without a face are
+passed through unchanged.
+
+Batch file: CSV with a header row and the columns face, text, audio, out (one of text/audio per
+row; relative paths are relative to the CSV's folder). Every row is tried; a bad row prints one
+error line and the others still run; the exit status is 2 if any row failed.
+
+A bad input prints one line "error: ..." and exits with status 2, leaving no output file.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import pathlib
+import sys
+import warnings
+
+from taem_jax.errors import UserError, cli_main
+
+_STAGES = {"detect": "faces", "text": "text", "render": "frames"}
+
+
+class _Bars:
+  """One tqdm bar per stage (the previous stage's bar is closed when the next one starts)."""
+
+  def __init__(self, enabled: bool, label: str = ""):
+    self.enabled, self.label = enabled, label
+    self.bar, self.stage = None, None
+
+  def __call__(self, stage: str, advance: int, total: int | None) -> None:
+    if not self.enabled:
+      return
+    if stage != self.stage:
+      self.close()
+      from tqdm import tqdm  # pylint: disable=g-import-not-at-top
+      self.bar = tqdm(total=total, desc=f"{self.label}{stage}", unit=_STAGES.get(stage, "it"),
+                      file=sys.stderr, leave=True, dynamic_ncols=True)
+      self.stage = stage
+    self.bar.update(advance)
+
+  def close(self) -> None:
+    if self.bar is not None:
+      self.bar.close()
+    self.bar, self.stage = None, None
+
+
+class _Parser(argparse.ArgumentParser):
+  def error(self, message):  # one line, like every other user error (argparse prints usage)
+    raise UserError(f"{message} (see --help)")
+
+
+def _parser() -> argparse.ArgumentParser:
+  p = _Parser(prog="taem-synthesize", description=__doc__.split("\n\n")[0],
+                              epilog=__doc__.split("\n\n", 1)[1],
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+  p.add_argument("--face", help="face image (.jpg/.png) or video")
+  src = p.add_mutually_exclusive_group()
+  src.add_argument("--text", help="English text to say (needs --taem)")
+  src.add_argument("--audio", help="speech audio file (wav/mp3/flac/m4a/..., any rate)")
+  p.add_argument("--out", help="output .mp4 (its folder must exist)")
+  p.add_argument("--batch", help="CSV of jobs (columns face,text,audio,out) instead of "
+                 "--face/--text/--audio/--out")
+  p.add_argument("--wav2lip", required=True, help="Wav2Lip checkpoint directory")
+  p.add_argument("--taem", help="TAEM checkpoint directory (for text)")
+  p.add_argument("--speech", action="store_true", help="text: add an espeak-ng voice timed to "
+                 "TAEM's durations (default: silent audio track)")
+  p.add_argument("--voice", default="en-us", help="espeak-ng voice for --speech")
+  p.add_argument("--arcface", help="ArcFace ONNX file, for a TAEM trained on ArcFace embeddings")
+  p.add_argument("--batch_size", type=int, default=64, help="frames per generator batch")
+  p.add_argument("--detect_stride", type=int, default=5,
+                 help="run the face detector every k frames (1: every frame)")
+  p.add_argument("--smooth", type=int, default=5, help="face-box smoothing window (frames)")
+  p.add_argument("--pads", type=int, nargs=4, default=(0, 10, 0, 0),
+                 metavar=("TOP", "BOTTOM", "LEFT", "RIGHT"), help="face crop padding (px)")
+  p.add_argument("--feather", type=float, default=0.0,
+                 help="paste-back blend border as a fraction of the face box (0: hard paste)")
+  p.add_argument("--face_index", type=int, default=None,
+                 help="which face to animate, counted from the left (default: the largest)")
+  p.add_argument("--fps", type=float, default=25.0, help="frame rate for an image with audio")
+  p.add_argument("--no_progress", action="store_true", help="no progress bars")
+  return p
+
+
+def _read_batch(path: str) -> list[dict]:
+  p = pathlib.Path(path).expanduser()
+  if not p.is_file():
+    raise UserError(f"batch file not found: {p}")
+  try:
+    with open(p, newline="", encoding="utf-8") as f:
+      rows = list(csv.DictReader(f))
+  except (OSError, UnicodeDecodeError, csv.Error) as e:
+    raise UserError(f"cannot read batch file {p}: {e}") from None
+  if not rows:
+    raise UserError(f"batch file {p} has no jobs (expected a header row face,text,audio,out "
+                    "and one row per job)")
+  missing = {"face", "out"} - set(rows[0])
+  if missing or not ({"text", "audio"} & set(rows[0])):
+    raise UserError(f"batch file {p} needs the columns face, out and text and/or audio; it has "
+                    f"{', '.join(k for k in rows[0] if k)}")
+  base = p.parent
+  jobs = []
+  for i, row in enumerate(rows, start=2):  # line numbers as an editor shows them
+    def rel(v):
+      v = (v or "").strip()
+      return str(base / os.path.expanduser(v)) if v else None
+    text = row.get("text") or None
+    jobs.append({"line": i, "face": rel(row.get("face")) or "", "out": rel(row.get("out")) or "",
+                 "text": text, "audio": rel(row.get("audio"))})
+  return jobs
+
+
+@cli_main
+def main(argv=None) -> int:
+  # ffmpeg runs through subprocess (fork + immediate exec), which is safe with JAX's threads;
+  # Python 3.12 warns about any fork in a threaded process.
+  warnings.filterwarnings("ignore", message=r"os\.fork\(\) was called", category=RuntimeWarning)
+  args = _parser().parse_args(argv)
+  if args.batch:
+    if args.face or args.text is not None or args.audio or args.out:
+      raise UserError("--batch replaces --face/--text/--audio/--out; give one or the other")
+    jobs = _read_batch(args.batch)
+  else:
+    if not args.face:
+      raise UserError("--face is required (an image or a video), or --batch FILE")
+    if args.text is None and not args.audio:
+      raise UserError("give --text \"...\" (with --taem) or --audio FILE")
+    if not args.out:
+      raise UserError("--out is required (the .mp4 to write)")
+    jobs = [{"line": None, "face": args.face, "text": args.text, "audio": args.audio,
+             "out": args.out}]
+  if any(j["text"] is not None for j in jobs) and not args.taem:
+    raise UserError("text input needs a TAEM checkpoint: add --taem DIR (or use --audio)")
+
+  from taem_jax import synthesis  # pylint: disable=g-import-not-at-top  # (imports JAX)
+  options = synthesis.Options(batch_size=args.batch_size, detect_stride=args.detect_stride,
+                              smooth=args.smooth, pads=tuple(args.pads), feather=args.feather,
+                              face_index=args.face_index, image_fps=args.fps, voice=args.voice)
+  synth = synthesis.Synthesizer(args.wav2lip, args.taem, options=options,
+                                arcface_path=args.arcface)
+  failed = 0
+  for job in jobs:
+    where = f"row {job['line']}: " if job["line"] is not None else ""
+    bars = _Bars(not args.no_progress, label=where)
+    try:
+      if job["text"] is not None and job["audio"]:
+        raise UserError("give text or audio, not both")
+      res = synth.synthesize(job["face"], job["out"], text=job["text"],
+                             audio=job["audio"] if job["text"] is None else None,
+                             speech=args.speech, progress=bars)
+    except UserError as e:
+      bars.close()
+      if job["line"] is None:
+        raise
+      print(f"error: {where}{e}", file=sys.stderr)
+      failed += 1
+      continue
+    bars.close()
+    extra = f", {res.faceless_frames} without a face (passed through)" if res.faceless_frames \
+        else ""
+    loop = ", face video looped" if res.looped else ""
+    print(f"wrote {res.out} ({res.frames} frames at {res.fps:g} fps{extra}{loop})")
+  if failed:
+    print(f"error: {failed} of {len(jobs)} jobs failed (see the lines above)", file=sys.stderr)
+    return 2
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

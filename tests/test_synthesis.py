@@ -1,0 +1,435 @@
+"""Synthesis engine: text/audio on a face image or video -> mp4, streaming, and every bad input.
+
+Models are tiny random-weight checkpoints made here (Wav2Lip width 1/16 -> 32-d latent, a tiny
+TAEM); faces are real photos shipped in installed packages (skimage's astronaut); audio is
+numpy tones. Each bad input checks the one-line message and that the output folder holds no
+file afterwards (no partial or temporary output).
+"""
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+
+import cv2
+import jax
+import numpy as np
+import pytest
+import soundfile as sf
+from flax import nnx
+
+from taem_jax import models, synthesis, video
+from taem_jax.errors import UserError
+from taem_jax.face import SpeakerEmbedder
+from taem_jax.models import pretrained, taem_checkpoint
+from taem_jax.models.taem import TAEM, TAEMConfig
+from taem_jax.text import PhonemeVocab
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+W2L_WIDTH = 1 / 16  # latent 32
+OPTS = synthesis.Options(batch_size=8, detect_stride=1)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _fast_compile():
+  # The models are tiny: XLA's optimisation passes cost more than they save here.
+  old = jax.config.read("jax_disable_most_optimizations")
+  jax.config.update("jax_disable_most_optimizations", True)
+  yield
+  jax.config.update("jax_disable_most_optimizations", old)
+
+
+def _tiny_taem(vocab, speaker_dim=128, latent_dim=32, seed=0):
+  cfg = TAEMConfig.from_vocab(vocab, hidden=32, latent_dim=latent_dim, speaker_dim=speaker_dim,
+                              encoder_layers=1, refiner_layers=1, heads=2, ffn_filter=64,
+                              ffn_kernels=(3, 1), dp_filter=32)
+  return TAEM(cfg, rngs=nnx.Rngs(seed))
+
+
+@pytest.fixture(scope="module")
+def ckpts(tmp_path_factory):
+  root = tmp_path_factory.mktemp("ckpt")
+  w2l = models.create("wav2lip", seed=0, width=W2L_WIDTH)
+  pretrained.save_pretrained(w2l, root / "wav2lip", family="wav2lip", config=w2l.get_config())
+  vocab = PhonemeVocab()
+  dlib_desc = SpeakerEmbedder("dlib").describe()
+  taem_checkpoint.save_taem(_tiny_taem(vocab), root / "taem", vocab=vocab,
+                            speaker_embedding=dlib_desc)
+  # Another phoneme set (IPA-like symbols the text front end never writes).
+  ipa = PhonemeVocab(symbols=["<pad>", "<unk>", "sil", "sp"] + list("abdefhijklmnoprstuvwz"))
+  taem_checkpoint.save_taem(_tiny_taem(ipa), root / "taem_ipa", vocab=ipa,
+                            speaker_embedding=dlib_desc)
+  # Trained on ArcFace embeddings (no ArcFace ONNX exists on this machine).
+  taem_checkpoint.save_taem(_tiny_taem(vocab, speaker_dim=512), root / "taem_arcface",
+                            vocab=vocab, speaker_embedding={"kind": "arcface", "dim": 512})
+  # dlib embeddings, but from another descriptor file.
+  other = dict(dlib_desc, sha256="0" * 64)
+  taem_checkpoint.save_taem(_tiny_taem(vocab), root / "taem_other_dlib", vocab=vocab,
+                            speaker_embedding=other)
+  # For a Wav2Lip with another latent width.
+  taem_checkpoint.save_taem(_tiny_taem(vocab, latent_dim=64), root / "taem_latent64",
+                            vocab=vocab, speaker_embedding=dlib_desc)
+  return root
+
+
+@pytest.fixture(scope="module")
+def synth(ckpts):
+  return synthesis.Synthesizer(ckpts / "wav2lip", ckpts / "taem", options=OPTS)
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory):
+  """A portrait (png), a 12-frame face video, one with faceless frames, one without faces."""
+  from taem_jax.data.sample import portraits  # pylint: disable=g-import-not-at-top
+  from taem_jax.face import FaceDetector  # pylint: disable=g-import-not-at-top
+  root = tmp_path_factory.mktemp("media")
+  portrait = portraits.make_portraits(1, 160, np.random.default_rng(0), FaceDetector())[0]
+  img = portrait.image
+  cv2.imwrite(str(root / "face.png"), img)
+  # A moving face: small shifts, so frames differ (ping-pong order is visible).
+  frames = np.stack([np.roll(img, (k % 4) - 2, axis=1) for k in range(12)])
+  for k in range(12):
+    frames[k, :16, :16] = 20 * k  # a frame counter in the corner (outside the face)
+  video.write_video(root / "face.mp4", frames, 25)
+  partly = frames.copy()
+  partly[4:7] = 127  # three grey frames: no face
+  video.write_video(root / "partly.mp4", partly, 25)
+  video.write_video(root / "noface.mp4", np.full((6, 96, 96, 3), 127, np.uint8), 25)
+  cv2.imwrite(str(root / "blank.png"), np.full((120, 120, 3), 200, np.uint8))
+  (root / "garbage.png").write_bytes(b"this is not an image")
+  (root / "notavideo.mp4").write_text("plain text renamed to .mp4\n" * 50)
+  # Audio: a voiced tone (0.8 s) at several rates and layouts.
+  for name, sr, ch in (("a16k", 16000, 1), ("a8k", 8000, 1), ("a44k", 44100, 1),
+                       ("a48k_stereo", 48000, 2)):
+    t = np.arange(int(0.8 * sr)) / sr
+    y = 0.3 * np.sin(2 * np.pi * 150 * t) * (1 + np.sin(2 * np.pi * 3 * t)) / 2
+    sf.write(str(root / f"{name}.wav"), np.stack([y] * ch, -1) if ch > 1 else y, sr)
+  t = np.arange(int(1.5 * 16000)) / 16000  # longer than the 12-frame (0.48 s) video
+  sf.write(str(root / "long.wav"), 0.3 * np.sin(2 * np.pi * 200 * t), 16000)
+  sf.write(str(root / "silent.wav"), np.zeros(16000, np.float32), 16000)
+  sf.write(str(root / "nosamples.wav"), np.zeros(0, np.float32), 16000)
+  (root / "empty.wav").write_bytes(b"")
+  return root
+
+
+@pytest.fixture
+def outdir(tmp_path):
+  d = tmp_path / "out"
+  d.mkdir()
+  return d
+
+
+def _assert_clean(folder):
+  left = sorted(p.name for p in pathlib.Path(folder).iterdir())
+  assert left == [], f"files left behind: {left}"
+
+
+def _fails(fn, match, folder):
+  with pytest.raises(UserError, match=match) as e:
+    fn()
+  msg = str(e.value)
+  assert "\n" not in msg and len(msg) < 400, msg
+  _assert_clean(folder)
+  return msg
+
+
+def _frames(path):
+  return np.concatenate(list(video.iter_frames(path)))
+
+
+def _n_out(wav, fps=25):
+  """Frames the official Wav2Lip rule makes for this audio."""
+  from taem_jax import audio  # pylint: disable=g-import-not-at-top
+  return audio.num_video_frames(len(audio.melspectrogram(audio.load_audio(wav))), fps)
+
+
+# -- pure helpers -----------------------------------------------------------------------------
+
+def test_frame_schedule_cuts_and_ping_pongs():
+  np.testing.assert_array_equal(synthesis.frame_schedule(10, 4, 25, 25),
+                                [0, 1, 2, 3, 2, 1, 0, 1, 2, 3])
+  np.testing.assert_array_equal(synthesis.frame_schedule(3, 8, 25, 25), [0, 1, 2])
+  np.testing.assert_array_equal(synthesis.frame_schedule(4, 1, 25, None), [0, 0, 0, 0])
+  # 50 fps source shown at 25 fps: every other frame, then back.
+  np.testing.assert_array_equal(synthesis.frame_schedule(6, 5, 25, 50), [0, 2, 4, 2, 0, 2])
+
+
+def test_split_chunks_at_pauses():
+  from taem_jax.text import g2p  # pylint: disable=g-import-not-at-top
+  words = g2p.g2p_words("Bin blue. Set red now, please. Go.")
+  chunks = synthesis.split_chunks(words, max_phonemes=100)
+  assert [w for c in chunks for w in c] == words  # nothing lost, nothing doubled
+  assert len(chunks) == 3 and all(c[0].phonemes == ("sil",) for c in chunks)
+  small = synthesis.split_chunks(words, max_phonemes=6)
+  assert [w for c in small for w in c] == words and len(small) > 3
+  assert all(sum(len(w.phonemes) for w in c) <= 7 for c in small)
+
+
+def test_iter_frames_start_seeks_exactly(media):
+  allf = _frames(media / "face.mp4")
+  for start in (1, 5, 11):
+    got = np.concatenate(list(video.iter_frames(media / "face.mp4", chunk=4, start=start)))
+    np.testing.assert_array_equal(got, allf[start:])
+  assert list(video.iter_frames(media / "face.mp4", start=12)) == []
+
+
+# -- audio path ---------------------------------------------------------------------------------
+
+def test_audio_on_image(synth, media, outdir):
+  res = synth.synthesize(media / "face.png", outdir / "o.mp4", audio=media / "a16k.wav")
+  info = video.probe(outdir / "o.mp4")
+  assert res.frames == info.n_frames == _n_out(media / "a16k.wav") and info.fps == 25
+  assert info.video_codec == "h264" and info.audio_codec == "aac"
+  assert (info.width, info.height) == (160, 160) and res.faceless_frames == 0
+  out = _frames(outdir / "o.mp4")
+  src = cv2.imread(str(media / "face.png"))
+  diff = np.abs(out.astype(int) - src[None].astype(int)).mean(-1)  # (T, H, W)
+  # Random weights change the face box region; the corners stay the photo.
+  assert diff[:, :10, :10].mean() < 4 and diff.mean() > 4
+
+
+@pytest.mark.parametrize("name", ["a8k", "a44k", "a48k_stereo"])
+def test_audio_rates_and_stereo(synth, media, outdir, name):
+  res = synth.synthesize(media / "face.png", outdir / "o.mp4", audio=media / f"{name}.wav")
+  assert res.frames == _n_out(media / "a16k.wav")  # same duration, any rate or layout
+  assert video.probe(outdir / "o.mp4").audio_codec == "aac"
+
+
+def test_audio_longer_than_video_loops_ping_pong(synth, media, outdir):
+  res = synth.synthesize(media / "face.mp4", outdir / "o.mp4", audio=media / "long.wav")
+  assert res.looped and res.source_frames == 12
+  n = _n_out(media / "long.wav")  # 1.5 s: about 37 frames
+  assert res.frames == video.probe(outdir / "o.mp4").n_frames == n > 24
+  out = _frames(outdir / "o.mp4")
+  # Corners are not generated: they follow the source frames 0..11, 10..0, 1..
+  src = _frames(media / "face.mp4")
+  sched = synthesis.frame_schedule(n, 12, 25, 25)
+  corner = lambda a: a[..., :12, :12, :].astype(float)  # noqa: E731
+  err = np.abs(corner(out) - corner(src[sched])).mean()
+  wrong = np.abs(corner(out) - corner(src[np.arange(n) % 12])).mean()
+  assert err < 3 and wrong > err + 1
+
+
+def test_video_longer_than_audio_is_cut(synth, media, outdir):
+  wav = (0.3 * np.sin(2 * np.pi * 150 * np.arange(4000) / 16000)).astype(np.float32)
+  res = synth.synthesize(media / "face.mp4", outdir / "o.mp4", audio=wav)  # 0.25 s
+  assert not res.looped and res.frames == video.probe(outdir / "o.mp4").n_frames == _n_out(wav)
+  assert res.frames < 12
+
+
+def test_faceless_frames_pass_through(synth, media, outdir):
+  res = synth.synthesize(media / "partly.mp4", outdir / "o.mp4", audio=media / "a16k.wav")
+  n = _n_out(media / "a16k.wav")
+  sched = synthesis.frame_schedule(n, 12, 25, 25)
+  assert res.frames == n and res.faceless_frames == np.isin(sched, [4, 5, 6]).sum() >= 3
+  out = _frames(outdir / "o.mp4")
+  np.testing.assert_allclose(out[4:7].astype(float), 127, atol=3)  # untouched grey
+  src = _frames(media / "partly.mp4")
+  assert np.abs(out[:4].astype(int) - src[:4].astype(int)).mean() > 2  # generated
+
+
+# -- text path ----------------------------------------------------------------------------------
+
+def test_text_silent_and_with_speech(synth, media, outdir):
+  res = synth.synthesize(media / "face.png", outdir / "silent.mp4", text="Bin blue at F two now.")
+  info = video.probe(outdir / "silent.mp4")
+  assert res.fps == 25 and info.n_frames == res.frames > 3 and info.audio_codec == "aac"
+  from taem_jax import audio  # pylint: disable=g-import-not-at-top
+  assert audio.is_silent(video.extract_audio(outdir / "silent.mp4"))
+  res2 = synth.synthesize(media / "face.mp4", outdir / "speech.mp4",
+                          text="Bin blue at F two now.", speech=True)
+  assert res2.frames == res.frames  # same text and speaker model -> same durations
+  wav = video.extract_audio(outdir / "speech.mp4")
+  assert not audio.is_silent(wav)
+  assert abs(len(wav) / 16000 - res2.frames / 25) < 0.05
+
+
+def test_text_with_digits_symbols_and_accents(synth, media, outdir):
+  res = synth.synthesize(media / "face.png", outdir / "o.mp4",
+                         text="Zoë paid $5.50 at 3:30 — 100% naïve! Café #2 (in Köln).")
+  assert res.frames > 10
+
+
+def test_long_text_is_split_into_chunks(ckpts, media, outdir):
+  s = synthesis.Synthesizer(ckpts / "wav2lip", ckpts / "taem",
+                            options=synthesis.Options(batch_size=8, max_chunk_phonemes=12))
+  res = s.synthesize(media / "face.png", outdir / "o.mp4",
+                     text="Place red by G nine again, set white with P four please. Lay green.")
+  assert res.frames == video.probe(outdir / "o.mp4").n_frames
+
+
+# -- bad inputs: one line, nothing written -----------------------------------------------------
+
+def test_bad_face_inputs(synth, media, outdir, tmp_path):
+  out = outdir / "o.mp4"
+  a = media / "a16k.wav"
+  _fails(lambda: synth.synthesize(tmp_path / "missing.png", out, audio=a), "face file not found",
+         outdir)
+  _fails(lambda: synth.synthesize(media / "garbage.png", out, audio=a), "cannot read .* image",
+         outdir)
+  _fails(lambda: synth.synthesize(media / "blank.png", out, audio=a), "no face found", outdir)
+  _fails(lambda: synth.synthesize(media / "noface.mp4", out, audio=a),
+         "no face found in any of the 6 frame", outdir)
+  _fails(lambda: synth.synthesize(media / "notavideo.mp4", out, audio=a),
+         "cannot read .* as a video", outdir)
+  (tmp_path / "empty.mp4").write_bytes(b"")
+  _fails(lambda: synth.synthesize(tmp_path / "empty.mp4", out, audio=a), "empty", outdir)
+
+
+def test_bad_text(synth, media, outdir):
+  out = outdir / "o.mp4"
+  _fails(lambda: synth.synthesize(media / "face.png", out, text=""), "empty text", outdir)
+  _fails(lambda: synth.synthesize(media / "face.png", out, text="   \n"), "empty text", outdir)
+  _fails(lambda: synth.synthesize(media / "face.png", out, text="?!... ,;: --"),
+         "no pronounceable words", outdir)
+  _fails(lambda: synth.synthesize(media / "face.png", out, text="你好，世界"),
+         "no pronounceable words", outdir)
+
+
+def test_bad_audio(synth, media, outdir, tmp_path):
+  out = outdir / "o.mp4"
+  face = media / "face.png"
+  _fails(lambda: synth.synthesize(face, out, audio=media / "silent.wav"), "silent", outdir)
+  _fails(lambda: synth.synthesize(face, out, audio=media / "empty.wav"), "empty", outdir)
+  _fails(lambda: synth.synthesize(face, out, audio=media / "nosamples.wav"), "no audio samples",
+         outdir)
+  _fails(lambda: synth.synthesize(face, out, audio=tmp_path / "nope.wav"), "not found", outdir)
+  _fails(lambda: synth.synthesize(face, out, audio=media / "garbage.png"), "cannot decode audio",
+         outdir)
+
+
+def test_bad_output_paths(synth, media, tmp_path):
+  a = media / "a16k.wav"
+  with pytest.raises(UserError, match="output folder does not exist"):
+    synth.synthesize(media / "face.png", tmp_path / "no" / "such" / "o.mp4", audio=a)
+  assert not (tmp_path / "no").exists()
+  (tmp_path / "afile").write_text("x")
+  with pytest.raises(UserError, match="not a folder"):
+    synth.synthesize(media / "face.png", tmp_path / "afile" / "o.mp4", audio=a)
+  with pytest.raises(UserError, match=r"must be an \.mp4"):
+    synth.synthesize(media / "face.png", tmp_path / "o.avi", audio=a)
+  ro = pathlib.Path("/proc/taem_jax_test.mp4")  # a folder nobody (not even root) can write
+  with pytest.raises(UserError, match="cannot write to output folder /proc"):
+    synth.synthesize(media / "face.png", ro, audio=a)
+  locked = tmp_path / "locked"
+  locked.mkdir()
+  locked.chmod(0o500)
+  try:
+    if os.access(locked, os.W_OK):
+      pytest.skip("running as root: permission bits are not enforced")
+    with pytest.raises(UserError, match="cannot write to output folder"):
+      synth.synthesize(media / "face.png", locked / "o.mp4", audio=a)
+    _assert_clean(locked)
+  finally:
+    locked.chmod(0o700)
+
+
+def test_error_during_render_leaves_nothing(synth, media, outdir, monkeypatch):
+  def boom(*a, **k):
+    raise UserError("simulated failure half-way")
+  calls = {"n": 0}
+  real = synthesis.generate.run_batched
+
+  def flaky(*a, **k):
+    calls["n"] += 1
+    if calls["n"] == 2:
+      boom()
+    return real(*a, **k)
+  monkeypatch.setattr(synthesis.generate, "run_batched", flaky)
+  _fails(lambda: synth.synthesize(media / "face.png", outdir / "o.mp4",
+                                  audio=media / "a16k.wav"), "half-way", outdir)
+  assert calls["n"] == 2
+
+
+def test_bad_checkpoints(ckpts):
+  w2l, taem = ckpts / "wav2lip", ckpts / "taem"
+  cases = [
+      ((taem, taem), "holds a taem checkpoint, expected wav2lip"),
+      ((w2l, w2l), "holds a wav2lip checkpoint, expected a TAEM checkpoint"),
+      ((w2l, ckpts / "taem_ipa"), "another phoneme vocabulary"),
+      ((w2l, ckpts / "taem_arcface"), "ArcFace ONNX file not found"),
+      ((w2l, ckpts / "taem_other_dlib"), "use the same model file"),
+      ((w2l, ckpts / "taem_latent64"), "64-d audio latent but the Wav2Lip checkpoint has 32-d"),
+      ((ckpts / "missing", taem), "checkpoint directory not found"),
+  ]
+  for (a, b), match in cases:
+    with pytest.raises(UserError, match=match) as e:
+      synthesis.Synthesizer(a, b, options=OPTS)
+    assert "\n" not in str(e.value)
+
+
+def test_text_without_taem_and_stress_vocab_ok(ckpts, media, outdir, tmp_path):
+  audio_only = synthesis.Synthesizer(ckpts / "wav2lip", options=OPTS)
+  _fails(lambda: audio_only.synthesize(media / "face.png", outdir / "o.mp4", text="Hi."),
+         "needs a TAEM checkpoint", outdir)
+  vocab = PhonemeVocab(stress=True)  # another ARPAbet spelling is fine: the front end follows it
+  taem_checkpoint.save_taem(_tiny_taem(vocab), tmp_path / "taem_stress", vocab=vocab,
+                            speaker_embedding=SpeakerEmbedder("dlib").describe())
+  s = synthesis.Synthesizer(ckpts / "wav2lip", tmp_path / "taem_stress", options=OPTS)
+  assert s.synthesize(media / "face.png", outdir / "o.mp4", text="Go now.").frames > 0
+
+
+def test_taem_checkpoint_records(ckpts, tmp_path):
+  model, info = taem_checkpoint.load_taem(ckpts / "taem")
+  assert isinstance(model, TAEM) and info.vocab == PhonemeVocab()
+  assert info.speaker_embedding["kind"] == "dlib" and info.target["latent_dim"] == 32
+  meta = json.loads((ckpts / "taem" / "taem_jax.json").read_text())
+  assert meta["family"] == "taem" and meta["config"]["pause_ids"] == [2, 3]
+  # A sidecar whose vocabulary does not fit the model is refused.
+  bad = tmp_path / "bad"
+  shutil.copytree(ckpts / "taem", bad)
+  meta["vocab"]["symbols"] = meta["vocab"]["symbols"][:-1]
+  (bad / "taem_jax.json").write_text(json.dumps(meta))
+  with pytest.raises(UserError, match="inconsistent"):
+    taem_checkpoint.load_taem(bad)
+
+
+# -- CLI ----------------------------------------------------------------------------------------
+
+def _cli(*args, cwd=None):
+  env = dict(os.environ, JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="3",
+             JAX_DISABLE_MOST_OPTIMIZATIONS="1")  # tiny models: compile fast
+  return subprocess.run([sys.executable, str(REPO / "experiments" / "synthesize.py"), *args],
+                        capture_output=True, text=True, cwd=cwd, env=env, timeout=600,
+                        check=False)
+
+
+def test_cli_single_job_errors_are_one_line(ckpts, media, outdir):
+  r = _cli("--face", str(media / "missing.png"), "--audio", str(media / "a16k.wav"),
+           "--wav2lip", str(ckpts / "wav2lip"), "--out", str(outdir / "o.mp4"))
+  assert r.returncode == 2, r.stderr
+  assert r.stderr.strip().splitlines() == [f"error: face file not found: {media}/missing.png"]
+  _assert_clean(outdir)
+  r = _cli("--face", str(media / "face.png"), "--text", "Hi.",
+           "--wav2lip", str(ckpts / "wav2lip"), "--out", str(outdir / "o.mp4"))
+  assert r.returncode == 2
+  assert r.stderr.strip().splitlines() == [
+      "error: text input needs a TAEM checkpoint: add --taem DIR (or use --audio)"]
+
+
+def test_cli_batch_good_and_bad_rows(ckpts, media, outdir):
+  rows = [
+      ("face", "text", "audio", "out"),
+      (str(media / "face.png"), "", str(media / "a16k.wav"), "good.mp4"),
+      (str(media / "face.png"), "Bin blue now.", "", "good_text.mp4"),
+      (str(media / "notavideo.mp4"), "", str(media / "a16k.wav"), "bad1.mp4"),
+      (str(media / "face.png"), "", str(media / "silent.wav"), "bad2.mp4"),
+      (str(media / "face.png"), "?!", "", "bad3.mp4"),
+      (str(media / "noface.mp4"), "Hello.", "", "bad4.mp4"),
+      (str(media / "face.png"), "", str(media / "a16k.wav"), "missing/bad5.mp4"),
+  ]
+  import csv  # pylint: disable=g-import-not-at-top
+  with open(outdir / "jobs.csv", "w", newline="") as f:
+    csv.writer(f).writerows(rows)
+  r = _cli("--batch", str(outdir / "jobs.csv"), "--wav2lip", str(ckpts / "wav2lip"),
+           "--taem", str(ckpts / "taem"), "--batch_size", "8", "--no_progress")
+  assert r.returncode == 2, r.stderr
+  errors = r.stderr.strip().splitlines()
+  assert len(errors) == 6, r.stderr
+  for line, expected in zip(errors, ["row 4: cannot read", "row 5: audio", "row 6: no pron",
+                                     "row 7: no face found", "row 8: output folder does not"]):
+    assert line.startswith("error: " + expected), line
+  assert errors[-1] == "error: 5 of 7 jobs failed (see the lines above)"
+  assert sorted(p.name for p in outdir.iterdir()) == ["good.mp4", "good_text.mp4", "jobs.csv"]
+  assert "wrote" in r.stdout and video.probe(outdir / "good_text.mp4").fps == 25
