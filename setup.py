@@ -26,5 +26,6 @@ setuptools.setup(
     include_package_data=True,
     install_requires=_requirements("requirements.txt"),
     extras_require={"test": _requirements("requirements-test.txt")},
-    entry_points={"console_scripts": ["taem-doctor=taem_jax.doctor:main"]},
+    entry_points={"console_scripts": ["taem-doctor=taem_jax.doctor:main",
+                                      "taem-synthesize=taem_jax.synthesis_cli:main"]},
 )

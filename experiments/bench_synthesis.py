@@ -83,18 +83,23 @@ def _make_checkpoints(folder: pathlib.Path, width: float) -> tuple[pathlib.Path,
 def _child(args) -> None:
   """One synthesis in this process; prints a JSON line with timings and peak RSS."""
   from taem_jax import synthesis  # pylint: disable=g-import-not-at-top
-  stages = {}
+  stages = {}  # stage -> {"start": end of the previous stage, "end": last report, "count"}
+  last = {"t": None}
 
   def progress(stage, advance, total):
     now = time.perf_counter()
-    s = stages.setdefault(stage, {"start": now, "end": now, "count": 0, "total": total})
+    if stage not in stages:
+      stages[stage] = {"start": last["t"], "end": now, "count": 0, "total": total}
+    s = stages[stage]
     s["end"], s["count"] = now, s["count"] + advance
+    last["t"] = now
 
   t0 = time.perf_counter()
   synth = synthesis.Synthesizer(args.wav2lip, args.taem,
                                 options=synthesis.Options(batch_size=args.batch_size))
   t_load = time.perf_counter() - t0
   t0 = time.perf_counter()
+  last["t"] = t0  # the first stage also pays for the input checks (audio decoding, g2p)
   kw = {"text": TEXT} if args.job_text else {"audio": args.job_audio}
   res = synth.synthesize(args.job_face, args.job_out, progress=progress, **kw)
   total = time.perf_counter() - t0

@@ -251,6 +251,7 @@ def test_text_with_digits_symbols_and_accents(synth, media, outdir):
   assert res.frames > 10
 
 
+@pytest.mark.slow
 def test_long_text_is_split_into_chunks(ckpts, media, outdir):
   s = synthesis.Synthesizer(ckpts / "wav2lip", ckpts / "taem",
                             options=synthesis.Options(batch_size=8, max_chunk_phonemes=12))
@@ -359,10 +360,14 @@ def test_bad_checkpoints(ckpts):
     assert "\n" not in str(e.value)
 
 
-def test_text_without_taem_and_stress_vocab_ok(ckpts, media, outdir, tmp_path):
+def test_text_without_taem(ckpts, media, outdir):
   audio_only = synthesis.Synthesizer(ckpts / "wav2lip", options=OPTS)
   _fails(lambda: audio_only.synthesize(media / "face.png", outdir / "o.mp4", text="Hi."),
          "needs a TAEM checkpoint", outdir)
+
+
+@pytest.mark.slow
+def test_stress_vocab_checkpoint_works(ckpts, media, outdir, tmp_path):
   vocab = PhonemeVocab(stress=True)  # another ARPAbet spelling is fine: the front end follows it
   taem_checkpoint.save_taem(_tiny_taem(vocab), tmp_path / "taem_stress", vocab=vocab,
                             speaker_embedding=SpeakerEmbedder("dlib").describe())
@@ -408,6 +413,7 @@ def test_cli_single_job_errors_are_one_line(ckpts, media, outdir):
       "error: text input needs a TAEM checkpoint: add --taem DIR (or use --audio)"]
 
 
+@pytest.mark.slow
 def test_cli_batch_good_and_bad_rows(ckpts, media, outdir):
   rows = [
       ("face", "text", "audio", "out"),
