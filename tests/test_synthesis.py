@@ -439,3 +439,34 @@ def test_cli_batch_good_and_bad_rows(ckpts, media, outdir):
   assert errors[-1] == "error: 5 of 7 jobs failed (see the lines above)"
   assert sorted(p.name for p in outdir.iterdir()) == ["good.mp4", "good_text.mp4", "jobs.csv"]
   assert "wrote" in r.stdout and video.probe(outdir / "good_text.mp4").fps == 25
+
+
+def test_export_taem_from_training_workdir(tmp_path):
+  """A training run's checkpoint + its dataset's metadata -> a TAEM directory synthesis reads."""
+  import importlib.util  # pylint: disable=g-import-not-at-top
+  from taem_jax.train import checkpoint, losses, taem_task  # pylint: disable=g-import-not-at-top
+  spec = importlib.util.spec_from_file_location("cfg_sample", REPO / "experiments" / "configs" /
+                                                "sample.py")
+  mod = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(mod)
+  config = mod.get_config("tiny")
+  vocab = PhonemeVocab()
+  cfg = taem_task.taem_config_from(config, vocab=vocab, speaker_dim=128)
+  task = taem_task.TAEMTask(cfg, losses.LossConfig(), None)
+  model = task.make_model(nnx.Rngs(3))
+  store = checkpoint.CheckpointStore(tmp_path / "run" / "checkpoints", async_save=False)
+  store.save(7, {"model": nnx.to_pure_dict(nnx.state(model, nnx.Not(nnx.RngState))),
+                 "optimizer": {"step": np.array(7)}}, data_state={}, config=config.to_dict())
+  store.close()
+  (tmp_path / "ds").mkdir()
+  (tmp_path / "ds" / "metadata.json").write_text(json.dumps(
+      {"vocab": vocab.to_json(), "embedder": "dlib", "embed_dim": 128}))
+  taem_checkpoint.export_from_workdir(tmp_path / "run", tmp_path / "taem",
+                                      dataset_dir=tmp_path / "ds")
+  loaded, info = taem_checkpoint.load_taem(tmp_path / "taem")
+  assert info.vocab == vocab and info.speaker_embedding == {"kind": "dlib", "dim": 128}
+  assert loaded.config == cfg
+  a = nnx.to_flat_state(nnx.state(model.taem, nnx.Param))
+  b = dict(nnx.to_flat_state(nnx.state(loaded, nnx.Param)))
+  for k, v in a:
+    np.testing.assert_array_equal(np.asarray(v[...]), np.asarray(b[k][...]), err_msg=str(k))
