@@ -109,6 +109,23 @@ def frame_schedule(n_out: int, n_src: int, out_fps: float, src_fps: float | None
   return np.where(k < n_src, k, period - k)
 
 
+def share_frames(total: int, weights) -> list[int]:
+  """Splits `total` frames over parts in proportion to `weights` (largest remainder), each
+  part at least 1 frame (so `total` must be >= the number of parts).
+
+  Example: share_frames(10, [3, 1]) -> [7, 3] (one frame each, the other 8 split 6 : 2).
+  """
+  w = np.maximum(np.asarray(weights, np.float64), 1e-9)
+  k = len(w)
+  if total < k:
+    raise UserError(f"cannot fit {k} text chunks into {total} frames; give a longer target")
+  exact = (total - k) * w / w.sum()
+  base = np.floor(exact).astype(np.int64)
+  rest = int(total - k - base.sum())
+  base[np.argsort(-(exact - base), kind="stable")[:rest]] += 1
+  return (base + 1).tolist()
+
+
 def _pow2_at_least(n: int, floor: int) -> int:
   return max(floor, 1 << max(0, (int(n) - 1).bit_length()))
 
@@ -437,9 +454,13 @@ class Synthesizer:
       d[:] = 4  # a predictor that silences everything still gives one frame per phoneme
     return d
 
-  def _text_latents(self, words, speaker: np.ndarray, progress: Progress, speech: bool
-                    ) -> tuple[np.ndarray, np.ndarray | None]:
+  def _text_latents(self, words, speaker: np.ndarray, progress: Progress, speech: bool,
+                    n_frames: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     """z_t of every output frame (+ the stretched espeak speech at 22.05 kHz if `speech`).
+
+    With `n_frames`, the predicted durations are fitted (by TAEM's own length fitting) so the
+    output has exactly that many frames; chunks share it in proportion to their predicted
+    lengths.
 
     Shapes: -> z (n_frames, D) float32, speech (n_frames * sr / 25,) float32 or None.
     """
@@ -448,13 +469,18 @@ class Synthesizer:
     chunks = split_chunks(words, self.options.max_chunk_phonemes)
     graphdef, state = self._taem_split
     zs, sounds = [], []
+    planned = []
     for chunk in chunks:
       symbols = [p for w in chunk for p in w.phonemes]
       ids = np.asarray(self.vocab.encode([normalize_symbol(p, self.vocab.stress)
                                           for p in symbols]), np.int32)
       d = self._predict_durations(ids, speaker)
+      planned.append((chunk, ids, d, max(1, -(-int(d.sum()) // 4))))
+    if n_frames is not None:
+      shares = share_frames(int(n_frames), [p[3] for p in planned])
+      planned = [(c, i, d, f) for (c, i, d, _), f in zip(planned, shares)]
+    for chunk, ids, d, frames in planned:
       n = len(ids)
-      frames = max(1, -(-int(d.sum()) // 4))
       lb, fb = _pow2_at_least(n, 16), _pow2_at_least(frames, 32)
       ph = np.zeros((1, lb), np.int32)
       ph[0, :n] = ids
@@ -512,7 +538,7 @@ class Synthesizer:
   # -- the public call -------------------------------------------------------------------------
 
   def synthesize(self, face, out, *, text: str | None = None, audio=None, speech: bool = False,
-                 progress: Progress | None = None) -> Result:
+                 progress: Progress | None = None, n_frames: int | None = None) -> Result:
     """Writes `out` (.mp4, H.264 + AAC): the face in `face` speaking `text` or `audio`.
 
     Args:
@@ -526,6 +552,8 @@ class Synthesizer:
         audio track is silence.
       progress: optional callback `progress(stage, advance, total)`; stages "detect", "text",
         "render".
+      n_frames: text only: make the output exactly this many frames (TAEM's predicted durations
+        are fitted to it), e.g. to compare with a ground-truth video frame by frame.
 
     Returns:
       a `Result`.
@@ -534,11 +562,13 @@ class Synthesizer:
       UserError: one line for any bad input (see `plan`), a face input without any face.
     """
     progress = progress or _no_progress
+    if n_frames is not None and (text is None or int(n_frames) < 1):
+      raise UserError("n_frames (a target length) applies to text input only and must be >= 1")
     plan = self.plan(face, out, text=text, audio=audio)
     track = self._track(plan, progress)
     if plan.words is not None:
       speaker = self._speaker(plan, track)
-      z, sound = self._text_latents(plan.words, speaker, progress, speech)
+      z, sound = self._text_latents(plan.words, speaker, progress, speech, n_frames)
       n_out = len(z)
       drive = lambda idx: z[idx]  # noqa: E731
       method = "decode"
@@ -557,6 +587,7 @@ class Synthesizer:
       audio_track, audio_sr = plan.wav, audio_lib.SAMPLE_RATE
       if plan.audio_file is not None and _native_rate(plan.audio_file) >= audio_lib.SAMPLE_RATE:
         audio_track = plan.audio_file  # muxed at its own quality (AAC re-encode)
+        plan.wav = None  # only the mel is needed from here on
     frames = self._render(plan, track, n_out, drive, method, progress)
     written = video.write_video(plan.out, frames, plan.out_fps, audio_wav=audio_track,
                                 audio_sr=audio_sr)
