@@ -7,6 +7,13 @@ Usage:
   .venv/bin/python experiments/train.py --config=experiments/configs/grid.py:tiny \\
       --config.train.num_steps=20 --workdir=/tmp/run
   .venv/bin/python experiments/train.py --config=experiments/configs/toy.py --workdir=/tmp/toy
+  # Wav2Lip itself: the lip-sync expert, then the generator (configs name their task)
+  .venv/bin/python experiments/train.py --dataset=sample --manual_dir=data/sample_corpus \
+      --config=experiments/configs/wav2lip_expert.py:tiny --workdir=runs/expert \
+      --export=runs/expert/export
+  .venv/bin/python experiments/train.py --dataset=sample --manual_dir=data/sample_corpus \
+      --config=experiments/configs/wav2lip_gen.py:tiny --config.expert.dir=runs/expert/export \
+      --workdir=runs/gen --export=runs/gen/export
 
 What happens:
   * The config is `experiments/configs/<dataset>.py` unless --config names one (append `:tiny`
@@ -19,6 +26,9 @@ What happens:
     data order, so no step is lost or repeated.
   * Ctrl-C (or SIGTERM) finishes the current step, writes a checkpoint and exits with status 130.
   * A NaN/inf loss or gradient stops the run (exit 3) and names the step.
+  * --export=DIR writes the trained model (Wav2Lip expert or generator) as a directory that
+    taem_jax.models.load_pretrained reads, like a converted official checkpoint. Rerunning a
+    finished run with --export only exports.
   * Devices: all visible ones form a data-parallel mesh (batch split, parameters replicated).
     CPU: XLA_FLAGS=--xla_force_host_platform_device_count=N fakes N devices. Several hosts or
     processes: --distributed (and --coordinator_address/--num_processes/--process_id when
@@ -62,6 +72,8 @@ flags.DEFINE_string("manual_dir", None, "Folder with the raw corpus you download
 flags.DEFINE_string("init_from", None, "Weights for a fresh run (ignored when --workdir holds a "
                     "checkpoint): a converted Wav2Lip directory (python -m porting.convert) for the "
                     "frozen target, or a finished training workdir.")
+flags.DEFINE_string("export", None, "After training, write the model as a load_pretrained "
+                    "directory here (Wav2Lip expert/generator tasks; replaces an existing one).")
 flags.DEFINE_integer("steps", None, "Total training steps (overrides config.train.num_steps).")
 flags.DEFINE_integer("batch_size", None, "Global batch size (overrides config.data.batch_size).")
 flags.DEFINE_integer("num_devices", None, "Devices in the data mesh (default: all visible; "
@@ -191,7 +203,21 @@ def _has_checkpoint(workdir: str) -> bool:
     store.close()
 
 
-TASKS = {"toy": build_toy, "taem": build_taem}
+def build_wav2lip(config, mesh, dataset_dir):
+  """The expert or generator task of experiments/configs/wav2lip_{expert,gen}.py."""
+  from taem_jax.train import wav2lip_task  # pylint: disable=g-import-not-at-top
+  if (config.task == "wav2lip" and not config.expert.dir and config.expert.require_pretrained
+      and not _has_checkpoint(FLAGS.workdir)):
+    raise UserError(
+        "the generator's sync loss needs a trained lip-sync expert: train one with "
+        "--config=experiments/configs/wav2lip_expert.py[:variant] --export=DIR and pass "
+        "--config.expert.dir=DIR (or a converted lipsync_expert.pth); "
+        "--config.expert.require_pretrained=False uses a random expert (smoke tests)")
+  return wav2lip_task.build(config, mesh, dataset_dir=dataset_dir)
+
+
+TASKS = {"toy": build_toy, "taem": build_taem, "expert": build_wav2lip,
+         "wav2lip": build_wav2lip}
 
 
 @cli_main
@@ -241,6 +267,12 @@ def main(argv):
   finally:
     trainer.close()
   import jax  # pylint: disable=g-import-not-at-top
+  if FLAGS.export and jax.process_index() == 0:
+    export = getattr(task, "export", None)
+    if export is None:
+      raise UserError(f"--export: the {config.task} task has no export format")
+    for path in export(result.model, FLAGS.export, step=result.step, overwrite=True):
+      print(f"exported {path} (taem_jax.models.load_pretrained reads it)")
   if jax.process_index() == 0:
     shown = ", ".join(f"{k}={v:.4g}" for k, v in sorted(result.last_metrics.items()))
     print(f"done: {result.step} steps in {FLAGS.workdir} (started from {result.resumed_from}); "

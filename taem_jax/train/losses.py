@@ -81,20 +81,62 @@ def take_windows(x: Array, start: Array, size: int) -> Array:
   return jax.vmap(lambda xi, s: jax.lax.dynamic_slice_in_dim(xi, s, size, axis=0))(x, start)
 
 
-def sync_loss(audio_emb: Array, face_emb: Array, mask: Array | None = None) -> Array:
-  """Wav2Lip's expert sync loss: BCE(cos(audio, face), 1), each log clamped at -100 (as torch).
+def expert_bce(audio_emb: Array, face_emb: Array, target: Array | float = 1.0,
+               mask: Array | None = None) -> Array:
+  """Wav2Lip's "cosine loss": BCE(cos(audio, face), target), each log clamped at -100 (torch).
 
-  Shapes: audio_emb, face_emb (N, E) (the expert's L2-normalised outputs); mask (N,) -> scalar.
+  The expert trains on target 1 (in sync) / 0 (off sync); the generator's sync loss is target 1.
+  Cosine similarity is clipped to [0, 1] (the expert's embeddings are non-negative anyway).
+
+  Shapes: audio_emb, face_emb (N, E); target scalar or (N,); mask (N,) -> scalar.
+  """
+  return bce(expert_similarity(audio_emb, face_emb), target, mask)
+
+
+def bce(prob: Array, target: Array | float, mask: Array | None = None) -> Array:
+  """torch `nn.BCELoss` (mean): -(y log p + (1 - y) log(1 - p)), each log clamped at -100.
+
+  Shapes: prob (N,) in [0, 1]; target scalar or (N,); mask (N,) -> scalar.
+  """
+  p = prob.astype(jnp.float32)
+  y = jnp.broadcast_to(jnp.asarray(target, jnp.float32), p.shape)
+
+  def neg_log(q):  # -log(q) capped at 100; the double where keeps gradients finite at 0
+    safe = jnp.where(q > 0.0, q, 1.0)
+    return jnp.where(q > 0.0, jnp.minimum(-jnp.log(safe), 100.0), 100.0)
+
+  loss = y * neg_log(p) + (1.0 - y) * neg_log(1.0 - p)
+  return _masked_mean(loss, jnp.ones_like(loss, bool) if mask is None else mask)
+
+
+def expert_similarity(audio_emb: Array, face_emb: Array) -> Array:
+  """cos(audio, face) clipped to [0, 1] (torch cosine_similarity, eps 1e-8).
+
+  Shapes: (N, E), (N, E) -> (N,).
   """
   a = audio_emb.astype(jnp.float32)
   v = face_emb.astype(jnp.float32)
   cos = jnp.sum(a * v, -1) / jnp.maximum(
       jnp.linalg.norm(a, axis=-1) * jnp.linalg.norm(v, axis=-1), 1e-8)
-  cos = jnp.clip(cos, 0.0, 1.0)
-  # -log(cos) capped at 100 like torch's BCELoss; the double where keeps gradients finite at 0.
-  safe = jnp.where(cos > 0.0, cos, 1.0)
-  bce = jnp.where(cos > 0.0, jnp.minimum(-jnp.log(safe), 100.0), 100.0)
-  return _masked_mean(bce, jnp.ones_like(bce, bool) if mask is None else mask)
+  return jnp.clip(cos, 0.0, 1.0)
+
+
+def sync_loss(audio_emb: Array, face_emb: Array, mask: Array | None = None) -> Array:
+  """Wav2Lip's expert sync loss: BCE(cos(audio, face), 1), each log clamped at -100 (as torch).
+
+  Shapes: audio_emb, face_emb (N, E) (the expert's L2-normalised outputs); mask (N,) -> scalar.
+  """
+  return expert_bce(audio_emb, face_emb, 1.0, mask)
+
+
+def lower_half_stack(frames: Array) -> Array:
+  """The expert's face input: lower halves of W frames stacked on channels, frame-major.
+
+  Shapes: frames (B, W, H, W_img, C) -> (B, H - H // 2, W_img, W * C); channel = C t + c.
+  """
+  b, w, h, wd, c = frames.shape
+  lower = frames[:, :, h // 2:]
+  return jnp.transpose(lower, (0, 2, 3, 1, 4)).reshape(b, h - h // 2, wd, w * c)
 
 
 def task_loss(z: Array, faces: Array, frames_gt: Array, sync_mel: Array, window_mask: Array, *,
@@ -126,8 +168,7 @@ def task_loss(z: Array, faces: Array, frames_gt: Array, sync_mel: Array, window_
   gen = decode_fn(z.reshape(b * w, d), faces.reshape(b * w, h, wd, faces.shape[-1]))
   gen = gen.reshape(b, w, h, wd, gen.shape[-1])
   l1 = _masked_mean(jnp.abs(gen - frames_gt), window_mask[:, None, None, None, None])
-  lower = gen[:, :, h // 2:]  # (B, W, H/2, W_img, 3)
-  stacked = jnp.transpose(lower, (0, 2, 3, 1, 4)).reshape(b, h - h // 2, wd, w * gen.shape[-1])
+  stacked = lower_half_stack(gen)
   audio_emb, face_emb = expert_fn(sync_mel, stacked)
   sync = sync_loss(audio_emb, face_emb, window_mask)
   total = sync_weight * sync + (1.0 - sync_weight) * l1

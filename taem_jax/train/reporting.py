@@ -1,4 +1,4 @@
-"""Trainer hooks that report a run: tqdm progress, TensorBoard, and a JSON-lines log.
+"""Trainer hooks that report a run: tqdm progress, TensorBoard, a JSON-lines log, sample PNGs.
 
 The trainer calls these (see `taem_jax.train.trainer.Hook`); the command-line layer decides
 which ones to create, so library code stays silent. In a multi-process run only process 0
@@ -140,6 +140,30 @@ class JsonlWriter:
       self._f = None
 
 
+class SampleImageWriter:
+  """Writes each sample image batch as one PNG, `<dir>/<name>_<step>.png` (images stacked).
+
+  Images (N, H, W, 3) RGB are stacked vertically; videos (N, T, H, W, C) as frame rows.
+  """
+
+  def __init__(self, directory: str | os.PathLike, max_samples: int = 4):
+    self.directory = os.fspath(directory)
+    self._max = max_samples
+
+  def on_samples(self, step: int, samples: Mapping[str, np.ndarray]) -> None:
+    import cv2  # pylint: disable=g-import-not-at-top
+    os.makedirs(self.directory, exist_ok=True)
+    for name, x in samples.items():
+      x = _to_uint8(np.asarray(x))[:self._max]
+      if x.ndim == 5:
+        n, t, h, w, c = x.shape
+        x = x.transpose(0, 2, 1, 3, 4).reshape(n, h, t * w, c)
+      image = x.reshape(-1, *x.shape[2:])
+      if image.shape[-1] == 3:
+        image = image[..., ::-1]  # RGB -> BGR for OpenCV
+      cv2.imwrite(os.path.join(self.directory, f"{name}_{step:07d}.png"), image)
+
+
 def read_jsonl(path: str | os.PathLike, kind: str | None = None) -> list[dict[str, Any]]:
   """The records of a `JsonlWriter` file (optionally only one kind: 'step', 'train', 'eval')."""
   out = []
@@ -164,6 +188,7 @@ def default_hooks(workdir: str | os.PathLike, *, progress: bool = True,
   hooks: list[Any] = [JsonlWriter(os.path.join(workdir, "metrics.jsonl"), jsonl_every_step)]
   if tensorboard:
     hooks.append(TensorBoardWriter(os.path.join(workdir, "tensorboard")))
+  hooks.append(SampleImageWriter(os.path.join(workdir, "samples")))
   if progress:
     hooks.append(ProgressBar())
   return hooks

@@ -299,7 +299,7 @@ def prepared_dataset_dir(config, data_dir: str | None, manual_dir: str | None, *
   from taem_jax.data import builder_class  # pylint: disable=g-import-not-at-top
   builder = builder_class(builder_name)(
       data_dir=str(pathlib.Path(data_dir).expanduser()), config=data.builder_config,
-      wav2lip_dir=config.target.get("wav2lip_dir") or None)
+      wav2lip_dir=config.get("target", {}).get("wav2lip_dir") or None)
   builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
       manual_dir=str(pathlib.Path(manual_dir).expanduser())))
   return pathlib.Path(builder.data_dir)

@@ -190,7 +190,8 @@ class Trainer:
     task: the model family (see `Task`).
     config: a ConfigDict (or any attribute tree) with `seed`, `optim.*` (see `make_optimizer`)
       and `train.*`: num_steps, log_every, checkpoint_every, keep_checkpoints,
-      async_checkpointing, eval_every, eval_batches, sample_every.
+      async_checkpointing, eval_every, eval_batches, sample_every, and optionally
+      eval_at_start (validate once before the first step of a fresh run).
     workdir: run directory; checkpoints go to `<workdir>/checkpoints`.
     train_data: this process's training iterator (see `DataIterator`).
     eval_data: optional zero-argument callable returning a fresh held-out iterator.
@@ -356,6 +357,8 @@ class Trainer:
              step, total, self.mesh.devices.size, jax.process_count())
     self._compile()
     self._emit("on_start", step, total, origin)
+    if step == 0 and getattr(tc, "eval_at_start", False):
+      self.evaluate(0)  # the untrained baseline of the held-out metrics
     self._last = {}
     self._window = (time.perf_counter(), step)
     # Metrics of step s are read after step s+1 has been dispatched, so the host does not

@@ -1,0 +1,113 @@
+"""The Wav2Lip generator trained in JAX (L1 + expert sync loss, optional GAN), after the expert.
+
+    .venv/bin/python experiments/train.py --dataset=sample --manual_dir=data/sample_corpus \
+        --config=experiments/configs/wav2lip_gen.py:tiny \
+        --config.expert.dir=runs/expert_tiny/export --workdir=runs/gen_tiny \
+        --export=runs/gen_tiny/export
+
+Variants (`--config=...wav2lip_gen.py:<variant>`):
+  (none) LRS2 at the official scale (wav2lip_train.py): width 1.0 (36.3 M params), 16 windows
+         of 5 frames per step, Adam 1e-4, w_sync 0 -> 0.01 once the sync loss < 0.75;
+         --config.expert.dir=<a width-1.0 expert>, e.g. the official lipsync_expert.pth
+         converted with porting.convert. Append `+gan` to any variant (`:gan` alone = LRS2)
+         for hq_wav2lip_train.py: the visual-quality discriminator, w_gan 0.07, w_sync 0.03,
+         Adam betas (0.5, 0.999); --export also writes <dir>_disc.
+         Estimated cost on one recent GPU: ~0.15 s per step (0.25 s with the GAN), i.e. about a
+         day for the ~300k steps the official model needs to reach an eval sync loss of ~0.2.
+         Here (2-core CPU) ~8 s per step: use a GPU.
+  :grid  the same on GRID.
+  :sample the generated corpus at width 0.25.
+  :tiny  the generated corpus at width 1/8 (generator 0.57 M params), 8 clips x 2 windows x 5
+         frames per step, lr 1e-3, sync loss on from the start (threshold 100) with w_sync 0.03;
+         expects a `:tiny` expert (width 1/8). Cost here: ~0.6 s per step, 2000 steps ~20 min
+         (measured: see the end of this docstring). What it reaches: held-out L1 and sync loss
+         fall; the sample grids (<workdir>/samples/*.png: rows = reference, masked input,
+         generated, ground truth) show mouths that open and close with the audio.
+  :synthetic in-memory synthetic clips (tests): width 1/16, random expert, 40 steps.
+
+Everything in wav2lip_common.py; here only what differs.
+"""
+import pathlib
+import sys
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import wav2lip_common  # noqa: E402  pylint: disable=g-import-not-at-top
+
+
+def get_config(arg=None):
+  arg, _, extra = (arg or "").partition("+")
+  if arg == "gan":  # ":gan" = LRS2 with the GAN
+    arg, extra = "", "gan"
+  if extra not in ("", "gan"):
+    raise ValueError(f"unknown variant suffix {extra!r} (known: +gan)")
+  arg = arg or None
+  c = wav2lip_common.get_config("wav2lip", arg)
+  c.model.convt_impl = "subpixel"  # transposed-conv implementation (speed only, same numbers)
+  c.model.disc_width = 1.0  # width of the visual-quality discriminator (GAN only)
+
+  c.expert = ml_collections_dict(
+      dir="",  # the trained expert: an --export dir (or converted lipsync_expert) or its workdir
+      width=1.0,  # its width (must match the directory's)
+      bn="batch",  # its BatchNorm during generator training: batch (official) | running
+      require_pretrained=True,  # refuse a random expert (smoke tests set False)
+  )
+
+  c.loss = ml_collections_dict(
+      sync_weight=0.01,  # w_sync once on (official: 0.01; 0.03 with the GAN)
+      sync_threshold=0.75,  # w_sync switches on once the mean sync loss < this (official 0.75)
+      sync_ema_decay=0.9,  # running mean of the training sync loss for the switch (choice)
+      gan=False,  # add the visual-quality discriminator (hq_wav2lip_train.py)
+      disc_weight=0.07,  # w_gan (official)
+  )
+  c.train.num_steps = 300_000
+  c.train.sample_every = 3000  # official: collages every 3,000 steps
+  if arg == "grid":
+    pass
+  elif arg == "sample":
+    c.model.width = 0.25
+    c.expert.width = 0.25
+    c.data.batch_size = 8
+    c.data.windows_per_clip = 2
+    c.train.num_steps = 20_000
+    c.train.checkpoint_every = 1000
+    c.train.eval_every = 1000
+    c.train.sample_every = 1000
+    c.train.eval_batches = 20
+  elif arg == "tiny":
+    c.model.width = 0.125
+    c.expert.width = 0.125
+    c.data.batch_size = 8  # clips per step
+    c.data.windows_per_clip = 2  # 16 windows = 80 frames per step
+    c.data.buckets = ((80, 48), (128, 72))
+    c.loss.sync_weight = 0.03  # choice: the HQ weight helps the tiny generator's mouths
+    c.loss.sync_threshold = 100.0  # on from step 1 (the :tiny expert is trained first)
+    c.optim.learning_rate = 1e-3
+    c.train.num_steps = 2000
+    c.train.log_every = 50
+    c.train.checkpoint_every = 500
+    c.train.eval_every = 500
+    c.train.sample_every = 500
+    c.train.eval_batches = 8
+  elif arg == "synthetic":
+    c.model.width = 1 / 16
+    c.model.disc_width = 1 / 16
+    c.expert.width = 1 / 16
+    c.expert.require_pretrained = False
+    c.data.batch_size = 4
+    c.data.windows_per_clip = 1  # 4 windows = 20 frames per step
+    c.optim.learning_rate = 1e-3
+    c.train.num_steps = 40
+    c.train.log_every = 5
+    c.train.checkpoint_every = 20
+    c.train.eval_every = 40
+    c.train.eval_batches = 2
+  if extra == "gan":  # hq_wav2lip_train.py
+    c.loss.gan = True
+    c.loss.sync_weight = 0.03
+    c.optim.b1 = 0.5
+  return c
+
+
+def ml_collections_dict(**fields):
+  import ml_collections  # pylint: disable=g-import-not-at-top
+  return ml_collections.ConfigDict(fields)

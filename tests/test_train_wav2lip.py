@@ -1,0 +1,364 @@
+"""Wav2Lip training in JAX (issue 8): sample construction, the expert and generator tasks on
+synthetic clips, export -> load_pretrained, and SIGKILL resume through experiments/train.py."""
+import importlib.util
+import os
+import pathlib
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from taem_jax.errors import UserError
+from taem_jax.models import load_pretrained
+from taem_jax.train import mesh as mesh_lib
+from taem_jax.train import reporting
+from taem_jax.train import trainer as trainer_lib
+from taem_jax.train import wav2lip_task as w2l
+from test_train_distributed import QUIET, _assert_same_params, _env  # noqa: E402
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+TRAIN = str(REPO / "experiments" / "train.py")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _fast_compile():
+  # Tiny models: XLA's optimisation passes cost more than they save here.
+  old = jax.config.read("jax_disable_most_optimizations")
+  jax.config.update("jax_disable_most_optimizations", True)
+  yield
+  jax.config.update("jax_disable_most_optimizations", old)
+
+
+def load_config(name, variant="synthetic"):
+  path = REPO / "experiments" / "configs" / f"{name}.py"
+  spec = importlib.util.spec_from_file_location(f"cfg_{name}", path)
+  mod = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(mod)
+  c = mod.get_config(variant)
+  c.train.async_checkpointing = False
+  return c
+
+
+def coded_batch(n_frames=(20, 12, 30), lv=32):
+  """Clip batch whose pixels say where they came from: G = row, B = frame, R = clip."""
+  b = len(n_frames)
+  faces = np.zeros((b, lv, 96, 96, 3), np.uint8)
+  mels = np.full((b, lv, 80, 16, 1), -4.0, np.float32)
+  for i, n in enumerate(n_frames):
+    for t in range(n):
+      faces[i, t, :, :, 0] = t
+      faces[i, t, :, :, 1] = np.arange(96)[:, None]
+      faces[i, t, :, :, 2] = 100 + i
+      mels[i, t] = t + 1000 * i
+  return {"faces": faces, "mel_windows": mels, "n_frames": np.array(n_frames, np.int32),
+          "valid": np.ones(b, bool)}
+
+
+# -- sample construction ---------------------------------------------------------------------
+
+def test_expert_samples_pair_lower_halves_with_audio_and_offset_negatives():
+  batch = coded_batch()
+  batch["valid"][1] = False  # a filler row of a padded eval batch
+  k, m = 8, 3
+  s = w2l.expert_samples(batch, np.random.default_rng(0), windows_per_clip=k, min_offset=m)
+  assert s["lips"].shape == (24, 5, 48, 96, 3) and s["mel"].shape == (24, 80, 16, 1)
+  np.testing.assert_array_equal(s["weight"], np.repeat([1.0, 0.0, 1.0], k))
+  for i in range(24):
+    clip = int(s["lips"][i, 0, 0, 0, 2]) - 100
+    a, f = s["audio_start"][i], s["face_start"][i]
+    # lower half only: rows 48..95, frames f..f+4 of one clip, audio window a of the same clip
+    np.testing.assert_array_equal(s["lips"][i, :, :, 0, 1], np.tile(np.arange(48, 96), (5, 1)))
+    np.testing.assert_array_equal(s["lips"][i, :, 0, 0, 0], np.arange(f, f + 5))
+    assert s["mel"][i, 0, 0, 0] == a + 1000 * clip
+    assert f + 5 <= batch["n_frames"][clip] and a + 5 <= batch["n_frames"][clip]
+    if s["label"][i] == 1:
+      assert a == f
+    else:
+      assert abs(int(a) - int(f)) >= m, (a, f)
+  for b in (0, 2):  # balanced labels per clip
+    assert s["label"][b * k:(b + 1) * k].sum() == k // 2
+  # the filler row borrowed a usable clip but weighs nothing
+  assert int(s["lips"][k, 0, 0, 0, 2]) - 100 in (0, 2)
+
+
+def test_expert_samples_skip_clips_too_short_for_a_negative():
+  batch = coded_batch(n_frames=(7, 20))
+  s = w2l.expert_samples(batch, np.random.default_rng(1), windows_per_clip=2, min_offset=3)
+  np.testing.assert_array_equal(s["weight"], [0, 0, 1, 1])
+  with pytest.raises(UserError, match="min_offset"):
+    w2l.expert_samples(batch, np.random.default_rng(1), min_offset=0)
+
+
+def test_generator_samples_reference_elsewhere_and_shifted_audio():
+  batch = coded_batch()
+  k = 16
+  s = w2l.generator_samples(batch, np.random.default_rng(0), windows_per_clip=k,
+                            audio_shift=-1, min_ref_offset=2)
+  for i in range(3 * k):
+    clip = i // k
+    st, r = int(s["start"][i]), int(s["ref_start"][i])
+    assert abs(st - r) >= 2 and st >= 1 and st + 5 <= batch["n_frames"][clip]
+    np.testing.assert_array_equal(s["window"][i, :, 0, 0, 0], np.arange(st, st + 5))
+    np.testing.assert_array_equal(s["reference"][i, :, 0, 0, 0], np.arange(r, r + 5))
+    assert (s["reference"][i, ..., 2] == 100 + clip).all()  # same clip
+    # frame st+t hears the window of frame st+t-1; the expert hears the window's own audio
+    np.testing.assert_array_equal(s["indiv_mels"][i, :, 0, 0, 0],
+                                  np.arange(st - 1, st + 4) + 1000 * clip)
+    assert s["mel"][i, 0, 0, 0] == st + 1000 * clip
+  s0 = w2l.generator_samples(batch, np.random.default_rng(0), windows_per_clip=k, audio_shift=0)
+  np.testing.assert_array_equal(s0["indiv_mels"][:, 0, 0, 0, 0],
+                                s0["start"] + 1000 * np.repeat(np.arange(3), k))
+
+
+def test_generator_input_masks_the_lower_half():
+  rs = np.random.RandomState(0)
+  window = rs.randint(1, 255, (2, 5, 96, 96, 3)).astype(np.uint8)
+  ref = rs.randint(0, 255, (2, 5, 96, 96, 3)).astype(np.uint8)
+  for x in (w2l.generator_input(window, ref),
+            np.asarray(w2l.generator_input(jnp.asarray(window / 255.0), jnp.asarray(ref)))):
+    assert x.shape == (2, 5, 96, 96, 6)
+    assert (x[..., 48:, :, :3] == 0).all()
+    assert (x[..., :48, :, :3] != 0).all()
+  x = w2l.generator_input(window, ref)
+  np.testing.assert_array_equal(x[..., :48, :, :3], window[..., :48, :, :])
+  np.testing.assert_array_equal(x[..., 3:], ref)
+
+
+def test_window_iterator_is_deterministic_and_resumes():
+  from taem_jax.train import toy
+  clips = w2l.synthetic_clips(8, frames=16, seed=0)
+  make = lambda: w2l.WindowIterator(  # noqa: E731
+      toy.toy_iterator(clips, 4, seed=0),
+      lambda b, r: w2l.expert_samples(b, r, windows_per_clip=2), seed=5)
+  a = make()
+  batches = [next(a) for _ in range(5)]
+  b = make()
+  next(b), next(b)
+  state = b.get_state()
+  c = make()
+  c.set_state(state)
+  for want in batches[2:]:
+    got = next(c)
+    for key in want:
+      np.testing.assert_array_equal(got[key], want[key], err_msg=key)
+
+
+# -- tasks on synthetic clips ----------------------------------------------------------------
+
+class Recorder:
+  def __init__(self):
+    self.steps, self.evals, self.samples = {}, {}, {}
+
+  def on_step(self, step, metrics):
+    self.steps[step] = metrics
+
+  def on_eval_metrics(self, step, metrics):
+    self.evals[step] = metrics
+
+  def on_samples(self, step, samples):
+    self.samples[step] = samples
+
+
+def _run(config, workdir):
+  mesh = mesh_lib.make_mesh()
+  task, it, evals = w2l.build(config, mesh)
+  rec = Recorder()
+  trainer = trainer_lib.Trainer(task, config, workdir, it, eval_data=evals, mesh=mesh,
+                                hooks=[rec])
+  try:
+    result = trainer.run()
+  finally:
+    trainer.close()
+  return task, result, rec
+
+
+def _mean(rec, key, steps):
+  return float(np.mean([rec.steps[s][key] for s in steps]))
+
+
+def test_expert_learns_sync_on_synthetic_clips(tmp_path):
+  config = load_config("wav2lip_expert")
+  config.train.num_steps = 60
+  config.train.eval_every = 60
+  task, result, rec = _run(config, tmp_path)
+  first, last = range(1, 6), range(56, 61)
+  assert _mean(rec, "sync_loss", last) < _mean(rec, "sync_loss", first) - 0.1
+  ev = rec.evals[60]
+  assert ev["sync_loss"] < 0.6, ev  # chance is ln 2 = 0.69
+  assert ev["acc_off_sync"] > 0.6 and ev["acc_in_sync"] > 0.6, ev
+
+
+def test_generator_learns_and_keeps_the_expert_frozen(tmp_path):
+  config = load_config("wav2lip_gen")
+  config.train.num_steps = 30
+  config.train.eval_every = 30
+  config.train.sample_every = 30
+  config.loss.sync_threshold = 100.0  # any sync loss is below it: w_sync on after step 1
+  task, result, rec = _run(config, tmp_path)
+  assert rec.evals[30]["l1"] < 0.6 * rec.evals[0]["l1"], rec.evals  # held out, from scratch
+  assert _mean(rec, "l1", range(26, 31)) < 0.6 * _mean(rec, "l1", range(1, 6))
+  assert np.isfinite(rec.evals[30]["sync"])
+  assert rec.steps[1]["sync_weight"] == 0.0
+  assert rec.steps[2]["sync_weight"] == pytest.approx(config.loss.sync_weight)
+  assert float(result.model.sync_on.get_value()) == 1.0
+  fresh = task.make_model(nnx.Rngs(config.seed))
+  for a, b in zip(jax.tree.leaves(nnx.state(fresh.expert)),
+                  jax.tree.leaves(nnx.state(result.model.expert))):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))  # params and BN statistics
+  moved = [not np.allclose(np.asarray(a), np.asarray(b)) for a, b in zip(
+      jax.tree.leaves(nnx.state(fresh.generator, nnx.Param)),
+      jax.tree.leaves(nnx.state(result.model.generator, nnx.Param)))]
+  assert all(moved)
+  grid = rec.samples[30]["windows"]
+  assert grid.shape == (4, 4 * 96, 5 * 96, 3) and grid.dtype == np.uint8
+
+
+@pytest.mark.slow
+def test_gan_trains_generator_and_discriminator(tmp_path):
+  config = load_config("wav2lip_gen", "synthetic+gan")
+  assert config.loss.gan and config.optim.b1 == 0.5 and config.loss.sync_weight == 0.03
+  config.train.num_steps = 3
+  config.train.eval_every = 3
+  config.train.checkpoint_every = 0
+  task, result, rec = _run(config, tmp_path)
+  assert {"adv", "disc_real", "disc_fake"} <= set(rec.steps[3])
+  fresh = task.make_model(nnx.Rngs(config.seed))
+  for part in ("generator", "disc"):
+    a = jax.tree.leaves(nnx.state(getattr(fresh, part), nnx.Param))
+    b = jax.tree.leaves(nnx.state(getattr(result.model, part), nnx.Param))
+    assert all(not np.allclose(np.asarray(x), np.asarray(y)) for x, y in zip(a, b)), part
+  for x, y in zip(jax.tree.leaves(nnx.state(fresh.expert)),
+                  jax.tree.leaves(nnx.state(result.model.expert))):
+    np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+  written = task.export(result.model, tmp_path / "export", step=3)
+  assert [pathlib.Path(p).name for p in written] == ["export", "export_disc"]
+  disc = load_pretrained(written[1], family="disc_qual")
+  x = jnp.asarray(np.random.RandomState(0).rand(2, 96, 96, 3), jnp.float32)
+  np.testing.assert_allclose(disc(x), result.model.disc(x), rtol=1e-5, atol=1e-6)
+
+
+def test_export_round_trips_through_load_pretrained(tmp_path):
+  rngs = nnx.Rngs(0)
+  expert_task = w2l.ExpertTask(width=1 / 16)
+  expert = expert_task.make_model(rngs)
+  # Non-trivial BN statistics: one training-mode call updates the running averages.
+  mel = jnp.asarray(np.random.RandomState(1).randn(4, 80, 16, 1), jnp.float32)
+  lips = jnp.asarray(np.random.RandomState(2).rand(4, 48, 96, 15), jnp.float32)
+  expert(mel, lips)
+  path = expert_task.export(expert, tmp_path / "expert", step=7)[0]
+  loaded = load_pretrained(path, family="syncnet_color")
+  assert loaded.get_config() == {"width": 1 / 16}
+  for a, b in zip(expert(mel, lips), loaded(mel, lips)):  # both in eval mode now
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
+
+  # The generator task loads that expert from config.expert.dir and exports its generator.
+  task = w2l.Wav2LipTask(generator={"width": 1 / 16}, expert={"width": 1 / 16},
+                         expert_dir=path)
+  model = task.make_model(nnx.Rngs(3))
+  for a, b in zip(jax.tree.leaves(nnx.state(model.expert)), jax.tree.leaves(nnx.state(loaded))):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  gen_path = task.export(model, tmp_path / "gen")[0]
+  gen = load_pretrained(gen_path, family="wav2lip")
+  assert gen.get_config()["width"] == 1 / 16
+  faces = jnp.asarray(np.random.RandomState(4).rand(2, 96, 96, 6), jnp.float32)
+  np.testing.assert_allclose(gen(mel[:2], faces), model.generator(mel[:2], faces),
+                             rtol=1e-5, atol=1e-6)
+  # A width mismatch is one clear line.
+  with pytest.raises(UserError, match="width"):
+    w2l.Wav2LipTask(generator={"width": 1 / 16}, expert={"width": 1 / 8},
+                    expert_dir=path).make_model(nnx.Rngs(0))
+  with pytest.raises(UserError, match="expected syncnet_color"):
+    w2l.Wav2LipTask(generator={"width": 1 / 16}, expert={"width": 1 / 16},
+                    expert_dir=gen_path).make_model(nnx.Rngs(0))
+
+
+@pytest.mark.parametrize("name", ["wav2lip_expert", "wav2lip_gen"])
+@pytest.mark.parametrize("variant", [None, "grid", "sample", "tiny", "synthetic"])
+def test_configs_load_and_document_their_command(name, variant):
+  config = load_config(name, variant)
+  assert config.task in ("expert", "wav2lip")
+  assert config.data.batch_size > 0 and config.train.num_steps > 0
+  doc = (REPO / "experiments" / "configs" / f"{name}.py").read_text().split('"""')[1]
+  assert "experiments/train.py" in doc.split("\n\n")[1]  # the command comes first
+  if variant is None:
+    assert config.data.dataset == "lrs2" and config.model.width == 1.0
+    assert config.optim.learning_rate == 1e-4 and config.optim.weight_decay == 0.0
+  if variant == "tiny":
+    assert config.data.dataset == "sample" and config.model.width == 0.125
+
+
+def test_generator_without_expert_is_refused(tmp_path):
+  proc = subprocess.run(
+      [sys.executable, TRAIN, f"--config={REPO / 'experiments/configs/wav2lip_gen.py'}:synthetic",
+       f"--workdir={tmp_path}", "--config.expert.require_pretrained=True", *QUIET],
+      env=_env(), capture_output=True, text=True, timeout=120)
+  assert proc.returncode == 2, proc.stderr[-2000:]
+  assert "Traceback" not in proc.stderr
+  assert "needs a trained lip-sync expert" in proc.stderr and "--export" in proc.stderr
+
+
+# -- resume after SIGKILL, through the CLI ---------------------------------------------------
+
+GEN_SYNTH = f"--config={REPO / 'experiments/configs/wav2lip_gen.py'}:synthetic"
+STEPS = 20
+RESUME_FLAGS = [f"--steps={STEPS}", "--config.train.log_every=1",
+                "--config.train.checkpoint_every=4", "--config.train.eval_every=0"]
+
+
+def _cli(workdir, *extra, timeout=300):
+  proc = subprocess.run([sys.executable, TRAIN, GEN_SYNTH, f"--workdir={workdir}", *QUIET,
+                         *RESUME_FLAGS, *extra], env=_env(), capture_output=True, text=True,
+                        timeout=timeout)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  return proc
+
+
+@pytest.mark.slow
+def test_generator_resumes_after_sigkill_and_exports(tmp_path):
+  from taem_jax.train import checkpoint as ckpt_lib
+  ref = tmp_path / "reference"
+  out = _cli(ref, f"--export={tmp_path / 'export'}")
+  assert "exported" in out.stdout
+  ref_steps = reporting.read_jsonl(ref / "metrics.jsonl", kind="train")
+  gen = load_pretrained(tmp_path / "export", family="wav2lip")
+  assert gen.get_config()["width"] == 1 / 16
+
+  kill_at = random.Random().randint(3, STEPS - 5)
+  wd = tmp_path / "killed"
+  proc = subprocess.Popen([sys.executable, TRAIN, GEN_SYNTH, f"--workdir={wd}", *QUIET,
+                           *RESUME_FLAGS], env=_env(), stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE)
+  log = wd / "metrics.jsonl"
+  deadline = time.time() + 240
+  while time.time() < deadline and proc.poll() is None:
+    if log.exists():
+      recs = reporting.read_jsonl(log, kind="train")
+      if recs and recs[-1]["step"] >= kill_at:
+        break
+    time.sleep(0.01)
+  assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+  os.kill(proc.pid, signal.SIGKILL)
+  proc.wait()
+  proc.stderr.close()
+  store = ckpt_lib.CheckpointStore(wd / "checkpoints", async_save=False)
+  saved = store.latest_step()
+  store.close()
+  assert saved is None or saved < STEPS
+
+  out = _cli(wd)
+  assert f"started from {'checkpoint@' + str(saved) if saved else 'scratch'}" in out.stdout
+  recs = reporting.read_jsonl(log, kind="train")
+  assert [r["step"] for r in recs] == list(range(1, STEPS + 1)), (kill_at, saved)
+  for r, want in zip(recs, ref_steps):  # same windows, same losses, step by step
+    for key in ("l1", "sync", "loss"):
+      np.testing.assert_allclose(r[key], want[key], rtol=2e-4, err_msg=f"{key}@{r['step']}")
+  a, _ = ckpt_lib.load_arrays(wd / "checkpoints")
+  b, _ = ckpt_lib.load_arrays(ref / "checkpoints")
+  _assert_same_params(a, b, rtol=1e-4, atol=1e-5)
