@@ -28,7 +28,7 @@ import warnings
 
 from taem_jax.errors import UserError, cli_main
 
-_STAGES = {"detect": "faces", "text": "text", "render": "frames"}
+_STAGES = {"detect": "frames", "text": "chunks", "render": "frames"}  # bar units
 
 
 class _Bars:
