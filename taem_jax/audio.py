@@ -170,34 +170,66 @@ def _preemphasis(wav: np.ndarray, k: float) -> np.ndarray:
   return y
 
 
-def _stft_magnitude(y: np.ndarray, n_fft: int, hop: int, win: int) -> np.ndarray:
-  """|STFT| like librosa.stft(center=True, pad_mode='reflect', window='hann') -> (T, n_fft//2+1).
+# Frames per block of the STFT: the spectrogram of a long recording is computed block by block,
+# so its transient memory (float64 frames + complex spectrum, ~50 MB per block) does not grow with
+# the recording's length. A clip of up to ~51 s (Wav2Lip's mel) is one block.
+_STFT_BLOCK = 4096
+
+
+def _window(n_fft: int, win: int) -> np.ndarray:
+  """Periodic Hann of length `win`, zero-padded to n_fft and centred (librosa's pad_center)."""
+  n = np.arange(win)
+  window = 0.5 - 0.5 * np.cos(2.0 * np.pi * n / win)
+  lpad = (n_fft - win) // 2
+  return np.pad(window, (lpad, n_fft - win - lpad))
+
+
+def _preemphasised_padded(x: np.ndarray, start: int, stop: int, k: float, half: int
+                          ) -> np.ndarray:
+  """Samples start..stop-1 of reflect_pad(preemphasis(x), half), indexed from -half.
+
+  Equals `np.pad(_preemphasis(x, k), half, mode="reflect")[start + half: stop + half]` value
+  for value, without building the whole padded signal.
+  """
+  n = len(x)
+  i = np.arange(start, stop)
+  idx = np.where(i < 0, -i, np.where(i >= n, 2 * (n - 1) - i, i))
+  xi = x[idx].astype(np.float64)
+  prev = x[np.maximum(idx - 1, 0)].astype(np.float64)
+  return np.where(idx == 0, xi, xi - k * prev)
+
+
+def _stft_magnitude_blocks(wav: np.ndarray, n_fft: int, hop: int, win: int, k: float):
+  """Yields |STFT| of the pre-emphasised signal in blocks of frames, like
+  librosa.stft(center=True, pad_mode='reflect', window='hann'): (frames, n_fft//2+1) each.
 
   The reflect padding is done here explicitly: librosa >= 0.9 pads with zeros by default,
   which changes the first and last frames relative to the models' training data.
   """
-  if len(y) <= n_fft // 2:
-    raise UserError(f"audio too short: {len(y)} samples, need more than {n_fft // 2} "
+  x = np.asarray(wav)
+  if len(x) <= n_fft // 2:
+    raise UserError(f"audio too short: {len(x)} samples, need more than {n_fft // 2} "
                     f"({1000 * (n_fft // 2 + 1) / SAMPLE_RATE:.0f} ms)")
-  # Periodic Hann of length `win`, zero-padded to n_fft and centred (librosa's pad_center).
-  n = np.arange(win)
-  window = 0.5 - 0.5 * np.cos(2.0 * np.pi * n / win)
-  lpad = (n_fft - win) // 2
-  window = np.pad(window, (lpad, n_fft - win - lpad))
-  y = np.pad(y, (n_fft // 2, n_fft // 2), mode="reflect")
-  n_frames = 1 + (len(y) - n_fft) // hop
-  frames = np.lib.stride_tricks.sliding_window_view(y, n_fft)[::hop][:n_frames]
-  return np.abs(np.fft.rfft(frames * window, axis=-1))
+  window = _window(n_fft, win)
+  half = n_fft // 2
+  n_frames = 1 + len(x) // hop
+  for f0 in range(0, n_frames, _STFT_BLOCK):
+    f1 = min(n_frames, f0 + _STFT_BLOCK)
+    seg = _preemphasised_padded(x, f0 * hop - half, (f1 - 1) * hop - half + n_fft, k, half)
+    frames = np.lib.stride_tricks.sliding_window_view(seg, n_fft)[::hop][:f1 - f0]
+    yield np.abs(np.fft.rfft(frames * window, axis=-1))
 
 
 def _normalised_log_mel(wav: np.ndarray, n_fft: int, hop: int, win: int) -> np.ndarray:
-  mag = _stft_magnitude(_preemphasis(wav, PREEMPHASIS), n_fft, hop, win)
-  mel = mag @ _mel_basis(n_fft).T
+  basis = _mel_basis(n_fft).T
   min_level = 10.0 ** (MIN_LEVEL_DB / 20.0)
-  db = 20.0 * np.log10(np.maximum(min_level, mel)) - REF_LEVEL_DB
-  # Symmetric normalisation to [-4, 4]: -100 dB -> -4, 0 dB -> +4, clipped.
-  s = 2.0 * MAX_ABS_VALUE * (db - MIN_LEVEL_DB) / (-MIN_LEVEL_DB) - MAX_ABS_VALUE
-  return np.clip(s, -MAX_ABS_VALUE, MAX_ABS_VALUE).astype(np.float32)
+  out = []
+  for mag in _stft_magnitude_blocks(wav, n_fft, hop, win, PREEMPHASIS):
+    db = 20.0 * np.log10(np.maximum(min_level, mag @ basis)) - REF_LEVEL_DB
+    # Symmetric normalisation to [-4, 4]: -100 dB -> -4, 0 dB -> +4, clipped.
+    s = 2.0 * MAX_ABS_VALUE * (db - MIN_LEVEL_DB) / (-MIN_LEVEL_DB) - MAX_ABS_VALUE
+    out.append(np.clip(s, -MAX_ABS_VALUE, MAX_ABS_VALUE).astype(np.float32))
+  return out[0] if len(out) == 1 else np.concatenate(out)
 
 
 def melspectrogram(wav: np.ndarray) -> np.ndarray:
