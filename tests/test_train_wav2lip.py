@@ -183,15 +183,25 @@ def _mean(rec, key, steps):
   return float(np.mean([rec.steps[s][key] for s in steps]))
 
 
+def test_expert_loss_falls_on_synthetic_clips(tmp_path):
+  config = load_config("wav2lip_expert")
+  config.train.num_steps = 50
+  config.train.eval_every = 50
+  config.train.checkpoint_every = 0
+  _, _, rec = _run(config, tmp_path)
+  assert _mean(rec, "sync_loss", range(46, 51)) < _mean(rec, "sync_loss", range(1, 6)) - 0.1
+  assert rec.evals[50]["sync_loss"] < rec.evals[0]["sync_loss"] - 0.1, rec.evals
+
+
+@pytest.mark.slow
 def test_expert_learns_sync_on_synthetic_clips(tmp_path):
   config = load_config("wav2lip_expert")
-  config.train.num_steps = 60
-  config.train.eval_every = 60
-  task, result, rec = _run(config, tmp_path)
-  first, last = range(1, 6), range(56, 61)
-  assert _mean(rec, "sync_loss", last) < _mean(rec, "sync_loss", first) - 0.1
-  ev = rec.evals[60]
-  assert ev["sync_loss"] < 0.6, ev  # chance is ln 2 = 0.69
+  config.train.num_steps = 150
+  config.train.eval_every = 150
+  config.train.checkpoint_every = 0
+  _, _, rec = _run(config, tmp_path)
+  ev = rec.evals[150]
+  assert ev["sync_loss"] < 0.6, ev  # chance is ln 2 = 0.69 (measured: 0.47)
   assert ev["acc_off_sync"] > 0.6 and ev["acc_in_sync"] > 0.6, ev
 
 

@@ -36,6 +36,7 @@ def get_config(task: str, variant: str | None) -> ml_collections.ConfigDict:
   c.data.eval_split = "val" if dataset == "lrs2" else "test"  # held-out split for validation
   c.data.batch_size = 16  # clips per global batch (split over devices and processes)
   c.data.windows_per_clip = 1  # windows cut from each clip (official: 1); samples = product
+  c.data.eval_windows_per_clip = 0  # windows per held-out clip (0 = windows_per_clip)
   c.data.buckets = BUCKETS  # clip padding buckets (see above)
   c.data.worker_count = 0  # grain worker processes decoding JPEGs (0 = in the trainer)
   c.data.num_train = 0  # synthetic only: training clips

@@ -67,6 +67,8 @@ class PipelineConfig:
     decode_faces: decode the JPEG face crops (TAEM's MSE-only training does not need them).
     with_za: include cached z_a if the dataset has them.
     worker_count: grain worker processes (0: in the calling process).
+    prefetch_batches: batches read ahead in threads (grain's default, 500, holds hundreds of
+      decoded face batches in memory: gigabytes).
     process_index / process_count: this host's shard; None uses jax.process_index/count().
   """
   batch_size: int = 8
@@ -78,6 +80,7 @@ class PipelineConfig:
   decode_faces: bool = True
   with_za: bool = True
   worker_count: int = 0
+  prefetch_batches: int = 4
   process_index: int | None = None
   process_count: int | None = None
 
@@ -312,7 +315,8 @@ def make_dataset(source, cfg: PipelineConfig = PipelineConfig(), *, lengths=None
   plan = DataPlan(lengths, cfg, n)
   ds = grain.MapDataset.source(_PlanSource(plan, p, cfg.batch_size))
   ds = ds.map(LoadBatch(source, plan.buckets, cfg.batch_size, cfg.decode_faces, cfg.with_za))
-  it = ds.to_iter_dataset()
+  it = ds.to_iter_dataset(grain.ReadOptions(num_threads=max(1, int(cfg.prefetch_batches)),
+                                            prefetch_buffer_size=int(cfg.prefetch_batches)))
   if cfg.worker_count > 0:
     from absl import flags  # pylint: disable=g-import-not-at-top
     if not flags.FLAGS.is_parsed():

@@ -592,16 +592,16 @@ def synthetic_clips(n: int, *, frames: int = 24, visemes: int = 6, seed: int = 0
 
 # -- config -> (task, data) ------------------------------------------------------------------
 
-def _expert_sampler(config) -> Callable:
-  s = config.sampling
-  return lambda batch, rng: expert_samples(  # noqa: E731
-      batch, rng, windows_per_clip=config.data.windows_per_clip, min_offset=s.min_offset)
-
-
-def _generator_sampler(config) -> Callable:
-  s = config.sampling
+def _sampler(config, held_out: bool) -> Callable:
+  s, data = config.sampling, config.data
+  k = int(data.windows_per_clip)
+  if held_out and data.get("eval_windows_per_clip", 0):
+    k = int(data.eval_windows_per_clip)
+  if config.task == "expert":
+    return lambda batch, rng: expert_samples(  # noqa: E731
+        batch, rng, windows_per_clip=k, min_offset=s.min_offset)
   return lambda batch, rng: generator_samples(  # noqa: E731
-      batch, rng, windows_per_clip=config.data.windows_per_clip, audio_shift=s.audio_shift,
+      batch, rng, windows_per_clip=k, audio_shift=s.audio_shift,
       min_ref_offset=s.min_ref_offset)
 
 
@@ -638,7 +638,7 @@ def build(config, mesh, *, dataset_dir: str | os.PathLike | None = None
   data = config.data
   local_clips = mesh_lib.local_batch_size(data.batch_size, mesh)
   task = make_task(config)
-  sampler = _expert_sampler(config) if config.task == "expert" else _generator_sampler(config)
+  sampler, eval_sampler = _sampler(config, False), _sampler(config, True)
   if data.dataset == "synthetic":
     from taem_jax.train import toy  # pylint: disable=g-import-not-at-top
     clips = synthetic_clips(data.num_train + data.num_eval, frames=data.num_frames,
@@ -649,7 +649,7 @@ def build(config, mesh, *, dataset_dir: str | os.PathLike | None = None
                         config.seed)
     evals = lambda: WindowIterator(  # noqa: E731
         toy.toy_iterator(held, data.batch_size, seed=0, shuffle=False, repeat=False),
-        sampler, config.seed + 1)
+        eval_sampler, config.seed + 1)
     return task, it, evals
 
   from taem_jax.data import pipeline  # pylint: disable=g-import-not-at-top
@@ -664,5 +664,5 @@ def build(config, mesh, *, dataset_dir: str | os.PathLike | None = None
   eval_cfg = dataclasses.replace(train_cfg, shuffle=False, num_epochs=1, drop_remainder=False,
                                  worker_count=0)
   evals = lambda: WindowIterator(pipeline.make_iterator(eval_src, eval_cfg),  # noqa: E731
-                                 sampler, config.seed + 1)
+                                 eval_sampler, config.seed + 1)
   return task, it, evals
