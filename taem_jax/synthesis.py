@@ -552,8 +552,10 @@ class Synthesizer:
         audio track is silence.
       progress: optional callback `progress(stage, advance, total)`; stages "detect", "text",
         "render".
-      n_frames: text only: make the output exactly this many frames (TAEM's predicted durations
-        are fitted to it), e.g. to compare with a ground-truth video frame by frame.
+      n_frames: make the output exactly this many frames, e.g. to compare with a ground-truth
+        video frame by frame. Text: TAEM's predicted durations are fitted to it. Audio: one
+        frame per mel window as the training data has them (`audio.mel_windows`, edges padded)
+        instead of the official inference's count, which stops ~0.2 s before the audio ends.
 
     Returns:
       a `Result`.
@@ -562,8 +564,8 @@ class Synthesizer:
       UserError: one line for any bad input (see `plan`), a face input without any face.
     """
     progress = progress or _no_progress
-    if n_frames is not None and (text is None or int(n_frames) < 1):
-      raise UserError("n_frames (a target length) applies to text input only and must be >= 1")
+    if n_frames is not None and int(n_frames) < 1:
+      raise UserError(f"n_frames (the output length) must be >= 1, got {n_frames}")
     plan = self.plan(face, out, text=text, audio=audio)
     track = self._track(plan, progress)
     if plan.words is not None:
@@ -577,7 +579,8 @@ class Synthesizer:
                                 16000))
     else:
       mel = audio_lib.melspectrogram(plan.wav)
-      n_out = audio_lib.num_video_frames(len(mel), plan.out_fps)
+      n_out = (int(n_frames) if n_frames is not None
+               else audio_lib.num_video_frames(len(mel), plan.out_fps))
 
       def drive(idx):
         idx = np.asarray(idx)

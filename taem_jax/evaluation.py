@@ -1,0 +1,253 @@
+"""The paper's Table 1 on any corpus a builder reads: synthesise every test clip with each
+method, compare with the ground-truth video, average.
+
+    clips = load_clips("grid", manual_dir, dataset_dir, split="test", limit=20)
+    synth = Synthesizer(wav2lip_dir, taem_dir)
+    scorer = metrics.scorer_for(load_pretrained(expert_or_syncnet_v2_dir))
+    rows = evaluate(clips, synth, ["wav2lip", "wav2lip_tts", "taem"], out_dir, scorer)
+
+Methods (all drive the same frozen Wav2Lip, with the clip's own video as the face input, as
+Wav2Lip's evaluation does):
+
+  wav2lip      audio: the ground-truth speech.
+  wav2lip_tts  text, TTS cascade: espeak-ng speaks the clip's phonemes, each stretched to its
+               ground-truth duration (the paper gave its cascades ground-truth durations).
+  taem         text: TAEM from the transcript, its predicted durations fitted to the clip's
+               length (TAEM's length regulator), so frames pair one to one with the truth.
+
+Metrics per clip (taem_jax.metrics): SSIM and PSNR on 96x96 crops of both videos cut with the
+ground truth's face boxes; LMD between the mouth landmarks of generated and ground-truth frames,
+both fitted by dlib inside the ground truth's face box (in 96-px box units); LSE-D / LSE-C of the generated video against the **ground-truth audio**
+(for the text methods that is the speech the face should be saying; for the cascade it is not
+the audio it was driven by). Columns are averaged over clips.
+"""
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from taem_jax.errors import UserError
+
+# name -> (input kind, row label used in the paper's table)
+METHODS = {
+    "wav2lip": ("audio", "Wav2Lip"),
+    "wav2lip_tts": ("text", "Wav2Lip w/ TTS"),
+    "taem": ("text", "TAEM + Wav2Lip"),
+}
+DURATION_FPS = 100.0
+MAX_LENGTH_SLACK = 2  # frames an audio-driven output may differ from the truth by (rounding)
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalClip:
+  """One ground-truth utterance and what the methods need of it.
+
+  Attributes:
+    uid: clip id in the corpus ("s1/bbaf2n").
+    video: the ground-truth video file (25 fps).
+    audio: a wav file, or None when the speech is the video's audio track.
+    text: transcript.
+    phonemes: the built dataset's phoneme symbols (pauses included).
+    durations: (L,) int ground-truth durations in 100 fps frames, sum = 4 * n_frames.
+    n_frames: video frames of the prepared example.
+  """
+  uid: str
+  video: pathlib.Path
+  audio: pathlib.Path | None
+  text: str
+  phonemes: tuple[str, ...]
+  durations: np.ndarray
+  n_frames: int
+
+  def speech(self) -> np.ndarray:
+    """The ground-truth speech at 16 kHz, cut or padded to the clip's length as the builder
+    does (corpus audio often ends a little before the video). Shapes: -> (n_frames * 640,)."""
+    from taem_jax import audio  # pylint: disable=g-import-not-at-top
+    from taem_jax.data import prepare  # pylint: disable=g-import-not-at-top
+    src = self.audio if self.audio is not None else self.video
+    return prepare.fit_length(audio.load_audio(src), self.n_frames * prepare.SAMPLES_PER_FRAME)
+
+
+def load_clips(dataset: str, manual_dir, dataset_dir, split: str = "test",
+               limit: int | None = None) -> list[EvalClip]:
+  """The clips of a built dataset's split, joined with their raw files in `manual_dir`.
+
+  Args:
+    dataset: builder name ('grid' also reads the generated sample corpus).
+    manual_dir: the corpus folder the dataset was built from.
+    dataset_dir: the built dataset (`<data_dir>/<name>/<config>/<version>`).
+    split: which split to evaluate.
+    limit: at most this many clips (the first ones in id order), None = all.
+  """
+  import tempfile  # pylint: disable=g-import-not-at-top
+
+  from taem_jax.data import builder_class, pipeline  # pylint: disable=g-import-not-at-top
+  from taem_jax.text import PhonemeVocab  # pylint: disable=g-import-not-at-top
+  source = pipeline.open_split(dataset_dir, split)
+  vocab = PhonemeVocab.from_json(pipeline.dataset_metadata(dataset_dir)["vocab"])
+  root = pathlib.Path(manual_dir).expanduser()
+  with tempfile.TemporaryDirectory() as tmp:  # the builder only lists files here
+    listed = builder_class(dataset)(data_dir=tmp).list_splits(root)
+  by_uid = {c.uid: c for clips in listed.values() for c in clips}
+  examples = sorted((_text(source[i]["id"]), i) for i in range(len(source)))
+  if limit is not None:
+    examples = examples[:max(0, int(limit))]
+  out = []
+  for uid, i in examples:
+    raw = by_uid.get(uid)
+    if raw is None:
+      raise UserError(f"clip {uid} of {dataset_dir} is not in {root}: evaluate with the corpus "
+                      "folder the dataset was built from")
+    ex = source[i]
+    out.append(EvalClip(uid=uid, video=raw.video, audio=raw.audio, text=_text(ex["text"]),
+                        phonemes=tuple(vocab.decode(ex["phonemes"])),
+                        durations=np.asarray(ex["durations"], np.int64),
+                        n_frames=int(ex["n_frames"])))
+  if not out:
+    raise UserError(f"split {split!r} of {dataset_dir} has no clips to evaluate")
+  return out
+
+
+def _text(v) -> str:
+  return v.decode("utf-8") if isinstance(v, bytes) else str(v)
+
+
+def tts_speech(clip: EvalClip, voice: str = "en-us") -> np.ndarray:
+  """The cascade baseline's speech: espeak-ng says the clip's phonemes, each stretched to its
+  ground-truth duration. Shapes: -> (4 * n_frames * 40,) float32 at 16 kHz (= n_frames / 25 s).
+  """
+  from taem_jax import audio  # pylint: disable=g-import-not-at-top
+  from taem_jax.text import espeak  # pylint: disable=g-import-not-at-top
+  syn = espeak.synthesize_phonemes(list(clip.phonemes), voice=voice)
+  bounds = [e.start for e in syn.phonemes] + [syn.phonemes[-1].end]
+  wav = espeak.stretch_segments(syn.wav, syn.sr, bounds, clip.durations / DURATION_FPS)
+  return audio.load_audio(wav, orig_sr=syn.sr)
+
+
+def synthesize(synth, method: str, clip: EvalClip, out: pathlib.Path, voice: str = "en-us"):
+  """Writes `out`: `clip`'s video re-synthesised by `method` (see METHODS)."""
+  if method == "wav2lip":
+    return synth.synthesize(clip.video, out, audio=clip.speech(), n_frames=clip.n_frames)
+  if method == "wav2lip_tts":
+    return synth.synthesize(clip.video, out, audio=tts_speech(clip, voice),
+                            n_frames=clip.n_frames)
+  if method == "taem":
+    return synth.synthesize(clip.video, out, text=clip.text, n_frames=clip.n_frames)
+  raise UserError(f"unknown method {method!r}: choose from {', '.join(METHODS)}")
+
+
+@dataclasses.dataclass
+class _Truth:
+  frames: np.ndarray
+  wav: np.ndarray
+  track: object  # FaceTrack
+
+
+def _truth(clip: EvalClip, detector) -> _Truth:
+  from taem_jax import face, video  # pylint: disable=g-import-not-at-top
+  frames, fps = video.read_video(clip.video)
+  if abs(fps - 25.0) > 1e-2:
+    raise UserError(f"{clip.video} is {fps:g} fps; the metrics need 25 fps ground truth (convert "
+                    "it as the builder does, e.g. ffmpeg -r 25)")
+  frames = frames[:clip.n_frames]
+  return _Truth(frames, clip.speech(), face.track_faces(frames, detector, stride=1))
+
+
+def _cut(track, n: int):
+  return dataclasses.replace(track, boxes=track.boxes[:n], landmarks=track.landmarks[:n],
+                             valid=track.valid[:n], detected=track.detected[:n])
+
+
+def _mouths_in_boxes(frames, track, detector):
+  """Lip points of every frame fitted inside the ground truth's face box (no detection).
+
+  Both videos of a pair are measured this way, so a generated face that the detector would
+  miss (or find elsewhere) is still compared at the same place, by the same fit.
+  """
+  from taem_jax import face, metrics  # pylint: disable=g-import-not-at-top
+  pts = np.zeros((len(frames), face.MOUTH.stop - face.MOUTH.start, 2), np.float32)
+  for t in np.flatnonzero(track.valid):
+    pts[t] = detector.face_in_box(frames[t], track.boxes[t]).landmarks[face.MOUTH]
+  return metrics.MouthTrack(mouth=pts, boxes=track.boxes, valid=np.asarray(track.valid))
+
+
+def clip_metrics(gen_path, truth: _Truth, scorer, detector) -> dict[str, float]:
+  """SSIM, PSNR, LMD, LSE-D, LSE-C of one generated video against its ground truth."""
+  from taem_jax import metrics, video  # pylint: disable=g-import-not-at-top
+  gen, fps = video.read_video(gen_path)
+  if abs(fps - 25.0) > 1e-2:
+    raise UserError(f"{gen_path} is {fps:g} fps, the ground truth 25 fps")
+  n = min(len(gen), len(truth.frames))
+  if abs(len(gen) - len(truth.frames)) > MAX_LENGTH_SLACK:
+    raise UserError(f"{gen_path} has {len(gen)} frames but its ground truth has "
+                    f"{len(truth.frames)}: the clips do not pair up frame by frame")
+  gen, gt, track = gen[:n], truth.frames[:n], _cut(truth.track, n)
+  metrics.check_frames(gen, gt)
+  gen_crops, gt_crops = metrics.face_crops(gen, gt, track)
+  lmd = metrics.lmd_of_tracks(_mouths_in_boxes(gen, track, detector),
+                              _mouths_in_boxes(gt, track, detector)).lmd
+  sync = metrics.score_video(gen, truth.wav, scorer, track=track)
+  return {"ssim": metrics.ssim(gen_crops, gt_crops), "psnr": metrics.psnr(gen_crops, gt_crops),
+          "lmd": lmd, "lse_d": sync.lse_d, "lse_c": sync.lse_c}
+
+
+Progress = Callable[[str, str], None]  # (method, clip uid)
+
+
+def evaluate(clips: Sequence[EvalClip], synth, methods: Sequence[str], out_dir, scorer, *,
+             voice: str = "en-us", keep_videos: bool = True,
+             progress: Progress | None = None) -> dict[str, dict]:
+  """Synthesises and scores every clip with every method.
+
+  Args:
+    clips: from `load_clips`.
+    synth: a `taem_jax.synthesis.Synthesizer` (with a TAEM checkpoint for 'taem').
+    methods: names from METHODS.
+    out_dir: generated videos go to `<out_dir>/<method>/<uid>.mp4` (an existing complete file
+      is reused, so an interrupted evaluation resumes).
+    scorer: `metrics.scorer_for(syncnet_v2 or expert)`.
+    keep_videos: False deletes each generated video once scored.
+    progress: called as (method, uid) after each clip.
+
+  Returns:
+    {method: {"clips": {uid: metrics}, "mean": metrics}}.
+  """
+  from taem_jax import face, metrics  # pylint: disable=g-import-not-at-top
+  unknown = [m for m in methods if m not in METHODS]
+  if unknown:
+    raise UserError(f"unknown method {unknown[0]!r}: choose from {', '.join(METHODS)}")
+  if "taem" in methods and getattr(synth, "taem", None) is None:
+    raise UserError("method 'taem' needs a TAEM checkpoint (--taem DIR)")
+  detector = face.FaceDetector()
+  out_dir = pathlib.Path(out_dir)
+  results = {m: {"clips": {}} for m in methods}
+  for clip in clips:
+    truth = _truth(clip, detector)
+    for m in methods:
+      path = out_dir / m / (clip.uid.replace("/", "_") + ".mp4")
+      path.parent.mkdir(parents=True, exist_ok=True)
+      if not path.is_file():
+        synthesize(synth, m, clip, path, voice)
+      results[m]["clips"][clip.uid] = clip_metrics(path, truth, scorer, detector)
+      if not keep_videos:
+        path.unlink()
+      if progress is not None:
+        progress(m, clip.uid)
+  for m in methods:
+    results[m]["mean"] = metrics.mean_over_clips(results[m]["clips"].values())
+  return results
+
+
+def table(results: dict[str, dict], title: str, note: str = ""):
+  """A `metrics.Table` with one row per method, in METHODS order."""
+  from taem_jax.metrics.report import KEYS, Table  # pylint: disable=g-import-not-at-top
+  t = Table(title, note=note)
+  for m in METHODS:
+    if m in results:
+      kind, label = METHODS[m]
+      mean = results[m]["mean"]
+      t.add_row(label, input=kind, **{k: mean.get(k) for k in KEYS})
+  return t

@@ -1,0 +1,174 @@
+"""Evaluation harness (Table 1) end to end on tiny inputs: generated corpus -> GRID builder ->
+three methods synthesise the test clips with tiny random-weight models -> metrics -> table.
+
+Random weights mean the numbers say nothing about quality; what is checked is the plumbing
+(lengths pair up frame by frame, every metric is finite, the ground truth scored against itself
+is perfect, the table and files are written) and the one-line refusals.
+"""
+import json
+import pathlib
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+from taem_jax import evaluation, metrics, models, synthesis, video
+from taem_jax.data import pipeline
+from taem_jax.data.sample.generate import SampleCorpusConfig, generate_corpus
+from taem_jax.errors import UserError
+from taem_jax.face import SpeakerEmbedder
+from taem_jax.models import pretrained, taem_checkpoint
+from taem_jax.models.taem import TAEM, TAEMConfig
+from taem_jax.text import PhonemeVocab
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+TINY = SampleCorpusConfig(speakers=2, utterances=3, seed=11, frame_size=160)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _fast_compile():
+  old = jax.config.read("jax_disable_most_optimizations")
+  jax.config.update("jax_disable_most_optimizations", True)
+  yield
+  jax.config.update("jax_disable_most_optimizations", old)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+  import tensorflow_datasets as tfds
+  from taem_jax.data.grid import grid_dataset_builder
+  root = tmp_path_factory.mktemp("eval")
+  generate_corpus(root / "corpus", TINY)
+  b = grid_dataset_builder.Builder(data_dir=str(root / "tfds"))
+  b.download_and_prepare(download_config=tfds.download.DownloadConfig(
+      manual_dir=str(root / "corpus")))
+  return root / "corpus", pathlib.Path(b.data_dir)
+
+
+@pytest.fixture(scope="module")
+def ckpts(corpus, tmp_path_factory):
+  root = tmp_path_factory.mktemp("ckpt")
+  w2l = models.create("wav2lip", seed=0, width=1 / 16)
+  pretrained.save_pretrained(w2l, root / "wav2lip", family="wav2lip", config=w2l.get_config())
+  expert = models.create("syncnet_color", seed=1, width=1 / 16)
+  pretrained.save_pretrained(expert, root / "expert", family="syncnet_color",
+                             config=expert.get_config())
+  vocab = PhonemeVocab.from_json(pipeline.dataset_metadata(corpus[1])["vocab"])
+  cfg = TAEMConfig.from_vocab(vocab, hidden=32, latent_dim=32, speaker_dim=128,
+                              encoder_layers=1, refiner_layers=1, heads=2, ffn_filter=64,
+                              ffn_kernels=(3, 1), dp_filter=32)
+  from flax import nnx
+  taem_checkpoint.save_taem(TAEM(cfg, rngs=nnx.Rngs(0)), root / "taem", vocab=vocab,
+                            speaker_embedding=SpeakerEmbedder("dlib").describe())
+  return root
+
+
+@pytest.fixture(scope="module")
+def clips(corpus):
+  return evaluation.load_clips("grid", corpus[0], corpus[1], "test")
+
+
+def test_load_clips_joins_dataset_and_files(clips, corpus):
+  n_test = len(pipeline.open_split(corpus[1], "test"))
+  assert len(clips) == n_test >= 2
+  for c in clips:
+    assert c.video.is_file() and c.video.parent.name == c.uid.split("/")[0]
+    assert c.durations.sum() == 4 * c.n_frames
+    assert len(c.phonemes) == len(c.durations) and c.phonemes[0] == "sil"
+    assert len(c.text.split()) == 6
+  assert [c.uid for c in evaluation.load_clips("grid", corpus[0], corpus[1], "test", 1)] == \
+      [clips[0].uid]
+
+
+def test_load_clips_refuses_another_corpus(corpus, tmp_path):
+  import shutil
+  # The same files under another speaker id: a corpus the dataset was not built from.
+  for sub in ("s1", "alignments/s1"):
+    shutil.copytree(corpus[0] / sub, tmp_path / sub.replace("s1", "s9"))
+  with pytest.raises(UserError, match=r"clip s\d/\w+ of .* is not in"):
+    evaluation.load_clips("grid", tmp_path, corpus[1])
+
+
+def test_tts_speech_has_the_clip_length_and_is_silent_in_pauses(clips):
+  c = clips[0]
+  wav = evaluation.tts_speech(c)
+  assert abs(len(wav) - c.n_frames * 640) <= 1
+  # The leading 'sil' (ground-truth duration) is quiet, the first spoken phoneme is not.
+  lead = int(c.durations[0] * 160)
+  assert lead >= 1600
+  rms = lambda x: float(np.sqrt(np.mean(np.square(x)) + 1e-12))  # noqa: E731
+  assert rms(wav[:lead - 400]) < 0.1 * rms(wav[lead:])
+
+
+def test_ground_truth_against_itself_is_perfect(clips, ckpts):
+  from taem_jax import face
+  det = face.FaceDetector()
+  truth = evaluation._truth(clips[0], det)  # pylint: disable=protected-access
+  scorer = metrics.scorer_for(models.load_pretrained(ckpts / "expert"), "expert")
+  m = evaluation.clip_metrics(clips[0].video, truth, scorer, det)
+  assert m["ssim"] == pytest.approx(1.0) and m["lmd"] == pytest.approx(0.0)
+  assert m["psnr"] >= 99 and np.isfinite(m["lse_d"]) and np.isfinite(m["lse_c"])
+
+
+def test_evaluate_three_methods(clips, ckpts, tmp_path):
+  synth = synthesis.Synthesizer(ckpts / "wav2lip", ckpts / "taem",
+                                options=synthesis.Options(batch_size=16))
+  scorer = metrics.scorer_for(models.load_pretrained(ckpts / "expert"), "expert")
+  seen = []
+  res = evaluation.evaluate(clips[:1], synth, list(evaluation.METHODS), tmp_path, scorer,
+                            progress=lambda m, u: seen.append(m))
+  assert seen == list(evaluation.METHODS)
+  uid = clips[0].uid
+  for m in evaluation.METHODS:
+    vid = tmp_path / m / (uid.replace("/", "_") + ".mp4")
+    assert video.probe(vid).n_frames == clips[0].n_frames  # pairs frame by frame
+    vals = res[m]["clips"][uid]
+    assert all(np.isfinite(vals[k]) for k in ("ssim", "psnr", "lmd", "lse_d", "lse_c")), vals
+    assert vals["ssim"] < 0.999  # random weights really changed the mouth
+    assert res[m]["mean"]["num_clips"] == 1
+  md = evaluation.table(res, "tiny").to_markdown()
+  assert "TAEM + Wav2Lip" in md and "Wav2Lip w/ TTS" in md
+  with pytest.raises(UserError, match="unknown method"):
+    evaluation.evaluate(clips[:1], synth, ["nope"], tmp_path, scorer)
+
+
+def _cli(*args):
+  return subprocess.run([sys.executable, "experiments/evaluate.py", *map(str, args)], cwd=REPO,
+                        capture_output=True, text=True, timeout=600)
+
+
+def test_cli_one_line_errors(corpus, ckpts, tmp_path):
+  base = ["--dataset=sample", f"--manual_dir={corpus[0]}", f"--wav2lip={ckpts / 'wav2lip'}",
+          f"--sync={ckpts / 'expert'}", f"--out={tmp_path / 'o'}"]
+  for extra, msg in [(["--methods=wav2lip,bogus"], "unknown method 'bogus'"),
+                     ([], "give --taem DIR"),
+                     (["--methods=wav2lip", "--paper"], "no rows for the generated"),
+                     (["--methods=wav2lip", f"--taem={tmp_path / 'none'}"], "not a checkpoint")]:
+    r = _cli(*base, *extra)
+    assert r.returncode == 2, r.stderr
+    assert msg in r.stderr and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_cli_writes_the_table(corpus, ckpts, tmp_path):
+  out = tmp_path / "o"
+  r = _cli("--dataset=sample", f"--manual_dir={corpus[0]}", f"--data_dir={corpus[1].parents[2]}",
+           f"--wav2lip={ckpts / 'wav2lip'}", f"--sync={ckpts / 'expert'}",
+           "--methods=wav2lip", "--limit=1", f"--out={out}", "--no_progress")
+  assert r.returncode == 0, r.stderr[-2000:]
+  t = json.loads((out / "table.json").read_text())
+  assert [row["method"] for row in t["rows"]] == ["Wav2Lip"]
+  assert "not syncnet_v2" in t["note"] and "NOT GRID" in t["title"]
+  assert "| audio | Wav2Lip |" in r.stdout
+
+
+def test_share_frames_splits_a_target_length_over_text_chunks():
+  assert synthesis.share_frames(10, [3, 1]) == [7, 3]
+  assert synthesis.share_frames(75, [40]) == [75]
+  parts = synthesis.share_frames(100, [13, 40, 7])
+  assert sum(parts) == 100 and parts[1] > parts[0] > parts[2] >= 1
+  assert synthesis.share_frames(3, [100, 0, 0]) == [1, 1, 1]
+  with pytest.raises(UserError, match="cannot fit 3 text chunks into 2 frames"):
+    synthesis.share_frames(2, [1, 1, 1])
