@@ -1,24 +1,27 @@
-"""The README's first command: the end-to-end path that exists today, on generated data.
+"""The README's first command: a photographed face saying your sentence, through TAEM + Wav2Lip,
+plus the paper's Table 1 on generated data. Offline, on the CPU.
 
     .venv/bin/python experiments/demo.py [--text "Place blue at F two now."] [--out out/demo]
+    .venv/bin/python experiments/demo.py --train      # retrain the three models from scratch
 
-Steps (each reuses the project's own CLI, so the demo is exactly what a user would run):
-  1. generate a small sample corpus (GRID grammar, espeak-ng voices, animated real photos),
-     `experiments/make_sample_corpus.py`;
-  2. build it with the GRID TFDS builder (face crops, mels, phonemes, durations, speaker
-     embeddings), via `experiments/train.py`'s dataset preparation;
-  3. train TAEM at the `:tiny` size for a few dozen steps and show L_dis / L_dur falling;
-  4. write `<out>/say.mp4`: a real photographed face saying `--text`, animated by the sample
-     corpus's phoneme-driven mouth (espeak-ng speech muxed in).
+Steps (each one is the project's own command line, so the demo is what a user would run):
+  1. generate the sample corpus (GRID grammar, espeak-ng voices, real photos animated by a
+     phoneme-driven mouth; NOT the GRID corpus), `experiments/make_sample_corpus.py`, and build
+     it with the GRID builder;
+  2. models, trained by this project on that corpus at demo scale: the lip-sync expert and the
+     Wav2Lip generator (width 1/8, `wav2lip_expert.py:tiny`, `wav2lip_gen.py:tiny`) and TAEM
+     against the frozen generator (`sample.py:demo`). By default the copies committed in
+     checkpoints/demo/ are used (made by exactly `demo.py --train`, see its README); --train
+     retrains them (about 40-60 minutes here);
+  3. `experiments/synthesize.py`: <out>/say.mp4, the face of speaker s1 saying --text, with an
+     espeak-ng voice timed to TAEM's predicted durations (--speech);
+  4. `experiments/evaluate.py`: Table 1 (SSIM, PSNR, LMD, LSE-D, LSE-C) for audio-driven Wav2Lip,
+     the Wav2Lip + TTS cascade and TAEM + Wav2Lip on held-out clips, LSE by the trained expert.
 
-What it is NOT yet: step 3's frozen Wav2Lip has random weights (no trained or official
-Wav2Lip exists on a fresh machine; training one in JAX is issue 8), and step 4 uses the
-procedural animator, not TAEM + Wav2Lip (text synthesis through the models is issue 9).
-The demo says so in its output. Cost here: about 3-6 minutes on the 2-core CPU.
+Cost here (2-core CPU, fresh machine, committed models): about 5-10 minutes.
 """
 import argparse
 import json
-import os
 import pathlib
 import subprocess
 import sys
@@ -29,77 +32,131 @@ sys.path.insert(0, str(ROOT))
 
 from taem_jax.errors import UserError, cli_main  # noqa: E402  pylint: disable=g-import-not-at-top
 
+COMMITTED = ROOT / "checkpoints" / "demo"
+MODELS = ("expert", "wav2lip", "taem")
+CONFIGS = ROOT / "experiments" / "configs"
 
-def _run(step, argv):
-  print(f"[demo] {step}: {' '.join(argv[1:])}", flush=True)
+
+def _run(step, argv, times):
+  print(f"[demo] {step}: {' '.join(str(a) for a in argv[1:])}", flush=True)
   t0 = time.time()
-  r = subprocess.run(argv, cwd=ROOT, check=False)
+  r = subprocess.run([str(a) for a in argv], cwd=ROOT, check=False, stdin=subprocess.DEVNULL)
   if r.returncode != 0:
     raise UserError(f"demo step '{step}' failed (exit {r.returncode}); see the lines above")
-  return time.time() - t0
+  times[step] = time.time() - t0
 
 
-def _curve(workdir, kind):
-  """First and last rows of one kind ("train" or "eval") of the trainer's metrics.jsonl."""
-  rows = [json.loads(l) for l in (workdir / "metrics.jsonl").read_text().splitlines() if l]
-  rows = [r for r in rows if r.get("kind") == kind and "mse" in r]
-  if not rows:
-    raise UserError(f"no training metrics in {workdir}/metrics.jsonl")
-  return rows[0], rows[-1]
+def _have_models(d: pathlib.Path) -> bool:
+  return all((d / m).is_dir() for m in MODELS)
+
+
+def train_models(corpus: pathlib.Path, runs: pathlib.Path, dst: pathlib.Path, times) -> None:
+  """Trains expert -> generator -> TAEM on `corpus`; writes dst/{expert,wav2lip,taem}."""
+  py = sys.executable
+  common = ["--dataset=sample", f"--manual_dir={corpus}", "--notensorboard"]
+  _run("train lip-sync expert", [py, "experiments/train.py", *common,
+                                 f"--config={CONFIGS / 'wav2lip_expert.py'}:tiny",
+                                 f"--workdir={runs / 'expert'}", f"--export={dst / 'expert'}"],
+       times)
+  _run("train Wav2Lip generator", [py, "experiments/train.py", *common,
+                                   f"--config={CONFIGS / 'wav2lip_gen.py'}:tiny",
+                                   f"--config.expert.dir={dst / 'expert'}",
+                                   f"--workdir={runs / 'wav2lip'}", f"--export={dst / 'wav2lip'}"],
+       times)
+  _run("train TAEM", [py, "experiments/train.py", *common,
+                      f"--config={CONFIGS / 'sample.py'}:demo", f"--init_from={dst / 'wav2lip'}",
+                      f"--workdir={runs / 'taem'}"], times)
+  from taem_jax.models import taem_checkpoint  # pylint: disable=g-import-not-at-top
+  from taem_jax.train import taem_task  # pylint: disable=g-import-not-at-top
+  import ml_collections  # pylint: disable=g-import-not-at-top
+  cfg = ml_collections.ConfigDict({"data": {"dataset": "sample", "builder_config": "dlib"}})
+  dataset_dir = taem_task.prepared_dataset_dir(cfg, None, str(corpus))
+  taem_checkpoint.export_from_workdir(runs / "taem", dst / "taem", dataset_dir=dataset_dir,
+                                      overwrite=True)
+
+
+def _curve(workdir: pathlib.Path, kind: str, key: str):
+  p = workdir / "metrics.jsonl"
+  if not p.is_file():
+    return None
+  rows = [json.loads(l) for l in p.read_text().splitlines() if l.strip()]
+  rows = [r for r in rows if r.get("kind") == kind and key in r]
+  return (rows[0], rows[-1]) if rows else None
 
 
 @cli_main
 def main(argv=None):
   p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+                              formatter_class=argparse.RawDescriptionHelpFormatter,
+                              epilog=__doc__.split("\n\n", 1)[1])
   p.add_argument("--text", default="Place blue at F two now.",
                  help="the sentence the face says in say.mp4")
   p.add_argument("--out", default="out/demo", help="output folder (created; reused)")
-  p.add_argument("--speakers", type=int, default=3, help="sample-corpus speakers")
-  p.add_argument("--utterances", type=int, default=8, help="sample-corpus utterances per speaker")
-  p.add_argument("--steps", type=int, default=60, help="TAEM :tiny training steps")
+  p.add_argument("--train", action="store_true",
+                 help="train the expert, generator and TAEM here instead of using the "
+                      "committed checkpoints/demo models (about 40-60 minutes here)")
+  p.add_argument("--speakers", type=int, default=4, help="sample-corpus speakers")
+  p.add_argument("--utterances", type=int, default=12, help="sample-corpus utterances each")
+  p.add_argument("--eval_clips", type=int, default=6, help="held-out clips in the table")
   args = p.parse_args(argv)
   if not args.text.strip():
     raise UserError("empty --text: give a sentence, e.g. --text \"Bin red at A one again.\"")
+  if args.eval_clips < 1:
+    raise UserError("--eval_clips must be >= 1")
 
-  out = (ROOT / args.out).resolve() if not os.path.isabs(args.out) else pathlib.Path(args.out)
+  out = pathlib.Path(args.out)
+  out = out if out.is_absolute() else (ROOT / out)
+  out = out.resolve()
   out.mkdir(parents=True, exist_ok=True)
   py = sys.executable
-  corpus, run = out / "sample_corpus", out / "taem_tiny"
-  times = {}
-  times["corpus"] = _run("generate sample corpus", [
-      py, "experiments/make_sample_corpus.py", "--out", str(corpus),
-      "--speakers", str(args.speakers), "--utterances", str(args.utterances)])
-  times["build+train"] = _run("build dataset and train TAEM :tiny", [
-      py, "experiments/train.py", "--dataset=sample", f"--manual_dir={corpus}",
-      "--config=experiments/configs/sample.py:tiny", f"--workdir={run}",
-      f"--steps={args.steps}", "--config.target.require_pretrained=False", "--notensorboard"])
+  corpus, times = out / "sample_corpus", {}
+  t_all = time.time()
+  _run("generate sample corpus", [py, "experiments/make_sample_corpus.py", "--out", corpus,
+                                  "--speakers", args.speakers, "--utterances", args.utterances],
+       times)
 
-  print(f"[demo] write say.mp4: {args.text!r}", flush=True)
-  t0 = time.time()
-  import numpy as np  # pylint: disable=g-import-not-at-top
-  from taem_jax.data.sample import dummy, portraits  # pylint: disable=g-import-not-at-top
-  from taem_jax.face import FaceDetector  # pylint: disable=g-import-not-at-top
-  portrait = portraits.make_portraits(1, 192, np.random.default_rng(0), FaceDetector())[0]
-  n = dummy.write_clip(out / "say.mp4", args.text, portrait)
-  times["say.mp4"] = time.time() - t0
+  models = COMMITTED
+  if args.train or not _have_models(COMMITTED):
+    if not args.train:
+      print(f"[demo] no committed models in {COMMITTED}: training them (--train)", flush=True)
+    models = out / "models"
+    train_models(corpus, out / "runs", models, times)
+  else:
+    print(f"[demo] using the committed models in {COMMITTED} (made by `demo.py --train`; "
+          "pass --train to retrain)", flush=True)
+
+  # A photographed face the models know: speaker s1's photo (first frame of one of its clips).
+  import cv2  # pylint: disable=g-import-not-at-top
+  from taem_jax import video  # pylint: disable=g-import-not-at-top
+  first = sorted((corpus / "s1").glob("*.mp4"))[0]
+  face = out / "face.png"
+  cv2.imwrite(str(face), next(iter(video.iter_frames(first, chunk=1, max_frames=1)))[0])
+
+  say = out / "say.mp4"
+  _run("synthesize from text", [py, "experiments/synthesize.py", "--face", face, "--text",
+                                args.text, "--speech", "--wav2lip", models / "wav2lip",
+                                "--taem", models / "taem", "--out", say, "--no_progress"], times)
+  _run("evaluate (Table 1)", [py, "experiments/evaluate.py", "--dataset=sample",
+                              f"--manual_dir={corpus}", f"--wav2lip={models / 'wav2lip'}",
+                              f"--taem={models / 'taem'}", f"--sync={models / 'expert'}",
+                              f"--limit={args.eval_clips}", f"--out={out / 'eval'}"], times)
 
   print()
   print("| step | seconds |")
-  print("|---|---|")
+  print("|---|---:|")
   for k, v in times.items():
     print(f"| {k} | {v:.0f} |")
+  print(f"| total | {time.time() - t_all:.0f} |")
+  if args.train:
+    for run, key in (("expert", "sync_loss"), ("wav2lip", "l1"), ("taem", "mse")):
+      c = _curve(out / "runs" / run, "eval", key)
+      if c:
+        print(f"{run}: eval {key} {c[0][key]:.4f} (step {c[0]['step']}) -> {c[1][key]:.4f} "
+              f"(step {c[1]['step']})")
   print()
-  print(f"TAEM :tiny, {args.steps} steps on the generated corpus (frozen Wav2Lip target has "
-        "RANDOM weights: no trained Wav2Lip exists yet on a fresh machine):")
-  for kind in ("train", "eval"):
-    first, last = _curve(run, kind)
-    for key in ("mse", "duration"):
-      print(f"  {kind} {key}: step {first['step']} {first[key]:.5f} -> step {last['step']} "
-            f"{last[key]:.5f}")
-  print(f"wrote {out / 'say.mp4'} ({n} frames, H.264 + AAC): a real photo animated by the "
-        "sample corpus's phoneme-driven mouth (procedural, not yet TAEM + Wav2Lip)")
-  print(f"corpus: {corpus} (generated, NOT GRID); run: {run}")
+  print(f"wrote {say}: the face of {face} saying {args.text!r} (TAEM + Wav2Lip from text, "
+        "espeak-ng voice timed to TAEM's durations)")
+  print(f"table: {out / 'eval' / 'table.md'} (generated corpus, NOT GRID; models in {models})")
   return 0
 
 

@@ -9,7 +9,9 @@ The sample corpus is in GRID's layout and is built with the GRID builder into
 Cost here: as grid.py, ~30 s per step at batch 64 (same clip lengths). What it should
 reach: train/mse and train/duration fall steadily; eval/mse_predicted_durations approaches
 eval/mse.
-`:tiny` is the smoke-test size.
+`:tiny` is the smoke-test size. `:demo` is the demo's TAEM (experiments/demo.py): hidden 128,
+2 + 2 FFT blocks, against the width-1/8 Wav2Lip of wav2lip_gen.py:tiny (pass its export with
+--init_from), batch 16, 600 steps.
 """
 import pathlib
 import sys

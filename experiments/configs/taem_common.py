@@ -80,6 +80,26 @@ def get_config(dataset: str, variant: str | None) -> ml_collections.ConfigDict:
     c.train.checkpoint_every = 10
     c.train.eval_every = 15
     c.train.eval_batches = 2
+  elif variant == "demo":
+    # The demo's TAEM: reprograms the width-1/8 Wav2Lip of wav2lip_gen.py:tiny (z_a is 64-d).
+    c.data.batch_size = 16
+    c.data.buckets = ((48, 32), (80, 48), (128, 72))
+    c.model.hidden = 128  # (choice) 1/4 of the paper's 512
+    c.model.latent_dim = 64  # = 512 * target.wav2lip_width
+    c.model.encoder_layers = 2
+    c.model.refiner_layers = 2
+    c.model.ffn_filter = 256
+    c.model.ffn_kernels = (9, 1)
+    c.model.dp_filter = 128
+    c.model.dropout = 0.1
+    c.target.wav2lip_width = 1 / 8
+    c.optim.learning_rate = 1e-3
+    c.optim.warmup_steps = 50
+    c.train.num_steps = 600
+    c.train.log_every = 25
+    c.train.checkpoint_every = 200
+    c.train.eval_every = 200
+    c.train.eval_batches = 4
   elif variant:
-    raise ValueError(f"unknown config variant {variant!r} (known: tiny)")
+    raise ValueError(f"unknown config variant {variant!r} (known: tiny, demo)")
   return c
