@@ -11,7 +11,17 @@ is timed once. Models are random-weight checkpoints (Wav2Lip --width; TAEM tiny)
 speed do not depend on the weights' values. Prints one table; the streaming criterion is
 "peak RSS of the longest input <= 1.5 x that of the shortest".
 
-Cost here (2 shared cores): about 6-10 minutes with the defaults, most of it the 10-minute run.
+Stage rates are frames (or text chunks) per second from the end of the previous stage, so they
+include jit compilation and, for the first stage, the input checks (audio decoding, g2p).
+Cost here (2 shared cores): about 10-25 minutes with the defaults, most of it the 10-minute run.
+
+Measured 2026-11-30 on the 2-core box shared with other jobs (load average ~8), width 0.125,
+160x160 video, batch 32:
+  | input                  | frames | peak RSS | total   | detect fps | render fps |
+  | audio + video, 30 s    |    747 | 730 MiB  |  39.9 s |       53.0 |       30.1 |
+  | audio + video, 600 s   |  14997 | 771 MiB  | 574.2 s |       87.5 |       38.9 |
+  peak RSS 600 s / 30 s = 1.06 (before the mel was computed in blocks: 791 / 1189 MiB = 1.50).
+  text + image, 25 words (random TAEM: 18 frames): 64 s, nearly all jit compilation at load ~17.
 """
 import argparse
 import json
