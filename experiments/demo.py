@@ -12,7 +12,7 @@ Steps (each one is the project's own command line, so the demo is what a user wo
      Wav2Lip generator (width 1/8, `wav2lip_expert.py:tiny`, `wav2lip_gen.py:tiny`) and TAEM
      against the frozen generator (`sample.py:demo`). By default the copies committed in
      checkpoints/demo/ are used (made by exactly `demo.py --train`, see its README); --train
-     retrains them (about 40-60 minutes here);
+     retrains them (600 / 1000 / 600 steps by default: about an hour here);
   3. `experiments/synthesize.py`: <out>/say.mp4, the face of speaker s1 saying --text, with an
      espeak-ng voice timed to TAEM's predicted durations (--speech);
   4. `experiments/evaluate.py`: Table 1 (SSIM, PSNR, LMD, LSE-D, LSE-C) for audio-driven Wav2Lip,
@@ -50,22 +50,27 @@ def _have_models(d: pathlib.Path) -> bool:
   return all((d / m).is_dir() for m in MODELS)
 
 
-def train_models(corpus: pathlib.Path, runs: pathlib.Path, dst: pathlib.Path, times) -> None:
-  """Trains expert -> generator -> TAEM on `corpus`; writes dst/{expert,wav2lip,taem}."""
+def train_models(corpus: pathlib.Path, runs: pathlib.Path, dst: pathlib.Path, steps, times):
+  """Trains expert -> generator -> TAEM on `corpus`; writes dst/{expert,wav2lip,taem}.
+
+  Args:
+    steps: (expert, generator, TAEM) training steps.
+  """
   py = sys.executable
   common = ["--dataset=sample", f"--manual_dir={corpus}", "--notensorboard"]
   _run("train lip-sync expert", [py, "experiments/train.py", *common,
                                  f"--config={CONFIGS / 'wav2lip_expert.py'}:tiny",
-                                 f"--workdir={runs / 'expert'}", f"--export={dst / 'expert'}"],
+                                 f"--steps={steps[0]}", f"--workdir={runs / 'expert'}",
+                                 f"--export={dst / 'expert'}"],
        times)
   _run("train Wav2Lip generator", [py, "experiments/train.py", *common,
                                    f"--config={CONFIGS / 'wav2lip_gen.py'}:tiny",
-                                   f"--config.expert.dir={dst / 'expert'}",
+                                   f"--config.expert.dir={dst / 'expert'}", f"--steps={steps[1]}",
                                    f"--workdir={runs / 'wav2lip'}", f"--export={dst / 'wav2lip'}"],
        times)
   _run("train TAEM", [py, "experiments/train.py", *common,
                       f"--config={CONFIGS / 'sample.py'}:demo", f"--init_from={dst / 'wav2lip'}",
-                      f"--workdir={runs / 'taem'}"], times)
+                      f"--steps={steps[2]}", f"--workdir={runs / 'taem'}"], times)
   from taem_jax.models import taem_checkpoint  # pylint: disable=g-import-not-at-top
   from taem_jax.train import taem_task  # pylint: disable=g-import-not-at-top
   import ml_collections  # pylint: disable=g-import-not-at-top
@@ -94,7 +99,9 @@ def main(argv=None):
   p.add_argument("--out", default="out/demo", help="output folder (created; reused)")
   p.add_argument("--train", action="store_true",
                  help="train the expert, generator and TAEM here instead of using the "
-                      "committed checkpoints/demo models (about 40-60 minutes here)")
+                      "committed checkpoints/demo models (about an hour here)")
+  p.add_argument("--steps", type=int, nargs=3, default=(600, 1000, 600),
+                 metavar=("EXPERT", "GENERATOR", "TAEM"), help="training steps with --train")
   p.add_argument("--speakers", type=int, default=4, help="sample-corpus speakers")
   p.add_argument("--utterances", type=int, default=12, help="sample-corpus utterances each")
   p.add_argument("--eval_clips", type=int, default=6, help="held-out clips in the table")
@@ -120,7 +127,7 @@ def main(argv=None):
     if not args.train:
       print(f"[demo] no committed models in {COMMITTED}: training them (--train)", flush=True)
     models = out / "models"
-    train_models(corpus, out / "runs", models, times)
+    train_models(corpus, out / "runs", models, args.steps, times)
   else:
     print(f"[demo] using the committed models in {COMMITTED} (made by `demo.py --train`; "
           "pass --train to retrain)", flush=True)
