@@ -76,19 +76,19 @@ def get_config(arg=None):
   elif arg == "tiny":
     c.model.width = 0.125
     c.expert.width = 0.125
-    c.data.batch_size = 8  # clips per step
-    c.data.windows_per_clip = 2  # 16 windows = 80 frames per step
+    c.data.batch_size = 4  # clips per step
+    c.data.windows_per_clip = 2  # 8 windows = 40 frames per step
     c.data.eval_windows_per_clip = 4  # a steadier validation estimate from few held-out clips
     c.data.buckets = ((80, 48), (128, 72))
     c.loss.sync_weight = 0.03  # choice: the HQ weight helps the tiny generator's mouths
     c.loss.sync_threshold = 100.0  # on from step 1 (the :tiny expert is trained first)
     c.optim.learning_rate = 1e-3
-    c.train.num_steps = 2000
-    c.train.log_every = 50
-    c.train.checkpoint_every = 500
-    c.train.eval_every = 500
-    c.train.sample_every = 500
-    c.train.eval_batches = 8
+    c.train.num_steps = 1000
+    c.train.log_every = 25
+    c.train.checkpoint_every = 250
+    c.train.eval_every = 250
+    c.train.sample_every = 250
+    c.train.eval_batches = 3
   elif arg == "synthetic":
     c.model.width = 1 / 16
     c.model.disc_width = 1 / 16
