@@ -597,3 +597,42 @@ class Synthesizer:
     sched = frame_schedule(n_out, plan.n_src, plan.out_fps, plan.src_fps)
     return Result(str(plan.out), written, plan.out_fps, int((~track.valid[sched]).sum()),
                   plan.n_src, bool(sched.size and (np.diff(sched) < 0).any()))
+
+  def edit(self, face, out, *, transcript: str, old, new: str, audio=None, fade: int = 3,
+           speech: bool = False, lossless: bool = True,
+           progress: Progress | None = None):
+    """Text-based editing: re-says the words `old` of a talking video as `new`.
+
+    Only the frames of the replaced words are re-synthesised (TAEM text path -> Wav2Lip decode,
+    fitted to the old words' length, so the video keeps its length and audio sync); the first
+    and last `fade` of them are cross-faded with the original frames; every other frame is
+    copied unchanged. Details and the meaning of "unchanged" in `taem_jax.editing`.
+
+    Args:
+      face: the talking video (with its speech as audio track, or give `audio`).
+      out: the .mp4 to write (atomic; nothing is left on error).
+      transcript: the words spoken in the video (aligned to the audio with the built-in
+        aligner to find the span).
+      old: the words to replace (text occurring once in the transcript) or a (start, end)
+        span of spoken-word indices (0-based, end exclusive, pauses not counted).
+      new: the replacement text.
+      audio: the video's speech as a separate file (when the video has no audio track).
+      fade: cross-faded frames at each edge of the span, inside it.
+      speech: replace the span's audio by espeak-ng speech of `new` (default: keep the audio).
+      lossless: write exact frames (H.264 RGB, -qp 0; not browser-playable) so untouched frames
+        decode bit-identical to the input's; False: the usual H.264 yuv420p crf 18.
+      progress: `progress(stage, advance, total)`; stages "align", "detect", "text", "render".
+
+    Returns:
+      an `editing.EditResult` (the span's frames, words, fade).
+
+    Shapes:
+      the output has the input's frame count, size and rate.
+
+    Raises:
+      UserError: one line: words not in the transcript (or ambiguous), empty replacement or
+        transcript, no audio, no face in the span, an image instead of a video, bad output.
+    """
+    from taem_jax import editing  # pylint: disable=g-import-not-at-top
+    return editing.edit(self, face, out, transcript=transcript, old=old, new=new, audio=audio,
+                        fade=fade, speech=speech, lossless=lossless, progress=progress)

@@ -4,12 +4,20 @@
       --out hello.mp4 [--speech]
   taem-synthesize --face talk.mp4 --audio speech.m4a --wav2lip ckpt/wav2lip --out synced.mp4
   taem-synthesize --batch jobs.csv --taem ckpt/taem --wav2lip ckpt/wav2lip
+  taem-synthesize --face talk.mp4 --transcript "I will meet you on Monday." \\
+      --edit "on Monday" --to "on Friday" --taem ckpt/taem --wav2lip ckpt/wav2lip --out edited.mp4
 
 (also `python experiments/synthesize.py ...`). The output is an H.264 + AAC mp4 that browsers
 play. Text gives a 25 fps video with a silent audio track, or with --speech an espeak-ng voice
 timed to the lips; audio gives the face video's frame rate with that audio. A face video shorter
 than the speech plays forwards and backwards; a longer one is cut. Frames without a face are
 passed through unchanged.
+
+Editing (--edit OLD --to NEW --transcript TEXT): only the frames where the video says OLD are
+re-synthesised to say NEW (same length; --fade frames cross-faded at each edge), every other
+frame is copied exactly; the output is lossless H.264 RGB (plays in VLC/mpv/ffmpeg, not in
+browsers) unless --lossy. The audio is kept (--speech: espeak-ng says NEW in the span); --audio
+gives the video's speech when the video has no audio track.
 
 Batch file: CSV with a header row and the columns face, text, audio, out (one of text/audio per
 row; relative paths are relative to the CSV's folder). Every row is tried; a bad row prints one
@@ -28,7 +36,7 @@ import warnings
 
 from taem_jax.errors import UserError, cli_main
 
-_STAGES = {"detect": "frames", "text": "chunks", "render": "frames"}  # bar units
+_STAGES = {"detect": "frames", "text": "chunks", "render": "frames", "align": "steps"}  # bar units
 
 
 class _Bars:
@@ -71,6 +79,14 @@ def _parser() -> argparse.ArgumentParser:
   p.add_argument("--out", help="output .mp4 (its folder must exist)")
   p.add_argument("--batch", help="CSV of jobs (columns face,text,audio,out) instead of "
                  "--face/--text/--audio/--out")
+  p.add_argument("--edit", metavar="OLD", help="edit a video: the words to replace (they must "
+                 "occur once in --transcript)")
+  p.add_argument("--to", metavar="NEW", help="with --edit: the replacement words")
+  p.add_argument("--transcript", help="with --edit: the words spoken in the --face video")
+  p.add_argument("--fade", type=int, default=3,
+                 help="with --edit: cross-faded frames at each edge of the edited span")
+  p.add_argument("--lossy", action="store_true", help="with --edit: browser-playable H.264 "
+                 "yuv420p instead of lossless (untouched frames then only visually identical)")
   p.add_argument("--wav2lip", required=True, help="Wav2Lip checkpoint directory")
   p.add_argument("--taem", help="TAEM checkpoint directory (for text)")
   p.add_argument("--speech", action="store_true", help="text: add an espeak-ng voice timed to "
@@ -126,6 +142,10 @@ def main(argv=None) -> int:
   # Python 3.12 warns about any fork in a threaded process.
   warnings.filterwarnings("ignore", message=r"os\.fork\(\) was called", category=RuntimeWarning)
   args = _parser().parse_args(argv)
+  if args.edit is not None or args.to is not None:
+    return _edit(args)
+  if args.transcript is not None:
+    raise UserError("--transcript goes with --edit OLD --to NEW")
   if args.batch:
     if args.face or args.text is not None or args.audio or args.out:
       raise UserError("--batch replaces --face/--text/--audio/--out; give one or the other")
@@ -173,6 +193,38 @@ def main(argv=None) -> int:
   if failed:
     print(f"error: {failed} of {len(jobs)} jobs failed (see the lines above)", file=sys.stderr)
     return 2
+  return 0
+
+
+def _edit(args) -> int:
+  if args.edit is None or args.to is None:
+    raise UserError("editing needs both --edit OLD and --to NEW")
+  if args.batch or args.text is not None:
+    raise UserError("--edit works on one --face video; it does not combine with --batch/--text")
+  if not args.face:
+    raise UserError("--face is required: the video to edit")
+  if args.transcript is None:
+    raise UserError("--edit needs --transcript \"...\": the words spoken in the video")
+  if not args.out:
+    raise UserError("--out is required (the .mp4 to write)")
+  if not args.taem:
+    raise UserError("editing needs a TAEM checkpoint: add --taem DIR")
+  from taem_jax import synthesis  # pylint: disable=g-import-not-at-top  # (imports JAX)
+  options = synthesis.Options(batch_size=args.batch_size, detect_stride=args.detect_stride,
+                              smooth=args.smooth, pads=tuple(args.pads), feather=args.feather,
+                              face_index=args.face_index, voice=args.voice)
+  synth = synthesis.Synthesizer(args.wav2lip, args.taem, options=options,
+                                arcface_path=args.arcface)
+  bars = _Bars(not args.no_progress)
+  try:
+    res = synth.edit(args.face, args.out, transcript=args.transcript, old=args.edit,
+                     new=args.to, audio=args.audio, fade=args.fade, speech=args.speech,
+                     lossless=not args.lossy, progress=bars)
+  finally:
+    bars.close()
+  s, e = res.span
+  print(f"wrote {res.out} ({res.frames} frames at {res.fps:g} fps; frames {s}..{e - 1} "
+        f"re-synthesised, {res.fade} cross-faded at each edge, all others copied)")
   return 0
 
 

@@ -273,7 +273,8 @@ def single_frames(frames) -> Iterator[np.ndarray]:
 
 
 def write_video(path, frames: Iterable[np.ndarray] | np.ndarray, fps: float, audio_wav=None,
-                audio_sr: int = 16000, *, crf: int = 18, preset: str = "veryfast") -> int:
+                audio_sr: int = 16000, *, crf: int = 18, preset: str = "veryfast",
+                lossless: bool = False) -> int:
   """Encodes frames (+ audio) to a browser-playable H.264/AAC mp4, streaming, atomically.
 
   Args:
@@ -287,6 +288,9 @@ def write_video(path, frames: Iterable[np.ndarray] | np.ndarray, fps: float, aud
     audio_sr: sample rate of `audio_wav` samples.
     crf: x264 quality (lower is better; 18 is visually lossless for most content).
     preset: x264 speed preset.
+    lossless: encode the BGR frames exactly (libx264rgb, -qp 0, bgr24; no colour conversion):
+      `iter_frames` gives back the very frames written. Such files play in ffmpeg, VLC and mpv
+      but not in browsers (H.264 RGB), and are several times larger; `crf` is ignored.
 
   Returns:
     The number of frames written. Odd frame sizes are padded by one edge pixel (yuv420p needs
@@ -323,8 +327,12 @@ def write_video(path, frames: Iterable[np.ndarray] | np.ndarray, fps: float, aud
            "-f", "rawvideo", "-pix_fmt", "bgr24", "-s", f"{w}x{h}", "-r", f"{fps:.6g}", "-i", "-"]
     if h % 2 or w % 2:
       cmd += ["-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2"]
-    cmd += _SWS + ["-c:v", "libx264", "-preset", preset, "-crf", str(int(crf)), "-pix_fmt", "yuv420p",
-            "-movflags", "+faststart", "-f", "mp4", str(tmp_video)]
+    if lossless:
+      cmd += ["-c:v", "libx264rgb", "-preset", preset, "-qp", "0", "-pix_fmt", "bgr24"]
+    else:
+      cmd += _SWS + ["-c:v", "libx264", "-preset", preset, "-crf", str(int(crf)),
+                     "-pix_fmt", "yuv420p"]
+    cmd += ["-movflags", "+faststart", "-f", "mp4", str(tmp_video)]
     with tempfile.TemporaryFile() as stderr:
       proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                               stderr=stderr)
