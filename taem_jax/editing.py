@@ -213,7 +213,8 @@ def edit(synth, face, out, *, transcript: str, old, new: str, audio=None, fade: 
   speaker = synth.embedder.embed(first_frame, track.face(t_first)).astype(np.float32)
   # TAEM works at 25 fps: predict the span's duration at that rate, then map to video frames.
   n_text = max(1, int(round((e - s) * synthesis.TEXT_FPS / fps)))
-  z, sound = synth._text_latents(new_words, speaker, progress, speech, n_text)  # pylint: disable=protected-access
+  z, sound = synth._text_latents(  # pylint: disable=protected-access
+      new_words, speaker, progress, speech, n_text)
   z = z[np.minimum(np.floor(np.arange(e - s) * synthesis.TEXT_FPS / fps + 1e-6).astype(np.int64),
                    len(z) - 1)]
   # -- audio -----------------------------------------------------------------------------------

@@ -143,11 +143,15 @@ def test_bad_edits_are_one_line_and_leave_nothing(synth, clip, tmp_path):  # noq
 def test_mute_video_with_separate_audio(synth, clip, tmp_path):  # noqa: F811
   root, _ = clip
   res = synth.edit(root / "mute.mp4", tmp_path / "e.mp4", transcript=SENTENCE, old=(4, 6),
-                   new="on Friday", audio=root / "speech.wav", fade=1, speech=True)
+                   new="on Friday", audio=root / "speech.wav", fade=1, speech=True,
+                   lossless=False)
   src, out = _decode(root / "mute.mp4"), _decode(res.out)
   s, e = res.span
+  # lossy (browser-playable yuv420p): untouched frames are close, not identical.
   keep = np.r_[0:s, e:len(src)]
-  np.testing.assert_array_equal(out[keep], src[keep])
+  err = np.abs(out[keep].astype(int) - src[keep])
+  assert err.mean() < 1.5 and err.any(), err.mean()
+  assert np.abs(out[s + 1:e - 1].astype(int) - src[s + 1:e - 1]).mean() > err.mean()
   # The audio is the speech file with espeak-ng saying "on Friday" in the span.
   a = audio.load_audio(root / "speech.wav")
   b = video.extract_audio(res.out)
