@@ -5,16 +5,13 @@ per frame, a frame counter in the corner) as a 25 fps H.264 video; models are th
 random-weight checkpoints of test_synthesis. Both the input and the output are decoded with
 `video.iter_frames` and compared frame by frame.
 """
-import subprocess
-import sys
-
 import cv2
 import numpy as np
 import pytest
 
 from taem_jax import audio, editing, synthesis, video
 from taem_jax.text import espeak, g2p
-from test_synthesis import OPTS, REPO, _fails, _fast_compile, ckpts, synth  # noqa: F401
+from test_synthesis import OPTS, _fails, _fast_compile, ckpts, synth  # noqa: F401
 
 SENTENCE = "I will meet you on Monday at noon."
 
@@ -161,23 +158,31 @@ def test_mute_video_with_separate_audio(synth, clip, tmp_path):  # noqa: F811
   assert not audio.is_silent(b[span])
 
 
-def _cli(*args):
-  return subprocess.run([sys.executable, str(REPO / "experiments" / "synthesize.py"), *args],
-                        capture_output=True, text=True, check=False, timeout=300)
-
-
-def test_cli_errors(ckpts, clip, tmp_path):  # noqa: F811
+def test_cli(ckpts, clip, tmp_path, capsys):  # noqa: F811
+  """In-process (the jitted calls are already compiled): an edit and one-line errors."""
+  from taem_jax import synthesis_cli  # pylint: disable=g-import-not-at-top
   root, _ = clip
-  base = ["--wav2lip", str(ckpts / "wav2lip"), "--taem", str(ckpts / "taem"),
-          "--face", str(root / "talk.mp4"), "--out", str(tmp_path / "e.mp4"), "--no_progress"]
+  out = tmp_path / "e.mp4"
+  base = ["--wav2lip", str(ckpts / "wav2lip"), "--taem", str(ckpts / "taem"), "--batch_size", "8",
+          "--detect_stride", "1", "--face", str(root / "talk.mp4"), "--out", str(out),
+          "--no_progress"]
   for extra, msg in (
       (["--edit", "on Monday", "--transcript", SENTENCE], "both --edit OLD and --to NEW"),
       (["--edit", "on Monday", "--to", "on Friday"], "needs --transcript"),
       (["--edit", "Sunday", "--to", "Friday", "--transcript", SENTENCE],
        "not in the transcript"),
+      (["--edit", "on Monday", "--to", "", "--transcript", SENTENCE], "replacement text is empty"),
   ):
-    r = _cli(*base, *extra)
-    assert r.returncode == 2, r.stderr
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error:") and msg in lines[0], r.stderr
-  assert not any(tmp_path.iterdir())
+    with pytest.raises(SystemExit) as e:
+      synthesis_cli.main(base + extra)
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error:") and msg in err[0], err
+    assert not any(tmp_path.iterdir())
+  assert synthesis_cli.main(base + ["--edit", "on Monday", "--to", "on Friday", "--transcript",
+                                    SENTENCE, "--fade", "2"]) == 0
+  said = capsys.readouterr().out
+  assert "re-synthesised, 2 cross-faded" in said, said
+  src, got = _decode(root / "talk.mp4"), _decode(out)
+  changed = np.flatnonzero((got != src).any(axis=(1, 2, 3)))
+  assert len(changed) and f"frames {changed[0]}..{changed[-1]} re-synthesised" in said, said
