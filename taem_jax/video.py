@@ -290,7 +290,8 @@ def write_video(path, frames: Iterable[np.ndarray] | np.ndarray, fps: float, aud
     preset: x264 speed preset.
     lossless: encode the BGR frames exactly (libx264rgb, -qp 0, bgr24; no colour conversion):
       `iter_frames` gives back the very frames written. Such files play in ffmpeg, VLC and mpv
-      but not in browsers (H.264 RGB), and are several times larger; `crf` is ignored.
+      but not in browsers (H.264 RGB), and are far larger (a 4 s 256x256 clip: 3.3 MB instead of
+      87 kB at crf 18); `crf` is ignored.
 
   Returns:
     The number of frames written. Odd frame sizes are padded by one edge pixel (yuv420p needs
