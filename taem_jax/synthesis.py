@@ -599,7 +599,7 @@ class Synthesizer:
                   plan.n_src, bool(sched.size and (np.diff(sched) < 0).any()))
 
   def edit(self, face, out, *, transcript: str, old, new: str, audio=None, fade: int = 3,
-           speech: bool = False, lossless: bool = True,
+           speech: bool = False, lossless: bool = True, keep_length: bool = True,
            progress: Progress | None = None):
     """Text-based editing: re-says the words `old` of a talking video as `new`.
 
@@ -621,6 +621,8 @@ class Synthesizer:
       speech: replace the span's audio by espeak-ng speech of `new` (default: keep the audio).
       lossless: write exact frames (H.264 RGB, -qp 0; not browser-playable) so untouched frames
         decode bit-identical to the input's; False: the usual H.264 yuv420p crf 18.
+      keep_length: fit the new words to the old words' frames (default); False: give them
+        TAEM's predicted duration (the video's length changes; needs `speech`).
       progress: `progress(stage, advance, total)`; stages "align", "detect", "text", "render".
 
     Returns:
@@ -635,4 +637,5 @@ class Synthesizer:
     """
     from taem_jax import editing  # pylint: disable=g-import-not-at-top
     return editing.edit(self, face, out, transcript=transcript, old=old, new=new, audio=audio,
-                        fade=fade, speech=speech, lossless=lossless, progress=progress)
+                        fade=fade, speech=speech, lossless=lossless,
+                        keep_length=keep_length, progress=progress)

@@ -85,6 +85,9 @@ def _parser() -> argparse.ArgumentParser:
   p.add_argument("--transcript", help="with --edit: the words spoken in the --face video")
   p.add_argument("--fade", type=int, default=3,
                  help="with --edit: cross-faded frames at each edge of the edited span")
+  p.add_argument("--own_length", action="store_true", help="with --edit --speech: the new words "
+                 "take TAEM's predicted duration (the video gets longer or shorter) instead of "
+                 "the old words' frames")
   p.add_argument("--lossy", action="store_true", help="with --edit: browser-playable H.264 "
                  "yuv420p instead of lossless (untouched frames then only visually identical)")
   p.add_argument("--wav2lip", required=True, help="Wav2Lip checkpoint directory")
@@ -219,10 +222,10 @@ def _edit(args) -> int:
   try:
     res = synth.edit(args.face, args.out, transcript=args.transcript, old=args.edit,
                      new=args.to, audio=args.audio, fade=args.fade, speech=args.speech,
-                     lossless=not args.lossy, progress=bars)
+                     lossless=not args.lossy, keep_length=not args.own_length, progress=bars)
   finally:
     bars.close()
-  s, e = res.span
+  s, e = res.new_span
   print(f"wrote {res.out} ({res.frames} frames at {res.fps:g} fps; frames {s}..{e - 1} "
         f"re-synthesised, {res.fade} cross-faded at each edge, all others copied)")
   return 0

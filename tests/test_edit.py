@@ -132,6 +132,7 @@ def test_bad_edits_are_one_line_and_leave_nothing(synth, clip, tmp_path):  # noq
   _fails(lambda: synth.edit(root / "mute.mp4", o, **kw), "no audio track", out)
   _fails(lambda: synth.edit(root / "face.png", o, **kw), "is an image", out)
   _fails(lambda: synth.edit(talk, o, **kw, fade=-1), "fade must be", out)
+  _fails(lambda: synth.edit(talk, o, **kw, keep_length=False), "add speech", out)
   _fails(lambda: synth.edit(talk, out / "e.avi", **kw), "must be an .mp4", out)
   no_taem = synthesis.Synthesizer(wav2lip=synth.wav2lip, options=OPTS)
   _fails(lambda: no_taem.edit(talk, o, **kw), "needs a TAEM", out)
@@ -156,6 +157,23 @@ def test_mute_video_with_separate_audio(synth, clip, tmp_path):  # noqa: F811
   assert np.corrcoef(a[before], b[before])[0, 1] > 0.95
   assert np.corrcoef(a[span], b[span])[0, 1] < 0.8
   assert not audio.is_silent(b[span])
+
+
+def test_own_length(synth, clip, tmp_path):  # noqa: F811
+  """The new words at TAEM's own duration: frames before the span and after it (shifted) are
+  bit-identical; the audio is as long as the new video."""
+  root, _ = clip
+  res = synth.edit(root / "talk.mp4", tmp_path / "e.mp4", transcript=SENTENCE, old="Monday",
+                   new="Wednesday or maybe Thursday", fade=1, speech=True, keep_length=False)
+  src, out = _decode(root / "talk.mp4"), _decode(res.out)
+  (s, e), (s2, e2) = res.span, res.new_span
+  m = e2 - s2
+  assert s2 == s and m >= 1 and len(out) == res.frames == len(src) - (e - s) + m
+  assert m > e - s  # four words for one (TAEM's durations have a floor per phoneme)
+  np.testing.assert_array_equal(out[:s], src[:s])
+  np.testing.assert_array_equal(out[s + m:], src[e:])
+  assert (out[s + 1:s + m - 1] != src[s:s + 1]).any()
+  assert abs(len(video.extract_audio(res.out)) / 16000 - len(out) / 25) < 0.05
 
 
 def test_cli(ckpts, clip, tmp_path, capsys):  # noqa: F811
