@@ -35,7 +35,7 @@ re-encode); with `speech=True` the span's samples are replaced by espeak-ng spee
 words, stretched to TAEM's durations.
 
 Cost (random-weight full-width Wav2Lip, 2 busy CPU cores, 4 s 256x256 clip, 26-frame span):
-8 s per edit once compiled (align 0.3 s, detect 1.3 s, TAEM 0.4 s, generation and the lossless
+8-10 s per edit once compiled (align 0.3 s, detect 1.3 s, TAEM 0.4 s, generation and the lossless
 encode of the whole clip the rest), 37 s for a process's first edit (XLA compilation).
 """
 from __future__ import annotations

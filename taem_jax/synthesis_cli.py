@@ -17,7 +17,8 @@ Editing (--edit OLD --to NEW --transcript TEXT): only the frames where the video
 re-synthesised to say NEW (same length; --fade frames cross-faded at each edge), every other
 frame is copied exactly; the output is lossless H.264 RGB (plays in VLC/mpv/ffmpeg, not in
 browsers) unless --lossy. The audio is kept (--speech: espeak-ng says NEW in the span); --audio
-gives the video's speech when the video has no audio track.
+gives the video's speech when the video has no audio track. --own_length --speech gives NEW
+TAEM's predicted duration instead (the frames after it shift; the video changes length).
 
 Batch file: CSV with a header row and the columns face, text, audio, out (one of text/audio per
 row; relative paths are relative to the CSV's folder). Every row is tried; a bad row prints one
