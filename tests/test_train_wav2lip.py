@@ -183,6 +183,7 @@ def _mean(rec, key, steps):
   return float(np.mean([rec.steps[s][key] for s in steps]))
 
 
+@pytest.mark.slow  # ~1-4 min on the shared 2-core CPU
 def test_expert_loss_falls_on_synthetic_clips(tmp_path):
   config = load_config("wav2lip_expert")
   config.train.num_steps = 50
@@ -207,6 +208,7 @@ def test_expert_learns_sync_on_synthetic_clips(tmp_path):
   assert ev["acc_off_sync"] > 0.6 and ev["acc_in_sync"] > 0.6, ev
 
 
+@pytest.mark.slow  # ~1-4 min on the shared 2-core CPU
 def test_generator_learns_and_keeps_the_expert_frozen(tmp_path):
   config = load_config("wav2lip_gen")
   config.train.num_steps = 30
