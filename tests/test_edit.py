@@ -11,7 +11,9 @@ import pytest
 
 from taem_jax import audio, editing, synthesis, video
 from taem_jax.text import espeak, g2p
-from test_synthesis import OPTS, _fails, _fast_compile, ckpts, synth  # noqa: F401
+from test_synthesis import OPTS, _fails, ckpts, synth  # noqa: F401
+
+pytestmark = pytest.mark.usefixtures("fast_compile")
 
 SENTENCE = "I will meet you on Monday at noon."
 

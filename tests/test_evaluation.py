@@ -27,12 +27,8 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 TINY = SampleCorpusConfig(speakers=2, utterances=3, seed=11, frame_size=160)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _fast_compile():
-  old = jax.config.read("jax_disable_most_optimizations")
-  jax.config.update("jax_disable_most_optimizations", True)
-  yield
-  jax.config.update("jax_disable_most_optimizations", old)
+# Tiny models: XLA's optimisation passes cost more than they save here.
+pytestmark = pytest.mark.usefixtures("fast_compile")
 
 
 @pytest.fixture(scope="module")

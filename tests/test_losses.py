@@ -10,13 +10,8 @@ from taem_jax.models.targets import TargetEncoder, Wav2LipTarget, frozen_call
 from taem_jax.train import losses
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _fast_compile():
-  # Tiny models: XLA's optimisation passes cost more than they save here.
-  old = jax.config.read("jax_disable_most_optimizations")
-  jax.config.update("jax_disable_most_optimizations", True)
-  yield
-  jax.config.update("jax_disable_most_optimizations", old)
+# Tiny models: XLA's optimisation passes cost more than they save here.
+pytestmark = pytest.mark.usefixtures("fast_compile")
 
 
 def _data(seed=0, b=3, t=7, d=6):

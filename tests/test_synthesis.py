@@ -32,13 +32,8 @@ W2L_WIDTH = 1 / 16  # latent 32
 OPTS = synthesis.Options(batch_size=8, detect_stride=1)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _fast_compile():
-  # The models are tiny: XLA's optimisation passes cost more than they save here.
-  old = jax.config.read("jax_disable_most_optimizations")
-  jax.config.update("jax_disable_most_optimizations", True)
-  yield
-  jax.config.update("jax_disable_most_optimizations", old)
+# Tiny models: XLA's optimisation passes cost more than they save here.
+pytestmark = pytest.mark.usefixtures("fast_compile")
 
 
 def _tiny_taem(vocab, speaker_dim=128, latent_dim=32, seed=0):

@@ -13,13 +13,8 @@ from taem_jax.train import losses
 CFG = TAEMConfig.tiny()
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _fast_compile():
-  # These models are tiny: XLA's optimisation passes cost more than they save here.
-  old = jax.config.read("jax_disable_most_optimizations")
-  jax.config.update("jax_disable_most_optimizations", True)
-  yield
-  jax.config.update("jax_disable_most_optimizations", old)
+# Tiny models: XLA's optimisation passes cost more than they save here.
+pytestmark = pytest.mark.usefixtures("fast_compile")
 
 
 @pytest.fixture(scope="module")

@@ -27,13 +27,8 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 TRAIN = str(REPO / "experiments" / "train.py")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _fast_compile():
-  # Tiny models: XLA's optimisation passes cost more than they save here.
-  old = jax.config.read("jax_disable_most_optimizations")
-  jax.config.update("jax_disable_most_optimizations", True)
-  yield
-  jax.config.update("jax_disable_most_optimizations", old)
+# Tiny models: XLA's optimisation passes cost more than they save here.
+pytestmark = pytest.mark.usefixtures("fast_compile")
 
 
 def load_config(name, variant="synthetic"):
