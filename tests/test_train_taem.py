@@ -12,6 +12,8 @@ from taem_jax.train import mesh as mesh_lib
 from taem_jax.train import taem_task
 from taem_jax.train import trainer as trainer_lib
 
+import trainer_helpers
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
@@ -23,27 +25,8 @@ def load_config(name, variant="tiny"):
   return mod.get_config(variant)
 
 
-class Recorder:
-  def __init__(self):
-    self.steps, self.evals = {}, {}
-
-  def on_step(self, step, metrics):
-    self.steps[step] = metrics
-
-  def on_eval_metrics(self, step, metrics):
-    self.evals[step] = metrics
-
-
 def _run(config, workdir):
-  mesh = mesh_lib.make_mesh()
-  task, it, evals = taem_task.build(config, mesh)
-  rec = Recorder()
-  trainer = trainer_lib.Trainer(task, config, workdir, it, eval_data=evals, mesh=mesh,
-                                hooks=[rec])
-  try:
-    result = trainer.run()
-  finally:
-    trainer.close()
+  _, result, rec = trainer_helpers.run(taem_task.build, config, workdir)
   return result, rec
 
 

@@ -17,11 +17,10 @@ from flax import nnx
 
 from taem_jax.errors import UserError
 from taem_jax.models import load_pretrained
-from taem_jax.train import mesh as mesh_lib
 from taem_jax.train import reporting
-from taem_jax.train import trainer as trainer_lib
 from taem_jax.train import wav2lip_task as w2l
 from test_train_distributed import QUIET, _assert_same_params, _env  # noqa: E402
+import trainer_helpers  # noqa: E402
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 TRAIN = str(REPO / "experiments" / "train.py")
@@ -147,31 +146,8 @@ def test_window_iterator_is_deterministic_and_resumes():
 
 # -- tasks on synthetic clips ----------------------------------------------------------------
 
-class Recorder:
-  def __init__(self):
-    self.steps, self.evals, self.samples = {}, {}, {}
-
-  def on_step(self, step, metrics):
-    self.steps[step] = metrics
-
-  def on_eval_metrics(self, step, metrics):
-    self.evals[step] = metrics
-
-  def on_samples(self, step, samples):
-    self.samples[step] = samples
-
-
 def _run(config, workdir):
-  mesh = mesh_lib.make_mesh()
-  task, it, evals = w2l.build(config, mesh)
-  rec = Recorder()
-  trainer = trainer_lib.Trainer(task, config, workdir, it, eval_data=evals, mesh=mesh,
-                                hooks=[rec])
-  try:
-    result = trainer.run()
-  finally:
-    trainer.close()
-  return task, result, rec
+  return trainer_helpers.run(w2l.build, config, workdir)
 
 
 def _mean(rec, key, steps):
