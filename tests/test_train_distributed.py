@@ -8,17 +8,17 @@ import json
 import os
 import pathlib
 import random
-import signal
 import socket
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
 
 from taem_jax.train import checkpoint as ckpt_lib
 from taem_jax.train import reporting
+
+import trainer_helpers
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 TRAIN = str(REPO / "experiments" / "train.py")
@@ -86,26 +86,7 @@ def test_sigkill_at_random_step_resumes_without_losing_or_repeating_steps(tmp_pa
   wd = tmp_path / "killed"
   cmd = [sys.executable, TRAIN, TOY_TINY, f"--workdir={wd}", *QUIET,
          "--config.data.load_delay=0.05"]  # ~2 s of training: room to kill mid-way
-  proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-  log = wd / "metrics.jsonl"
-  deadline = time.time() + 180
-  reached = 0
-  while time.time() < deadline and proc.poll() is None:
-    if log.exists():
-      recs = reporting.read_jsonl(log, kind="train")
-      reached = recs[-1]["step"] if recs else 0
-      if reached >= kill_at:
-        break
-    time.sleep(0.01)
-  assert proc.poll() is None, f"run ended before the kill at step {kill_at}: " + \
-      proc.stderr.read().decode()[-2000:]
-  os.kill(proc.pid, signal.SIGKILL)
-  proc.wait()
-  proc.stderr.close()
-  store = ckpt_lib.CheckpointStore(wd / "checkpoints", async_save=False)
-  saved = store.latest_step()
-  store.close()
-  assert saved is None or saved < STEPS, (kill_at, saved)
+  saved = trainer_helpers.kill_at_step(cmd, _env(), wd, kill_at, STEPS, timeout=180)
 
   out = _train(wd)  # the same command resumes
   assert f"started from {'checkpoint@' + str(saved) if saved else 'scratch'}" in out.stdout, (

@@ -1,13 +1,10 @@
 """Wav2Lip training in JAX (issue 8): sample construction, the expert and generator tasks on
 synthetic clips, export -> load_pretrained, and SIGKILL resume through experiments/train.py."""
 import importlib.util
-import os
 import pathlib
 import random
-import signal
 import subprocess
 import sys
-import time
 
 import jax
 import jax.numpy as jnp
@@ -319,25 +316,10 @@ def test_generator_resumes_after_sigkill_and_exports(tmp_path):
 
   kill_at = random.Random().randint(3, STEPS - 5)
   wd = tmp_path / "killed"
-  proc = subprocess.Popen([sys.executable, TRAIN, GEN_SYNTH, f"--workdir={wd}", *QUIET,
-                           *RESUME_FLAGS], env=_env(), stdout=subprocess.DEVNULL,
-                          stderr=subprocess.PIPE)
+  saved = trainer_helpers.kill_at_step(
+      [sys.executable, TRAIN, GEN_SYNTH, f"--workdir={wd}", *QUIET, *RESUME_FLAGS], _env(), wd,
+      kill_at, STEPS, timeout=240)
   log = wd / "metrics.jsonl"
-  deadline = time.time() + 240
-  while time.time() < deadline and proc.poll() is None:
-    if log.exists():
-      recs = reporting.read_jsonl(log, kind="train")
-      if recs and recs[-1]["step"] >= kill_at:
-        break
-    time.sleep(0.01)
-  assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
-  os.kill(proc.pid, signal.SIGKILL)
-  proc.wait()
-  proc.stderr.close()
-  store = ckpt_lib.CheckpointStore(wd / "checkpoints", async_save=False)
-  saved = store.latest_step()
-  store.close()
-  assert saved is None or saved < STEPS
 
   out = _cli(wd)
   assert f"started from {'checkpoint@' + str(saved) if saved else 'scratch'}" in out.stdout

@@ -34,3 +34,40 @@ def run(build, config, workdir):
   finally:
     trainer.close()
   return task, result, rec
+
+
+def kill_at_step(cmd, env, workdir, kill_at: int, total_steps: int, timeout: float) -> int | None:
+  """Starts a training command, SIGKILLs it once `kill_at` training steps are logged in
+  `<workdir>/metrics.jsonl`, and returns the last complete checkpoint step (None if none).
+
+  Fails the test if the run ends by itself before the kill, or if a checkpoint of the whole
+  run (`total_steps`) exists afterwards (the kill came too late to test anything).
+  """
+  import os  # pylint: disable=g-import-not-at-top
+  import pathlib  # pylint: disable=g-import-not-at-top
+  import signal  # pylint: disable=g-import-not-at-top
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import time  # pylint: disable=g-import-not-at-top
+
+  from taem_jax.train import checkpoint as ckpt_lib  # pylint: disable=g-import-not-at-top
+  from taem_jax.train import reporting  # pylint: disable=g-import-not-at-top
+  workdir = pathlib.Path(workdir)
+  proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+  log = workdir / "metrics.jsonl"
+  deadline = time.time() + timeout
+  while time.time() < deadline and proc.poll() is None:
+    if log.exists():
+      recs = reporting.read_jsonl(log, kind="train")
+      if recs and recs[-1]["step"] >= kill_at:
+        break
+    time.sleep(0.01)
+  assert proc.poll() is None, f"run ended before the kill at step {kill_at}: " + \
+      proc.stderr.read().decode()[-2000:]
+  os.kill(proc.pid, signal.SIGKILL)
+  proc.wait()
+  proc.stderr.close()
+  store = ckpt_lib.CheckpointStore(workdir / "checkpoints", async_save=False)
+  saved = store.latest_step()
+  store.close()
+  assert saved is None or saved < total_steps, (kill_at, saved)
+  return saved
