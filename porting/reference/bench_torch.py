@@ -2,52 +2,124 @@
 
   .venv-torch/bin/python -m porting.reference.bench_torch [--batches 1 16 64] [--threads 2]
 
-Measures eager NCHW and channels_last memory format at each batch size: one warm-up call,
-then repeated calls for at least --seconds (and at least 2 calls); prints a table of
-frames/s and ms per batch so the numbers can be set beside the JAX benchmark.
+Runs under .venv-torch only; `experiments/bench.py` calls it to set PyTorch beside the JAX
+generator in one run. Layouts: eager NCHW (the stock `inference.py` path), eager
+channels_last, and `torch.compile` (inductor, freezing, channels_last). Per layout and batch:
+one warm-up call (compilation for `compile`), then calls for at least --seconds (and at least
+3); the median is reported. A layout that fails (e.g. no C++ compiler for inductor) is reported
+as failed with a one-line reason instead of stopping the run. With --json every result is also
+printed as one JSON line, with the process's peak RSS during that measurement.
+
+torch is imported inside the functions that need it, so the peak-RSS helpers here can be used
+from the JAX environment too.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import time
 
-import torch
+import numpy as np
 
-from porting import families
-from porting.reference.make_fixtures import build_model
+LAYOUTS = ("nchw", "channels_last", "compile")
 
 
-def bench(model, audio, face, min_seconds: float) -> float:
-  """Seconds per call (median-free mean over >= 2 timed calls after one warm-up)."""
+def peak_rss_reset() -> None:
+  """Starts a new peak-RSS window for this process (Linux; no-op elsewhere)."""
+  try:
+    with open("/proc/self/clear_refs", "w") as f:
+      f.write("5")
+  except OSError:
+    pass
+
+
+def peak_rss_bytes() -> int:
+  """Peak resident set size of this process since start or the last reset (VmHWM)."""
+  try:
+    with open("/proc/self/status") as f:
+      for line in f:
+        if line.startswith("VmHWM:"):
+          return int(line.split()[1]) * 1024
+  except OSError:
+    pass
+  return 0
+
+
+def bench(fn, min_seconds: float) -> tuple[list[float], float]:
+  """(seconds per timed call, seconds of the first call) of `fn()` under no_grad."""
+  import torch  # pylint: disable=g-import-not-at-top
   with torch.no_grad():
-    model(audio, face)
-    n, t0 = 0, time.perf_counter()
-    while n < 2 or time.perf_counter() - t0 < min_seconds:
-      model(audio, face)
-      n += 1
-  return (time.perf_counter() - t0) / n
+    t0 = time.perf_counter()
+    fn()
+    first = time.perf_counter() - t0
+    times, start = [], time.perf_counter()
+    while len(times) < 3 or (time.perf_counter() - start < min_seconds and len(times) < 200):
+      t0 = time.perf_counter()
+      fn()
+      times.append(time.perf_counter() - t0)
+  return times, first
+
+
+def _compiled(model):
+  # Freezing folds the eval-mode BN into the convs and lets inductor pick oneDNN layouts.
+  import torch  # pylint: disable=g-import-not-at-top
+  import torch._inductor.config as inductor_config  # pylint: disable=g-import-not-at-top
+  inductor_config.freezing = True
+  return torch.compile(model)
 
 
 def main(argv=None):
+  import torch  # pylint: disable=g-import-not-at-top
+
+  from porting import families  # pylint: disable=g-import-not-at-top
+  from porting.reference.make_fixtures import build_model  # pylint: disable=g-import-not-at-top
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   parser.add_argument("--batches", type=int, nargs="+", default=[1, 16, 64])
+  parser.add_argument("--layouts", nargs="+", default=list(LAYOUTS), choices=LAYOUTS)
   parser.add_argument("--threads", type=int, default=2)
   parser.add_argument("--seconds", type=float, default=3.0)
+  parser.add_argument("--json", action="store_true", help="also print one JSON line per result")
   args = parser.parse_args(argv)
   torch.set_num_threads(args.threads)
   model = build_model("wav2lip", seed=0)
+  cl_model = None
   print(f"torch {torch.__version__}, {args.threads} threads, Wav2Lip generator, eval, float32")
   print(f"{'layout':<14} {'batch':>5} {'ms/batch':>10} {'frames/s':>10}")
-  for layout in ("nchw", "channels_last"):
-    m = model.to(memory_format=torch.channels_last) if layout == "channels_last" else model
+  for layout in args.layouts:
+    fn_model, error = model, None
+    if layout != "nchw":
+      if cl_model is None:
+        cl_model = build_model("wav2lip", seed=0).to(memory_format=torch.channels_last)
+      fn_model = cl_model
+    if layout == "compile":
+      try:
+        fn_model = _compiled(cl_model)
+      except Exception as e:  # pylint: disable=broad-except
+        error = e
     for b in args.batches:
       x = families.make_inputs("wav2lip", b, seed=b)
       audio, face = torch.from_numpy(x["audio"]), torch.from_numpy(x["face"])
-      if layout == "channels_last":
+      if layout != "nchw":
         audio = audio.contiguous(memory_format=torch.channels_last)
         face = face.contiguous(memory_format=torch.channels_last)
-      sec = bench(m, audio, face, args.seconds)
-      print(f"{layout:<14} {b:>5} {sec * 1e3:>10.1f} {b / sec:>10.1f}", flush=True)
+      rec = {"layout": layout, "b": b}
+      peak_rss_reset()
+      if error is None:
+        try:
+          times, first = bench(lambda m=fn_model, a=audio, f=face: m(a, f), args.seconds)
+        except Exception as e:  # pylint: disable=broad-except
+          error = e
+      if error is not None:
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:160]
+        rec["error"] = f"{type(error).__name__}: {reason}"
+        print(f"{layout:<14} {b:>5} failed: {rec['error']}", flush=True)
+      else:
+        med = float(np.median(times))
+        rec.update(median_s=med, fps=b / med, best_fps=b / min(times), n=len(times),
+                   first_s=first, peak_rss=peak_rss_bytes())
+        print(f"{layout:<14} {b:>5} {med * 1e3:>10.1f} {b / med:>10.1f}", flush=True)
+      if args.json:
+        print("JSON " + json.dumps(rec), flush=True)
 
 
 if __name__ == "__main__":
