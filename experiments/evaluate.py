@@ -5,6 +5,8 @@ TTS cascade and TAEM + Wav2Lip, on the test split of any corpus a builder reads.
         --wav2lip=out/demo/wav2lip --taem=out/demo/taem --sync=out/demo/expert --out=out/eval
     .venv/bin/python experiments/evaluate.py --dataset=grid --manual_dir=~/data/GRID \\
         --wav2lip=ckpt/wav2lip --taem=runs/grid/taem --sync=ckpt/syncnet_v2 --paper
+    # Table 2: TAEMs trained with other loss objectives (--config.loss.objective) as extra rows
+    .venv/bin/python experiments/evaluate.py ... --table2=runs/taem_contrastive,runs/taem_task
 
 Each method re-synthesises every test clip from the clip's own video (see
 taem_jax/evaluation.py for exactly what each method gets), the generated videos are kept in
@@ -51,10 +53,15 @@ def parse_args(argv):
                  "LSE-D / LSE-C")
   p.add_argument("--methods", default="wav2lip,wav2lip_tts,taem",
                  help="comma-separated: wav2lip (audio), wav2lip_tts (TTS cascade), taem (text)")
+  p.add_argument("--table2", default="", metavar="DIR[,DIR...]",
+                 help="more TAEM checkpoint dirs, one row each, named by the loss objective each "
+                 "recorded (the paper's Table 2: mse, contrastive, mse+contrastive, mse+task); "
+                 "same Wav2Lip, so rows differ only in the TAEM")
   p.add_argument("--voice", default="en-us", help="espeak-ng voice of the TTS cascade")
   p.add_argument("--out", default="out/eval", help="output folder (videos, table.md/json)")
   p.add_argument("--paper", action="store_true", help="add the paper's Table 1 rows for the "
-                 "dataset (grid, tcd_timit, lrs2) below the measured ones")
+                 "dataset (grid, tcd_timit, lrs2) below the measured ones (with --table2: also "
+                 "its Table 2 rows, measured on LRS2)")
   p.add_argument("--arcface", default=None, help="ArcFace ONNX, if TAEM was trained on ArcFace")
   p.add_argument("--no_progress", action="store_true", help="no progress bar")
   return p.parse_args(argv)
@@ -80,6 +87,10 @@ def main(argv=None):
     d = getattr(args, flag)
     if d and not pathlib.Path(d).expanduser().is_dir():
       raise UserError(f"--{flag} {d} is not a checkpoint folder")
+  table2 = [d.strip() for d in args.table2.split(",") if d.strip()]
+  for d in table2:
+    if not pathlib.Path(d).expanduser().is_dir():
+      raise UserError(f"--table2 {d} is not a checkpoint folder")
   out = pathlib.Path(args.out).expanduser()
   out.mkdir(parents=True, exist_ok=True)
 
@@ -97,17 +108,26 @@ def main(argv=None):
   from taem_jax.synthesis import Synthesizer  # pylint: disable=g-import-not-at-top
   synth = Synthesizer(args.wav2lip, args.taem if "taem" in methods else None,
                       arcface_path=args.arcface)
+  variants = {}
+  if table2:
+    from taem_jax.models import taem_checkpoint  # pylint: disable=g-import-not-at-top
+    loaded = [taem_checkpoint.load_taem(d) for d in table2]
+    names = evaluation.variant_names([(pathlib.Path(d).expanduser().name, info.training)
+                                      for d, (_, info) in zip(table2, loaded)])
+    variants = {n: Synthesizer(wav2lip=synth.wav2lip, taem=m, taem_info=info,
+                               arcface_path=args.arcface)
+                for n, (m, info) in zip(names, loaded)}
   sync_model = load_pretrained(args.sync)
   scorer = metrics.scorer_for(sync_model, name=pathlib.Path(args.sync).name)
 
   bar = None
   if not args.no_progress:
     from tqdm import tqdm  # pylint: disable=g-import-not-at-top
-    bar = tqdm(total=len(clips) * len(methods), desc="evaluate", unit="video", file=sys.stderr)
+    bar = tqdm(total=len(clips) * (len(methods) + len(variants)), desc="evaluate", unit="video", file=sys.stderr)
   results = evaluation.evaluate(
       clips, synth, methods, out, scorer, voice=args.voice,
       progress=(lambda m, uid: (bar.set_postfix_str(f"{m} {uid}"), bar.update(1)))
-      if bar else None)
+      if bar else None, variants=variants)
   if bar:
     bar.close()
 
@@ -122,6 +142,8 @@ def main(argv=None):
   t = evaluation.table(results, f"Table 1 on {label}", note)
   if args.paper:
     t.add_paper_rows(args.dataset)
+    if table2:
+      t.add_paper_table2_rows()
   (out / "table.md").write_text(t.to_markdown())
   (out / "table.json").write_text(t.to_json())
   (out / "clips.json").write_text(json.dumps(

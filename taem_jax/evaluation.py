@@ -14,6 +14,8 @@ Wav2Lip's evaluation does):
                ground-truth duration (the paper gave its cascades ground-truth durations).
   taem         text: TAEM from the transcript, its predicted durations fitted to the clip's
                length (TAEM's length regulator), so frames pair one to one with the truth.
+  taem[<name>] the same with another TAEM checkpoint (`variants`), e.g. the paper's Table 2 loss
+               ablations (mse, contrastive, mse+contrastive, mse+task) as extra rows.
 
 Metrics per clip (taem_jax.metrics): SSIM and PSNR on 96x96 crops of both videos cut with the
 ground truth's face boxes; LMD between the mouth landmarks of generated and ground-truth frames,
@@ -25,7 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import pathlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -37,6 +39,7 @@ METHODS = {
     "wav2lip_tts": ("text", "Wav2Lip w/ TTS"),
     "taem": ("text", "TAEM + Wav2Lip"),
 }
+VARIANT_LABEL = "TAEM + Wav2Lip, {}"  # row label of a `variants` entry
 DURATION_FPS = 100.0
 MAX_LENGTH_SLACK = 2  # frames an audio-driven output may differ from the truth by (rounding)
 
@@ -134,9 +137,32 @@ def synthesize(synth, method: str, clip: EvalClip, out: pathlib.Path, voice: str
   if method == "wav2lip_tts":
     return synth.synthesize(clip.video, out, audio=tts_speech(clip, voice),
                             n_frames=clip.n_frames)
-  if method == "taem":
+  if method == "taem" or variant_name(method):
     return synth.synthesize(clip.video, out, text=clip.text, n_frames=clip.n_frames)
   raise UserError(f"unknown method {method!r}: choose from {', '.join(METHODS)}")
+
+
+def variant_method(name: str) -> str:
+  """The method key of a TAEM variant: 'taem[<name>]'."""
+  return f"taem[{name}]"
+
+
+def variant_name(method: str) -> str | None:
+  """'taem[<name>]' -> '<name>'; None for the fixed METHODS."""
+  if method.startswith("taem[") and method.endswith("]") and len(method) > 6:
+    return method[5:-1]
+  return None
+
+
+def variant_names(taem_infos: Sequence[tuple[str, dict]]) -> list[str]:
+  """Row names for TAEM variants: each checkpoint's recorded loss objective, else its folder.
+
+  Args:
+    taem_infos: (folder name, `TAEMInfo.training`) per checkpoint.
+  Returns: one distinct name each (a repeated name gets its folder appended).
+  """
+  names = [str(t.get("objective") or d) for d, t in taem_infos]
+  return [f"{n} ({d})" if names.count(n) > 1 else n for n, (d, _) in zip(names, taem_infos)]
 
 
 @dataclasses.dataclass
@@ -199,7 +225,8 @@ Progress = Callable[[str, str], None]  # (method, clip uid)
 
 def evaluate(clips: Sequence[EvalClip], synth, methods: Sequence[str], out_dir, scorer, *,
              voice: str = "en-us", keep_videos: bool = True,
-             progress: Progress | None = None) -> dict[str, dict]:
+             progress: Progress | None = None,
+             variants: Mapping[str, object] | None = None) -> dict[str, dict]:
   """Synthesises and scores every clip with every method.
 
   Args:
@@ -211,6 +238,8 @@ def evaluate(clips: Sequence[EvalClip], synth, methods: Sequence[str], out_dir, 
     scorer: `metrics.scorer_for(syncnet_v2 or expert)`.
     keep_videos: False deletes each generated video once scored.
     progress: called as (method, uid) after each clip.
+    variants: {name: Synthesizer with another TAEM}; each adds the method 'taem[<name>]' (same
+      Wav2Lip as `synth`, so rows differ only in the TAEM).
 
   Returns:
     {method: {"clips": {uid: metrics}, "mean": metrics}}.
@@ -221,6 +250,13 @@ def evaluate(clips: Sequence[EvalClip], synth, methods: Sequence[str], out_dir, 
     raise UserError(f"unknown method {unknown[0]!r}: choose from {', '.join(METHODS)}")
   if "taem" in methods and getattr(synth, "taem", None) is None:
     raise UserError("method 'taem' needs a TAEM checkpoint (--taem DIR)")
+  variants = dict(variants or {})
+  for name, v in variants.items():
+    if getattr(v, "taem", None) is None:
+      raise UserError(f"TAEM variant {name!r} has no TAEM checkpoint")
+  synths = {m: synth for m in methods}
+  synths.update({variant_method(n): v for n, v in variants.items()})
+  methods = list(synths)
   detector = face.FaceDetector()
   out_dir = pathlib.Path(out_dir)
   results = {m: {"clips": {}} for m in methods}
@@ -230,7 +266,7 @@ def evaluate(clips: Sequence[EvalClip], synth, methods: Sequence[str], out_dir, 
       path = out_dir / m / (clip.uid.replace("/", "_") + ".mp4")
       path.parent.mkdir(parents=True, exist_ok=True)
       if not path.is_file():
-        synthesize(synth, m, clip, path, voice)
+        synthesize(synths[m], m, clip, path, voice)
       results[m]["clips"][clip.uid] = clip_metrics(path, truth, scorer, detector)
       if not keep_videos:
         path.unlink()
@@ -242,12 +278,13 @@ def evaluate(clips: Sequence[EvalClip], synth, methods: Sequence[str], out_dir, 
 
 
 def table(results: dict[str, dict], title: str, note: str = ""):
-  """A `metrics.Table` with one row per method, in METHODS order."""
+  """A `metrics.Table` with one row per method, in METHODS order, then the TAEM variants."""
   from taem_jax.metrics.report import KEYS, Table  # pylint: disable=g-import-not-at-top
   t = Table(title, note=note)
-  for m in METHODS:
-    if m in results:
-      kind, label = METHODS[m]
-      mean = results[m]["mean"]
-      t.add_row(label, input=kind, **{k: mean.get(k) for k in KEYS})
+  rows = [(m, *METHODS[m]) for m in METHODS if m in results]
+  rows += [(m, "text", VARIANT_LABEL.format(variant_name(m))) for m in results
+           if variant_name(m)]
+  for m, kind, label in rows:
+    mean = results[m]["mean"]
+    t.add_row(label, input=kind, **{k: mean.get(k) for k in KEYS})
   return t

@@ -58,6 +58,10 @@ def ckpts(corpus, tmp_path_factory):
   from flax import nnx
   taem_checkpoint.save_taem(TAEM(cfg, rngs=nnx.Rngs(0)), root / "taem", vocab=vocab,
                             speaker_embedding=SpeakerEmbedder("dlib").describe())
+  # A Table 2 variant: another TAEM that records its loss objective.
+  taem_checkpoint.save_taem(TAEM(cfg, rngs=nnx.Rngs(1)), root / "taem_c", vocab=vocab,
+                            speaker_embedding=SpeakerEmbedder("dlib").describe(),
+                            training={"objective": "contrastive", "step": 7})
   return root
 
 
@@ -130,6 +134,32 @@ def test_evaluate_three_methods(clips, ckpts, tmp_path):
     evaluation.evaluate(clips[:1], synth, ["nope"], tmp_path, scorer)
 
 
+def test_evaluate_sends_each_variant_to_its_own_synthesizer(clips, ckpts, tmp_path):
+  """Rows of `variants` are synthesised by their own Synthesizer (their own TAEM)."""
+  import shutil
+  calls = []
+
+  class Copy:  # stands in for a Synthesizer: "synthesises" the ground truth, says who it is
+    def __init__(self, name):
+      self.name, self.taem = name, object()
+
+    def synthesize(self, face, out, **kw):
+      calls.append((self.name, pathlib.Path(out).parent.name, "text" in kw))
+      shutil.copy(face, out)
+
+  scorer = metrics.scorer_for(models.load_pretrained(ckpts / "expert"), "expert")
+  res = evaluation.evaluate(clips[:1], Copy("main"), ["taem"], tmp_path, scorer,
+                            variants={"mse+task": Copy("v1"), "contrastive": Copy("v2")})
+  assert calls == [("main", "taem", True), ("v1", "taem[mse+task]", True),
+                   ("v2", "taem[contrastive]", True)]
+  assert res["taem[mse+task]"]["mean"]["ssim"] == pytest.approx(1.0)
+  rows = [r.method for r in evaluation.table(res, "t").rows]
+  assert rows == ["TAEM + Wav2Lip", "TAEM + Wav2Lip, mse+task", "TAEM + Wav2Lip, contrastive"]
+  with pytest.raises(UserError, match="variant 'x' has no TAEM"):
+    evaluation.evaluate(clips[:1], Copy("main"), ["wav2lip"], tmp_path, scorer,
+                        variants={"x": synthesis.Synthesizer(ckpts / "wav2lip")})
+
+
 def _cli(*args):
   return subprocess.run([sys.executable, "experiments/evaluate.py", *map(str, args)], cwd=REPO,
                         capture_output=True, text=True, timeout=600)
@@ -141,7 +171,9 @@ def test_cli_one_line_errors(corpus, ckpts, tmp_path):
   for extra, msg in [(["--methods=wav2lip,bogus"], "unknown method 'bogus'"),
                      ([], "give --taem DIR"),
                      (["--methods=wav2lip", "--paper"], "no rows for the generated"),
-                     (["--methods=wav2lip", f"--taem={tmp_path / 'none'}"], "not a checkpoint")]:
+                     (["--methods=wav2lip", f"--taem={tmp_path / 'none'}"], "not a checkpoint"),
+                     (["--methods=wav2lip", f"--table2={tmp_path / 'none'}"],
+                      "--table2 " + str(tmp_path / "none") + " is not a checkpoint")]:
     r = _cli(*base, *extra)
     assert r.returncode == 2, r.stderr
     assert msg in r.stderr and "Traceback" not in r.stderr
@@ -152,12 +184,28 @@ def test_cli_writes_the_table(corpus, ckpts, tmp_path):
   out = tmp_path / "o"
   r = _cli("--dataset=sample", f"--manual_dir={corpus[0]}", f"--data_dir={corpus[1].parents[2]}",
            f"--wav2lip={ckpts / 'wav2lip'}", f"--sync={ckpts / 'expert'}",
-           "--methods=wav2lip", "--limit=1", f"--out={out}", "--no_progress")
+           "--methods=wav2lip", "--limit=1", f"--out={out}", "--no_progress",
+           f"--table2={ckpts / 'taem_c'},{ckpts / 'taem'}")
   assert r.returncode == 0, r.stderr[-2000:]
   t = json.loads((out / "table.json").read_text())
-  assert [row["method"] for row in t["rows"]] == ["Wav2Lip"]
+  # Table 2 rows: named by the recorded objective, else by the folder.
+  assert [row["method"] for row in t["rows"]] == [
+      "Wav2Lip", "TAEM + Wav2Lip, contrastive", "TAEM + Wav2Lip, taem"]
+  assert [row["input"] for row in t["rows"]] == ["audio", "text", "text"]
+  assert all(isinstance(row["lse_d"], float) for row in t["rows"])
+  assert (out / "taem[contrastive]").is_dir() and (out / "taem[taem]").is_dir()
   assert "not syncnet_v2" in t["note"] and "NOT GRID" in t["title"]
   assert "| audio | Wav2Lip |" in r.stdout
+
+
+def test_variant_names_and_keys():
+  assert evaluation.variant_names([("a", {"objective": "mse"}), ("b", {}),
+                                   ("c", {"objective": "mse+task"})]) == ["mse", "b", "mse+task"]
+  assert evaluation.variant_names([("a", {"objective": "mse"}), ("b", {"objective": "mse"})]) \
+      == ["mse (a)", "mse (b)"]
+  key = evaluation.variant_method("mse+task")
+  assert key == "taem[mse+task]" and evaluation.variant_name(key) == "mse+task"
+  assert evaluation.variant_name("taem") is None and evaluation.variant_name("taem[]") is None
 
 
 def test_share_frames_splits_a_target_length_over_text_chunks():

@@ -464,6 +464,7 @@ def test_export_taem_from_training_workdir(tmp_path):
                                       dataset_dir=tmp_path / "ds")
   loaded, info = taem_checkpoint.load_taem(tmp_path / "taem")
   assert info.vocab == vocab and info.speaker_embedding == {"kind": "dlib", "dim": 128}
+  assert info.training == {"objective": config.loss.objective, "step": 7}  # Table 2 row name
   assert loaded.config == cfg
   a = nnx.to_flat_state(nnx.state(model.taem, nnx.Param))
   b = dict(nnx.to_flat_state(nnx.state(loaded, nnx.Param)))

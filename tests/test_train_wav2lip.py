@@ -122,6 +122,34 @@ def test_generator_input_masks_the_lower_half():
   np.testing.assert_array_equal(x[..., 3:], ref)
 
 
+def test_mouth_motion_separates_following_from_copying():
+  """Correlation and amplitude of the lower-face motion: truth 1/1, reference copy ~0, half-way
+  motion 1/0.5, motion at the wrong times ~0; invalid windows are ignored."""
+  rs = np.random.RandomState(0)
+  n = 6
+  ref = np.full((n, 5, 96, 96, 3), 0.5, np.float32)
+  gt = ref.copy()
+  opening = rs.uniform(0, 1, (n, 5)).astype(np.float32)
+  gt[:, :, 60:76, 30:66] -= 0.4 * opening[..., None, None, None]  # a mouth that opens darker
+  gt += rs.normal(0, 0.01, gt.shape).astype(np.float32)
+  mask = np.ones(n, bool)
+  f = lambda g, m=mask: [float(v) for v in w2l.mouth_motion(  # noqa: E731
+      jnp.asarray(g), jnp.asarray(gt), jnp.asarray(ref), jnp.asarray(m))]
+  corr, amp = f(gt)
+  assert corr == pytest.approx(1.0) and amp == pytest.approx(1.0)
+  corr, amp = f(ref)
+  assert abs(corr) < 1e-3 and amp < 1e-3
+  corr, amp = f(ref + 0.5 * (gt - ref))
+  assert corr == pytest.approx(1.0, abs=1e-4) and amp == pytest.approx(0.5, abs=1e-3)
+  shuffled = gt[rs.permutation(n)][:, ::-1]  # moves as much, at the wrong times
+  corr, amp = f(shuffled)
+  assert abs(corr) < 0.5 and amp == pytest.approx(1.0, abs=0.05)
+  # A window marked invalid does not count, whatever it holds.
+  bad = gt.copy()
+  bad[0] = 0.0
+  assert f(bad, np.array([False] + [True] * (n - 1))) == pytest.approx([1.0, 1.0], abs=1e-4)
+
+
 def test_window_iterator_is_deterministic_and_resumes():
   from taem_jax.train import toy
   clips = w2l.synthetic_clips(8, frames=16, seed=0)

@@ -172,6 +172,12 @@ class Table:
     for (inp, method), vals in PAPER_TABLE1[dataset].items():
       self.add_row(method + suffix, input=inp, **dict(zip(KEYS, vals)))
 
+  def add_paper_table2_rows(self, suffix: str = " (paper, LRS2)") -> None:
+    """Appends the paper's Table 2 rows (TAEM loss ablations, all on LRS2)."""
+    for objective, vals in PAPER_TABLE2.items():
+      self.add_row(f"TAEM + Wav2Lip, {objective}" + suffix, input="text",
+                   **dict(zip(KEYS, vals)))
+
   def _cell(self, v) -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):
       return "-"

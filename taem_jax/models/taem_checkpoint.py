@@ -8,6 +8,8 @@ A TAEM directory is a `pretrained.save_pretrained` directory of family "taem" (O
                      model file and its sha256 when known);
   target             the frozen backbone whose latent it imitates: {"name": "wav2lip",
                      "latent_dim": D, "config": Wav2Lip config or null}.
+  training           optional, how it was trained: {"objective": the Table 2 loss row
+                     ("mse", "contrastive", ...), "step": int} (`export_from_workdir` writes it).
 
 `save_taem` writes one, `load_taem` reads one back and checks that the records agree with the
 model, and `export_from_workdir` turns a finished training run (`experiments/train.py
@@ -32,10 +34,12 @@ class TAEMInfo:
   vocab: object  # taem_jax.text.PhonemeVocab
   speaker_embedding: dict  # {"kind": "dlib"|"arcface", "dim": int, "file"?, "sha256"?}
   target: dict  # {"name": "wav2lip", "latent_dim": int, "config": dict | None}
+  training: dict = dataclasses.field(default_factory=dict)  # {"objective", "step"} if recorded
 
 
 def save_taem(model: TAEM, dst_dir, *, vocab, speaker_embedding: dict,
-              target: dict | None = None, overwrite: bool = False) -> str:
+              target: dict | None = None, training: dict | None = None,
+              overwrite: bool = False) -> str:
   """Writes a TAEM directory (see the module docstring).
 
   Args:
@@ -46,6 +50,7 @@ def save_taem(model: TAEM, dst_dir, *, vocab, speaker_embedding: dict,
       dim).
     target: {"name", "latent_dim", "config"} of the frozen backbone (default: Wav2Lip with
       latent_dim = the model's, config unknown).
+    training: how it was trained, e.g. {"objective": "mse", "step": 600} (optional).
   Returns:
     the destination path.
   """
@@ -56,10 +61,13 @@ def save_taem(model: TAEM, dst_dir, *, vocab, speaker_embedding: dict,
     raise ValueError(f"speaker embedding is {speaker_embedding.get('dim')}-d, the model takes "
                      f"{cfg.speaker_dim}")
   target = dict(target or {"name": "wav2lip", "latent_dim": cfg.latent_dim, "config": None})
+  extra = {"vocab": vocab.to_dict(), "speaker_embedding": dict(speaker_embedding),
+           "target": target}
+  if training:
+    extra["training"] = dict(training)
   return pretrained.save_pretrained(
       model, dst_dir, family="taem", config=model.get_config(), overwrite=overwrite,
-      extra_meta={"vocab": vocab.to_dict(), "speaker_embedding": dict(speaker_embedding),
-                  "target": target})
+      extra_meta=extra)
 
 
 def load_taem(path) -> tuple[TAEM, TAEMInfo]:
@@ -93,7 +101,9 @@ def load_taem(path) -> tuple[TAEM, TAEMInfo]:
   target = dict(meta.get("target") or {})
   target.setdefault("name", "wav2lip")
   target.setdefault("latent_dim", cfg.latent_dim)
-  return model, TAEMInfo(str(d), vocab, dict(spk), target)
+  training = meta.get("training")
+  return model, TAEMInfo(str(d), vocab, dict(spk), target,
+                         dict(training) if isinstance(training, dict) else {})
 
 
 def export_from_workdir(workdir, dst_dir, *, dataset_dir, step: int | None = None,
@@ -131,5 +141,7 @@ def export_from_workdir(workdir, dst_dir, *, dataset_dir, step: int | None = Non
   target = {"name": "wav2lip", "latent_dim": latent,
             "config": {"width": float(w2l["wav2lip_width"])} if "wav2lip_width" in w2l else None}
   spk = {"kind": data_meta["embedder"], "dim": int(data_meta["embed_dim"])}
+  loss = meta["config"].get("loss", {})
+  training = {"objective": loss.get("objective", "mse"), "step": meta.get("step")}
   return save_taem(model, dst_dir, vocab=vocab, speaker_embedding=spk, target=target,
-                   overwrite=overwrite)
+                   training=training, overwrite=overwrite)

@@ -376,13 +376,44 @@ class GeneratorLossConfig:
       raise UserError("sync_weight + disc_weight must stay below 1 (the rest weighs L1)")
 
 
+def mouth_motion(gen: jax.Array, gt: jax.Array, ref: jax.Array, mask: jax.Array,
+                 top: float = 0.05) -> tuple[jax.Array, jax.Array]:
+  """Does the generated mouth move as the true one does? (correlation, amplitude ratio).
+
+  L1 and the expert's sync loss can both look good while the mouth barely moves (a blurred
+  average mouth, or the reference's mouth copied). This measures the motion itself: in the
+  lower half, the pixels where the truth differs most from the reference window (the `top`
+  fraction by variance over the batch: lips, jaw, mouth cavity) are averaged per frame, for
+  truth - reference and generated - reference. Their correlation over frames says whether the
+  mouth opens and closes at the right times (copying the reference gives ~0); the ratio of
+  their standard deviations says how far (1 = as much as the truth, ~0.4 = faintly).
+
+  Shapes: gen, gt, ref (N, 5, 96, 96, 3) float; mask (N,) bool (valid windows) -> two scalars.
+  """
+  n, t = gt.shape[:2]
+  d_gt = (gt - ref)[:, :, HALF:].mean(-1).reshape(n * t, -1)  # (F, P) grey differences
+  d_gen = (gen - ref)[:, :, HALF:].mean(-1).reshape(n * t, -1)
+  w = jnp.repeat(mask.astype(jnp.float32), t)  # (F,)
+  wsum = jnp.maximum(w.sum(), 1.0)
+  wmean = lambda x: jnp.tensordot(w, x, axes=1) / wsum  # noqa: E731  weighted mean over frames
+  var_px = wmean(jnp.square(d_gt - wmean(d_gt)))
+  px = (var_px >= jnp.quantile(var_px, 1.0 - top)).astype(jnp.float32)  # (P,)
+  a = d_gen @ px / jnp.maximum(px.sum(), 1.0)  # (F,)
+  b = d_gt @ px / jnp.maximum(px.sum(), 1.0)
+  a, b = a - wmean(a), b - wmean(b)
+  sa, sb = jnp.sqrt(wmean(a * a)), jnp.sqrt(wmean(b * b))
+  corr = wmean(a * b) / jnp.maximum(sa * sb, 1e-12)
+  return corr, sa / jnp.maximum(sb, 1e-12)
+
+
 @dataclasses.dataclass
 class Wav2LipTask:
   """Wav2Lip generator training (wav2lip_train.py, or hq_wav2lip_train.py with `gan`).
 
   Batch fields (from `generator_samples`): window, reference, indiv_mels, mel, weight.
   Metrics: l1, sync (expert BCE vs 1 on the generated window), sync_weight, gen_loss, and with
-  the GAN: adv (generator's BCE(D(g), 1)), disc_real, disc_fake.
+  the GAN: adv (generator's BCE(D(g), 1)), disc_real, disc_fake. Validation adds l1_lower and
+  mouth_corr / mouth_amp (`mouth_motion`: does the mouth move with the true one, and how far).
   """
   generator: dict  # Wav2Lip keyword config, e.g. {"width": 0.25}
   expert: dict  # SyncNetColor keyword config
@@ -425,7 +456,7 @@ class Wav2LipTask:
     mels = batch["indiv_mels"].reshape(n * t, *batch["indiv_mels"].shape[2:])
     gen = model.generator(mels, x).reshape(gt.shape)
     mask = batch["weight"] > 0
-    out = {"gen": gen, "gt": gt, "mask": mask}
+    out = {"gen": gen, "gt": gt, "ref": ref, "mask": mask}
     out["l1"] = losses._masked_mean(jnp.abs(gen - gt),  # pylint: disable=protected-access
                                     mask[:, None, None, None, None])
     audio, face = frozen_call(model.expert)(batch["mel"], losses.lower_half_stack(gen))
@@ -475,6 +506,8 @@ class Wav2LipTask:
     err = jnp.abs(out["gen"] - out["gt"])[:, :, HALF:]
     metrics = {"l1": out["l1"], "sync": out["sync"],
                "l1_lower": losses._masked_mean(err, lower)}  # pylint: disable=protected-access
+    metrics["mouth_corr"], metrics["mouth_amp"] = mouth_motion(out["gen"], out["gt"], out["ref"],
+                                                               out["mask"])
     return metrics
 
   def samples(self, model: Wav2LipTrainModel, batch, count: int = 4) -> dict[str, np.ndarray]:
