@@ -48,6 +48,15 @@ def test_round_trip(saved):
   assert models.load_pretrained(d, family="wav2lip").family == "wav2lip"
 
 
+def test_min_channels_round_trips(tmp_path):
+  m = models.create("wav2lip", seed=4, width=1 / 16, min_channels=8)
+  d = pretrained.save_pretrained(m, tmp_path / "w", family="wav2lip", config=m.get_config())
+  loaded = models.load_pretrained(d, family="wav2lip")
+  assert loaded.get_config()["min_channels"] == 8
+  np.testing.assert_array_equal(np.asarray(loaded.output_block[1].kernel[...]),
+                                np.asarray(m.output_block[1].kernel[...]))
+
+
 def test_other_families_round_trip(tmp_path):
   m = models.create("disc_qual", seed=2, width=0.0625)
   d = pretrained.save_pretrained(m, tmp_path / "disc", family="disc_qual",

@@ -99,6 +99,22 @@ def test_wav2lip_forward_small_width():
   assert m.get_config() == {"width": 0.125, "convt_impl": "subpixel"}
 
 
+def test_wav2lip_min_channels_floors_only_the_narrow_layers():
+  """min_channels widens the 2-4 channel layers of a narrow variant; wide layers and z_a keep
+  their width, and width 1.0 is unchanged by a floor of 16."""
+  plain = _abstract(Wav2Lip, width=0.125)
+  floored = _abstract(Wav2Lip, width=0.125, min_channels=16)
+  first = lambda m: m.face_encoder_blocks[0][0].conv.kernel.shape  # noqa: E731
+  assert first(plain)[-1] == 2 and first(floored)[-1] == 16
+  assert floored.output_block[1].kernel.shape[-2] == 16  # 32 * 1/8 = 4 -> 16
+  assert floored.embed_dim == plain.embed_dim == 64  # z_a (what TAEM imitates) is untouched
+  deep = lambda m: m.face_encoder_blocks[-1][-1].conv.kernel.shape  # noqa: E731
+  assert deep(floored) == deep(plain)  # 512 * 1/8 = 64 channels either way
+  count = lambda m: sum(x.size for x in jax.tree.leaves(nnx.state(m, nnx.Param)))  # noqa: E731
+  assert count(_abstract(Wav2Lip, min_channels=16)) == count(_abstract(Wav2Lip)) == 36_298_035
+  assert floored.get_config() == {"width": 0.125, "convt_impl": "subpixel", "min_channels": 16}
+
+
 def test_wav2lip_convt_impls_agree():
   a = models.create(Wav2Lip, seed=3, width=0.125, convt_impl="direct")
   b = models.create(Wav2Lip, seed=3, width=0.125, convt_impl="subpixel")

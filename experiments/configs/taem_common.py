@@ -33,6 +33,7 @@ def get_config(dataset: str, variant: str | None) -> ml_collections.ConfigDict:
   c.target = ml_collections.ConfigDict()
   c.target.z_a = "auto"  # z_a from the dataset (built with *_za) or computed by Wav2Lip: auto
   c.target.wav2lip_width = 1.0  # Wav2Lip channel multiplier (1.0 = the official model)
+  c.target.wav2lip_min_channels = 1  # its layer-width floor (Wav2Lip min_channels; 1 = none)
   c.target.wav2lip_dir = ""  # converted Wav2Lip, only to build a *_za dataset on the fly
   c.target.require_pretrained = True  # refuse a random Wav2Lip target (no --init_from)
 

@@ -47,6 +47,7 @@ def get_config(arg=None):
   arg = arg or None
   c = wav2lip_common.get_config("wav2lip", arg)
   c.model.convt_impl = "subpixel"  # transposed-conv implementation (speed only, same numbers)
+  c.model.min_channels = 1  # no generator layer narrower than this (1 = plain width scaling)
   c.model.disc_width = 1.0  # width of the visual-quality discriminator (GAN only)
 
   c.expert = ml_collections_dict(

@@ -139,7 +139,7 @@ def export_from_workdir(workdir, dst_dir, *, dataset_dir, step: int | None = Non
   w2l = meta["config"].get("target", {})
   latent = cfg.latent_dim
   target = {"name": "wav2lip", "latent_dim": latent,
-            "config": {"width": float(w2l["wav2lip_width"])} if "wav2lip_width" in w2l else None}
+            "config": taem_task.target_wav2lip_config(w2l) if "wav2lip_width" in w2l else None}
   spk = {"kind": data_meta["embedder"], "dim": int(data_meta["embed_dim"])}
   loss = meta["config"].get("loss", {})
   training = {"objective": loss.get("objective", "mse"), "step": meta.get("step")}

@@ -69,6 +69,10 @@ class Wav2Lip(nnx.Module):
     width: channel multiplier for a reduced/enlarged variant (1.0 = official).
     convt_impl: 'subpixel' | 'direct', how the stride-2 transposed convs run (same numbers to
       ~1e-6, different speed; see layers.ConvTranspose2d).
+    min_channels: no layer narrower than this (1 = plain `width` scaling). A narrow variant
+      otherwise squeezes the full-resolution layers to 2-4 channels (width 1/8), too few to
+      carry the unmasked upper face through to the output; a floor of 16 keeps them at the
+      official 16-32 while the deep layers stay narrow. No effect at width 1.0 for floors <= 16.
 
   Each (mel window, face) pair is processed independently; callers fold any time axis into the
   batch (time-major, row t*B + b, as the official training code does).
@@ -82,10 +86,12 @@ class Wav2Lip(nnx.Module):
 
   family = "wav2lip"
 
-  def __init__(self, *, width: float = 1.0, convt_impl: str = "subpixel", rngs: nnx.Rngs):
+  def __init__(self, *, width: float = 1.0, convt_impl: str = "subpixel", min_channels: int = 1,
+               rngs: nnx.Rngs):
     self.width = float(width)
     self.convt_impl = convt_impl
-    w = lambda c: scaled(c, self.width)  # noqa: E731
+    self.min_channels = int(min_channels)
+    w = lambda c: max(scaled(c, self.width), self.min_channels)  # noqa: E731
 
     cin = 6
     blocks, skip_channels = [], []
@@ -125,7 +131,10 @@ class Wav2Lip(nnx.Module):
     ])
 
   def get_config(self) -> dict:
-    return {"width": self.width, "convt_impl": self.convt_impl}
+    cfg = {"width": self.width, "convt_impl": self.convt_impl}
+    if self.min_channels > 1:  # older files and the official network have no floor
+      cfg["min_channels"] = self.min_channels
+    return cfg
 
   def encode_audio(self, mel: jax.Array) -> jax.Array:
     """Audio embedding z_a.

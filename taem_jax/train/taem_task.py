@@ -113,7 +113,8 @@ class TAEMTask:
     w2l = load_pretrained(p, family="wav2lip")
     if w2l.get_config() != model.wav2lip.get_config():
       raise UserError(f"--init_from={path} holds Wav2Lip {w2l.get_config()}, but the config "
-                      f"asks for {model.wav2lip.get_config()} (config.target.wav2lip_width)")
+                      f"asks for {model.wav2lip.get_config()} (config.target.wav2lip_width / "
+                      "wav2lip_min_channels)")
     nnx.update(model.wav2lip, nnx.state(w2l))
     model.wav2lip.eval()
 
@@ -213,7 +214,19 @@ def _wav2lip_config(config, with_za: bool) -> dict | None:
                     "config.target.z_a='wav2lip'")
   if mode == "dataset" or (mode == "auto" and with_za):
     return None
-  return {"width": float(config.target.wav2lip_width)}
+  return target_wav2lip_config(config.target)
+
+
+def target_wav2lip_config(target) -> dict:
+  """The frozen Wav2Lip's keyword config from a config's `target` section (dict or ConfigDict).
+
+  Matches `Wav2Lip.get_config()` of the generator it was trained against (convt_impl aside).
+  """
+  cfg = {"width": float(target.get("wav2lip_width", 1.0))}
+  floor = int(target.get("wav2lip_min_channels", 1))
+  if floor > 1:
+    cfg["min_channels"] = floor
+  return cfg
 
 
 def build(config, mesh, *, dataset_dir: str | os.PathLike | None = None

@@ -653,7 +653,8 @@ def make_task(config):
       raise UserError(f"config.expert.dir={expert_dir} does not exist; train the expert with "
                       "experiments/configs/wav2lip_expert.py and --export=DIR first")
     return Wav2LipTask(
-        generator={"width": float(config.model.width), "convt_impl": str(config.model.convt_impl)},
+        generator={"width": float(config.model.width), "convt_impl": str(config.model.convt_impl),
+                   "min_channels": int(config.model.get("min_channels", 1))},
         expert={"width": float(config.expert.width)}, loss_config=loss_cfg,
         disc={"width": float(config.model.disc_width)} if lc.gan else None,
         expert_dir=expert_dir)
