@@ -61,11 +61,17 @@ def bench(fn, min_seconds: float) -> tuple[list[float], float]:
 
 
 def _compiled(model):
-  # Freezing folds the eval-mode BN into the convs and lets inductor pick oneDNN layouts.
+  """A fresh static-shape compile of `model` (one per batch size).
+
+  Freezing folds the eval-mode BN into the convs and lets inductor pick oneDNN layouts. The
+  dynamo cache is reset first: reusing one compiled model across batch sizes recompiled it
+  with dynamic shapes, which failed a stride assertion at the second size (torch 2.13).
+  """
   import torch  # pylint: disable=g-import-not-at-top
   import torch._inductor.config as inductor_config  # pylint: disable=g-import-not-at-top
   inductor_config.freezing = True
-  return torch.compile(model)
+  torch._dynamo.reset()  # pylint: disable=protected-access
+  return torch.compile(model, dynamic=False)
 
 
 def main(argv=None):
@@ -86,17 +92,18 @@ def main(argv=None):
   print(f"torch {torch.__version__}, {args.threads} threads, Wav2Lip generator, eval, float32")
   print(f"{'layout':<14} {'batch':>5} {'ms/batch':>10} {'frames/s':>10}")
   for layout in args.layouts:
-    fn_model, error = model, None
+    fn_model = model
     if layout != "nchw":
       if cl_model is None:
         cl_model = build_model("wav2lip", seed=0).to(memory_format=torch.channels_last)
       fn_model = cl_model
-    if layout == "compile":
-      try:
-        fn_model = _compiled(cl_model)
-      except Exception as e:  # pylint: disable=broad-except
-        error = e
     for b in args.batches:
+      error = None
+      if layout == "compile":
+        try:
+          fn_model = _compiled(cl_model)
+        except Exception as e:  # pylint: disable=broad-except
+          error = e
       x = families.make_inputs("wav2lip", b, seed=b)
       audio, face = torch.from_numpy(x["audio"]), torch.from_numpy(x["face"])
       if layout != "nchw":
