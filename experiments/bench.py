@@ -1,7 +1,7 @@
 """Speed and memory of taem-jax on this machine, side by side with PyTorch: one table + JSON.
 
-    .venv/bin/python experiments/bench.py                   # everything, ~12-15 min on 2 cores
-    .venv/bin/python experiments/bench.py --quick           # tiny sizes, few iterations, ~1-2 min
+    .venv/bin/python experiments/bench.py                   # everything, ~15 min on 2 cores
+    .venv/bin/python experiments/bench.py --quick           # tiny sizes, few iterations, ~2-3 min
     .venv/bin/python experiments/bench.py --only generator --batches 1,16 --seconds 3
 
 Sections (--only picks some; each measurement runs in its own process, because XLA_FLAGS and
@@ -700,7 +700,7 @@ def parse_args(argv):
                               epilog=__doc__.split("\n\n", 1)[1],
                               formatter_class=argparse.RawDescriptionHelpFormatter)
   p.add_argument("--quick", action="store_true",
-                 help="tiny sizes and few iterations (~1-2 min): B=1, no torch.compile, small "
+                 help="tiny sizes and few iterations (~2-3 min): B=1, no torch.compile, small "
                       "TAEM, 2 s synthesis at width 1/8, :tiny training only")
   p.add_argument("--only", default=",".join(SECTIONS), help=f"sections, of {SECTIONS}")
   p.add_argument("--batches", default=None, help="generator batch sizes (default 1,16,64)")
