@@ -45,12 +45,13 @@ sys.path.insert(0, str(ROOT))
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
 from porting.reference.bench_torch import peak_rss_bytes, peak_rss_reset  # noqa: E402
+from taem_jax import xla_flags  # noqa: E402
 
 # XLA:CPU flag sets. 'eigen' sends convolutions and dots to XLA's own (Eigen) kernels instead
 # of YNNPACK, which is faster for Wav2Lip's convs on this CPU (docs/performance.md section 9).
 FLAG_SETS = {
     "default": "",
-    "eigen": "--xla_cpu_experimental_ynn_fusion_type=-individual_dot,-individual_convolution",
+    "eigen": xla_flags.EIGEN_CONVOLUTIONS,
 }
 TWO_DEVICES = "--xla_force_host_platform_device_count=2"
 

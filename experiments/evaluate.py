@@ -70,6 +70,8 @@ def parse_args(argv):
 @cli_main
 def main(argv=None):
   args = parse_args(sys.argv[1:] if argv is None else argv)
+  from taem_jax import xla_flags  # pylint: disable=g-import-not-at-top
+  xla_flags.prefer_eigen_convolutions()  # before JAX starts: 1.56x faster generator on CPU
   methods = [m.strip() for m in args.methods.split(",") if m.strip()]
   from taem_jax import evaluation  # pylint: disable=g-import-not-at-top
   bad = [m for m in methods if m not in evaluation.METHODS]

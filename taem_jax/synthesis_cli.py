@@ -146,6 +146,8 @@ def main(argv=None) -> int:
   # Python 3.12 warns about any fork in a threaded process.
   warnings.filterwarnings("ignore", message=r"os\.fork\(\) was called", category=RuntimeWarning)
   args = _parser().parse_args(argv)
+  from taem_jax import xla_flags  # pylint: disable=g-import-not-at-top
+  xla_flags.prefer_eigen_convolutions()  # before JAX starts: 1.56x faster generator on CPU
   if args.edit is not None or args.to is not None:
     return _edit(args)
   if args.transcript is not None:
