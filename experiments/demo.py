@@ -9,8 +9,8 @@ Steps (each one is the project's own command line, so the demo is what a user wo
      phoneme-driven mouth; NOT the GRID corpus), `experiments/make_sample_corpus.py`, and build
      it with the GRID builder;
   2. models, trained by this project on that corpus at demo scale: the lip-sync expert and the
-     Wav2Lip generator (width 1/8, `wav2lip_expert.py:tiny`, `wav2lip_gen.py:tiny`) and TAEM
-     against the frozen generator (`sample.py:demo`). By default the copies committed in
+     Wav2Lip generator (width 1/8, min_channels 16; `wav2lip_expert.py:tiny`,
+     `wav2lip_gen.py:tiny`) and TAEM against the frozen generator (`sample.py:demo`). By default the copies committed in
      checkpoints/demo/ are used (made by exactly `demo.py --train`, see its README); --train
      retrains them (600 / 1000 / 600 steps by default: about an hour here);
   3. `experiments/synthesize.py`: <out>/say.mp4, the face of speaker s1 saying --text, with an

@@ -52,7 +52,7 @@ def get_config(dataset: str, variant: str | None) -> ml_collections.ConfigDict:
   c.optim.weight_decay = 0.01  # decoupled weight decay (choice: PyTorch AdamW's default)
   c.optim.warmup_steps = 400  # linear warm-up steps (choice, FastSpeech-style)
   c.optim.schedule = "constant"  # 'constant' or 'cosine' after warm-up (choice)
-  c.optim.decay_steps = 0  # cosine only: steps to the end of the decay
+  c.optim.decay_steps = 0  # cosine only: steps to the end of the decay (0 = the run's last step)
   c.optim.final_lr_fraction = 0.0  # cosine only: final lr / peak lr
   c.optim.clip_grad_norm = 1.0  # global-norm gradient clipping, 0 = off (choice)
 
@@ -94,6 +94,7 @@ def get_config(dataset: str, variant: str | None) -> ml_collections.ConfigDict:
     c.model.dp_filter = 128
     c.model.dropout = 0.1
     c.target.wav2lip_width = 1 / 8
+    c.target.wav2lip_min_channels = 16  # as wav2lip_gen.py:tiny
     c.optim.learning_rate = 1e-3
     c.optim.warmup_steps = 50
     c.train.num_steps = 600

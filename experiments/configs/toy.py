@@ -34,7 +34,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.optim.weight_decay = 0.01  # decoupled weight decay (PyTorch AdamW default)
   c.optim.warmup_steps = 10  # linear warm-up from 0 to learning_rate
   c.optim.schedule = "constant"  # 'constant' or 'cosine' after warm-up
-  c.optim.decay_steps = 0  # cosine: steps from start to the end of the decay
+  c.optim.decay_steps = 0  # cosine: steps from start to the end of the decay (0 = the last step)
   c.optim.final_lr_fraction = 0.0  # cosine: final lr as a fraction of the peak
   c.optim.clip_grad_norm = 1.0  # global-norm gradient clipping (0 disables)
 

@@ -59,7 +59,7 @@ def get_config(task: str, variant: str | None) -> ml_collections.ConfigDict:
   c.optim.weight_decay = 0.0  # none: plain Adam (official)
   c.optim.warmup_steps = 0  # no warm-up (official)
   c.optim.schedule = "constant"  # no LR schedule (official)
-  c.optim.decay_steps = 0  # cosine only
+  c.optim.decay_steps = 0  # cosine only: steps to the end of the decay (0 = the run's last step)
   c.optim.final_lr_fraction = 0.0  # cosine only
   c.optim.clip_grad_norm = 0.0  # no clipping (official)
 
