@@ -70,6 +70,27 @@ def test_info_nce_prefers_aligned_latents():
   assert float(aligned) < float(shuffled) - 0.5
 
 
+def test_cosine_losses_have_finite_gradients_at_zero_latents():
+  """Padded frames give zero latents (and ReLU outputs can be zero): the gradients must stay
+  finite, not 0/0 (a contrastive TAEM run stopped at step 1 on a NaN grad_norm before)."""
+  rs = np.random.RandomState(0)
+  z_t = rs.randn(2, 6, 8).astype(np.float32)
+  z_a = np.abs(rs.randn(2, 6, 8)).astype(np.float32)
+  z_t[1, 4:] = 0.0
+  z_a[1, 4:] = 0.0
+  z_a[0, 2] = 0.0  # a valid frame whose audio latent is all zero
+  mask = np.ones((2, 6), bool)
+  mask[1, 4:] = False
+  g = jax.grad(lambda a, b: losses.info_nce(a, b, jnp.asarray(mask), 0.1), argnums=(0, 1))(
+      jnp.asarray(z_t), jnp.asarray(z_a))
+  assert all(np.isfinite(np.asarray(x)).all() for x in g)
+  emb = jnp.asarray(np.abs(rs.randn(4, 16)).astype(np.float32)).at[1].set(0.0)
+  g = jax.grad(lambda a, v: losses.sync_loss(a, v), argnums=(0, 1))(emb, emb[::-1])
+  assert all(np.isfinite(np.asarray(x)).all() for x in g)
+  # Values away from zero are unchanged.
+  np.testing.assert_allclose(losses.expert_similarity(emb[:1], emb[:1]), [1.0], rtol=1e-6)
+
+
 def test_sync_loss_matches_torch_bce_convention():
   a = np.abs(np.random.default_rng(4).normal(size=(4, 8))).astype(np.float32)
   v = np.abs(np.random.default_rng(5).normal(size=(4, 8))).astype(np.float32)

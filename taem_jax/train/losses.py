@@ -69,8 +69,17 @@ def info_nce(z_t: Array, z_a: Array, frame_mask: Array, temperature: float = 0.1
   return _masked_mean(nll, m)
 
 
+def _norm(x: Array, eps: float = 1e-12, keepdims: bool = False) -> Array:
+  """L2 norm over the last axis, at least eps, with a finite gradient at x = 0.
+
+  jnp.linalg.norm's gradient at a zero vector is 0/0 = NaN, and zero latents do occur (padded
+  frames, ReLU outputs); clamping the squared norm first keeps the gradient 0 there instead.
+  """
+  return jnp.sqrt(jnp.maximum(jnp.sum(jnp.square(x), axis=-1, keepdims=keepdims), eps * eps))
+
+
 def _l2_normalize(x: Array, eps: float = 1e-12) -> Array:
-  return x / jnp.maximum(jnp.linalg.norm(x, axis=-1, keepdims=True), eps)
+  return x / _norm(x, eps, keepdims=True)
 
 
 def take_windows(x: Array, start: Array, size: int) -> Array:
@@ -116,8 +125,7 @@ def expert_similarity(audio_emb: Array, face_emb: Array) -> Array:
   """
   a = audio_emb.astype(jnp.float32)
   v = face_emb.astype(jnp.float32)
-  cos = jnp.sum(a * v, -1) / jnp.maximum(
-      jnp.linalg.norm(a, axis=-1) * jnp.linalg.norm(v, axis=-1), 1e-8)
+  cos = jnp.sum(a * v, -1) / jnp.maximum(_norm(a) * _norm(v), 1e-8)
   return jnp.clip(cos, 0.0, 1.0)
 
 
