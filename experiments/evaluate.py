@@ -125,7 +125,8 @@ def main(argv=None):
   bar = None
   if not args.no_progress:
     from tqdm import tqdm  # pylint: disable=g-import-not-at-top
-    bar = tqdm(total=len(clips) * (len(methods) + len(variants)), desc="evaluate", unit="video", file=sys.stderr)
+    bar = tqdm(total=len(clips) * (len(methods) + len(variants)), desc="evaluate", unit="video",
+               file=sys.stderr)
   results = evaluation.evaluate(
       clips, synth, methods, out, scorer, voice=args.voice,
       progress=(lambda m, uid: (bar.set_postfix_str(f"{m} {uid}"), bar.update(1)))
