@@ -141,9 +141,6 @@ def load_config(dataset: str | None):
       config.data.batch_size = FLAGS.batch_size
     if FLAGS.num_devices is not None:
       config.train.num_devices = FLAGS.num_devices
-    optim = config.get("optim")
-    if optim is not None and optim.get("schedule") == "cosine" and not optim.get("decay_steps"):
-      optim.decay_steps = config.train.num_steps  # 0: decay over the whole run (after --steps)
   return config
 
 

@@ -193,3 +193,20 @@ def test_resume_with_another_model_config_is_a_clear_error(tmp_path):
   config.train.num_steps = 10
   with pytest.raises(ckpt_lib.UserError, match=r"does not fit .* model/hidden/\w+ is \(32"):
     run(tmp_path, config)
+
+
+def test_cosine_decay_steps_zero_means_the_whole_run():
+  import ml_collections  # pylint: disable=g-import-not-at-top
+  from taem_jax.train.trainer import make_optimizer  # pylint: disable=g-import-not-at-top
+  optim = ml_collections.ConfigDict(dict(
+      learning_rate=1e-3, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0, warmup_steps=10,
+      schedule="cosine", decay_steps=0, final_lr_fraction=0.05, clip_grad_norm=0.0))
+  _, schedule = make_optimizer(optim, num_steps=200)
+  assert float(schedule(10)) == pytest.approx(1e-3)
+  assert float(schedule(105)) == pytest.approx(1e-3 * (0.05 + 0.95 * 0.5), rel=1e-4)
+  assert float(schedule(200)) == pytest.approx(5e-5, rel=1e-4)
+  optim.decay_steps = 100  # an explicit length wins
+  assert float(make_optimizer(optim, num_steps=200)[1](100)) == pytest.approx(5e-5, rel=1e-4)
+  optim.decay_steps = 0
+  with pytest.raises(ValueError, match="decay_steps"):
+    make_optimizer(optim)

@@ -117,11 +117,13 @@ class TrainResult:
   resumed_from: str               # 'checkpoint@<step>', 'init_from', or 'scratch'
 
 
-def make_optimizer(optim) -> tuple[optax.GradientTransformation, optax.Schedule]:
+def make_optimizer(optim, num_steps: int | None = None
+                   ) -> tuple[optax.GradientTransformation, optax.Schedule]:
   """AdamW with warm-up, optional cosine decay and gradient clipping, from `config.optim`.
 
   Fields: learning_rate, b1, b2, eps, weight_decay, warmup_steps, schedule ('constant' or
-  'cosine'), decay_steps (cosine only), final_lr_fraction (cosine only), clip_grad_norm (0 = off).
+  'cosine'), decay_steps (cosine only; 0 = `num_steps`, the run's length), final_lr_fraction
+  (cosine only), clip_grad_norm (0 = off).
   """
   warmup = int(optim.warmup_steps)
   if optim.schedule == "constant":
@@ -130,8 +132,11 @@ def make_optimizer(optim) -> tuple[optax.GradientTransformation, optax.Schedule]
          optax.constant_schedule(optim.learning_rate)], [warmup]) if warmup else \
         optax.constant_schedule(optim.learning_rate)
   elif optim.schedule == "cosine":
+    decay = int(optim.decay_steps) or int(num_steps or 0)
+    if decay <= 0:
+      raise ValueError("config.optim.decay_steps is 0 and the run's length is unknown")
     schedule = optax.warmup_cosine_decay_schedule(
-        0.0, optim.learning_rate, warmup, int(optim.decay_steps),
+        0.0, optim.learning_rate, warmup, decay,
         end_value=optim.learning_rate * optim.final_lr_fraction)
   else:
     raise ValueError(f"config.optim.schedule must be 'constant' or 'cosine', got "
@@ -212,7 +217,7 @@ class Trainer:
     self.mesh = mesh if mesh is not None else mesh_lib.make_mesh()
     self.hooks = list(hooks)
     self.init_from = init_from
-    self.tx, self.schedule = make_optimizer(config.optim)
+    self.tx, self.schedule = make_optimizer(config.optim, config.train.num_steps)
     self.store = ckpt_lib.CheckpointStore(
         os.path.join(self.workdir, "checkpoints"), max_to_keep=config.train.keep_checkpoints,
         async_save=config.train.async_checkpointing)
