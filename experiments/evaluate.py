@@ -110,15 +110,12 @@ def main(argv=None):
   from taem_jax.synthesis import Synthesizer  # pylint: disable=g-import-not-at-top
   synth = Synthesizer(args.wav2lip, args.taem if "taem" in methods else None,
                       arcface_path=args.arcface)
-  variants = {}
-  if table2:
-    from taem_jax.models import taem_checkpoint  # pylint: disable=g-import-not-at-top
-    loaded = [taem_checkpoint.load_taem(d) for d in table2]
-    names = evaluation.variant_names([(pathlib.Path(d).expanduser().name, info.training)
-                                      for d, (_, info) in zip(table2, loaded)])
-    variants = {n: Synthesizer(wav2lip=synth.wav2lip, taem=m, taem_info=info,
-                               arcface_path=args.arcface)
-                for n, (m, info) in zip(names, loaded)}
+  # One Synthesizer per Table 2 TAEM, all sharing the loaded Wav2Lip.
+  others = [Synthesizer(wav2lip=synth.wav2lip, taem_dir=d, arcface_path=args.arcface)
+            for d in table2]
+  names = evaluation.variant_names([(pathlib.Path(d).expanduser().name, v.taem_info.training)
+                                    for d, v in zip(table2, others)])
+  variants = dict(zip(names, others))
   sync_model = load_pretrained(args.sync)
   scorer = metrics.scorer_for(sync_model, name=pathlib.Path(args.sync).name)
 
