@@ -35,3 +35,17 @@ def optional_file(name: str) -> pathlib.Path:
   if os.environ.get(env):
     return pathlib.Path(os.environ[env]).expanduser()
   return home() / default
+
+
+# The demo-scale models this project trained on its generated sample corpus (see the folder's
+# README); they sit in the source tree beside the package, so an editable install finds them.
+DEMO_DIR = pathlib.Path(__file__).resolve().parents[1] / "checkpoints" / "demo"
+DEMO_MODELS = ("expert", "wav2lip", "taem")
+
+
+def demo_model(name: str) -> pathlib.Path:
+  """The committed demo model directory `name` (expert, wav2lip or taem); it may not exist
+  when the package was installed without its source tree (callers say so in one line)."""
+  if name not in DEMO_MODELS:
+    raise KeyError(f"unknown demo model {name!r}; known: {', '.join(DEMO_MODELS)}")
+  return DEMO_DIR / name
