@@ -165,11 +165,13 @@ def build_model(family: str, params: dict[tuple, np.ndarray], config: dict | Non
     UserError: the NNX model's variables do not match the converted set (a converter/model
       mismatch: names the first differing path).
   """
-  import jax
-  import jax.numpy as jnp
-  from flax import nnx
+  # Lazy (here and in `convert`): reading and checking a file needs no jax, so a bad file fails
+  # in well under a second instead of after jax's import.
+  import jax  # noqa: PLC0415
+  import jax.numpy as jnp  # noqa: PLC0415
+  from flax import nnx  # noqa: PLC0415
 
-  from taem_jax.models import FAMILIES
+  from taem_jax.models import FAMILIES  # noqa: PLC0415
 
   cls = FAMILIES[family]
   abstract = nnx.eval_shape(lambda: cls(**(config or {}), rngs=nnx.Rngs(0)))
@@ -244,7 +246,7 @@ def convert(src, dst_dir, family: str = "auto", *, overwrite: bool = False,
   name = os.path.basename(src)
   family, params = convert_state_dict(arrays, family, source=name)
   # jax/flax/orbax are imported only now, so a bad file fails fast.
-  from taem_jax.models.pretrained import save_pretrained
+  from taem_jax.models.pretrained import save_pretrained  # noqa: PLC0415
 
   model = build_model(family, params)
   _, prefix = _strip_prefix(list(arrays))

@@ -9,7 +9,7 @@ shape and a `kind` that says how the converter transforms it:
   bn_scale / bn_bias / bn_mean / bn_var              BatchNorm weight / bias / running stats
   bn_count                                           BatchNorm num_batches_tracked (int64 scalar)
 
-Written from the layer tables of docs/spec (wav2lip_family.md sections 1-3, 7), independently
+Written from the official architectures' layer tables, independently
 of the Flax modules, so the two can check each other. It also makes deterministic random
 state dicts (`random_state_dict`) and model inputs (`make_inputs`) from a numpy seed: the
 PyTorch fixtures and the committed goldens are built from these, and the torch-free tests

@@ -2,10 +2,10 @@
 
 * `load_audio`: any common file (or an array) -> float32 mono at 16 kHz, the same numbers as
   Wav2Lip's `librosa.load(path, sr=16000)` for files soundfile can read.
-* `melspectrogram`: Wav2Lip's exact 80 fps normalised log-mel (spec wav2lip_family.md §4),
-  time-major (T, 80); `mel_windows` cuts one (80, 16, 1) window per video frame (§6.4).
+* `melspectrogram`: Wav2Lip's exact 80 fps normalised log-mel (official `audio.py` + `hparams.py`),
+  time-major (T, 80); `mel_windows` cuts one (80, 16, 1) window per video frame (official inference rule).
 * `duration_mel`: a 100 fps mel (hop 160) for durations / the aligner (4 frames per 25 fps frame).
-* `syncnet_mfcc`: python_speech_features.mfcc(signal, 16000) with its defaults (§7.4), as used by
+* `syncnet_mfcc`: python_speech_features.mfcc(signal, 16000) with its defaults, as used by
   the LSE-D / LSE-C SyncNet; `syncnet_mfcc_windows` cuts its 20-frame windows.
 """
 from __future__ import annotations
@@ -18,14 +18,15 @@ import subprocess
 import tempfile
 
 import numpy as np
+import soundfile as sf
 
 from taem_jax.errors import UserError
-
-SAMPLE_RATE = 16000
+from taem_jax.rates import DURATION_HOP as DUR_HOP
+from taem_jax.rates import MEL_FPS, SAMPLE_RATE, VIDEO_FPS
+from taem_jax.rates import MEL_HOP as HOP  # 12.5 ms -> 80 mel frames per second
 
 # Wav2Lip hparams.py (only the fields audio.py actually uses).
 N_FFT = 800
-HOP = 200            # 12.5 ms -> 80 mel frames per second
 WIN = 800
 N_MELS = 80
 FMIN, FMAX = 55.0, 7600.0
@@ -33,12 +34,10 @@ PREEMPHASIS = 0.97
 REF_LEVEL_DB = 20.0
 MIN_LEVEL_DB = -100.0
 MAX_ABS_VALUE = 4.0
-MEL_FPS = SAMPLE_RATE / HOP  # 80.0
 MEL_WINDOW = 16               # mel frames per generator window (0.2 s)
 
-# 100 fps mel for durations (spec taem.md §2, environment.md §6).
+# 100 fps mel for durations (hop DUR_HOP = 160 samples).
 DUR_N_FFT = 1024
-DUR_HOP = 160
 DUR_WIN = 800
 
 # Below this RMS (-60 dBFS) in every 25 ms frame, audio counts as silence.
@@ -72,7 +71,6 @@ def _as_float(y: np.ndarray) -> np.ndarray:
 
 def _read_file(path: pathlib.Path) -> tuple[np.ndarray, int]:
   """(samples[, channels]) float32 at the file's own rate."""
-  import soundfile as sf
   try:
     y, sr = sf.read(str(path), dtype="float32", always_2d=False)
     return y, int(sr)
@@ -81,7 +79,7 @@ def _read_file(path: pathlib.Path) -> tuple[np.ndarray, int]:
   # ffmpeg (bundled by imageio-ffmpeg) decodes everything else to a float wav at the native rate
   # and channel count, so resampling and down-mixing stay the same as for wav input.
   try:
-    import imageio_ffmpeg
+    import imageio_ffmpeg  # lazy: only for formats libsndfile cannot read
     exe = imageio_ffmpeg.get_ffmpeg_exe()
   except Exception as e:
     raise UserError(f"cannot decode audio file {path}: not readable by soundfile and no ffmpeg "
@@ -129,7 +127,7 @@ def load_audio(path_or_array, sr: int = SAMPLE_RATE, *, orig_sr: int | None = No
   if not np.all(np.isfinite(y)):
     raise UserError(f"{src} contains NaN or infinite samples")
   if file_sr != sr:
-    import librosa
+    import librosa  # lazy: librosa takes seconds to import (numba)
     y = librosa.resample(y, orig_sr=file_sr, target_sr=sr).astype(np.float32)
   return np.ascontiguousarray(y, dtype=np.float32)
 
@@ -156,7 +154,7 @@ def require_speech(wav: np.ndarray, sr: int = SAMPLE_RATE, what: str = "audio") 
 
 @functools.lru_cache(maxsize=4)
 def _mel_basis(n_fft: int) -> np.ndarray:
-  import librosa
+  import librosa  # lazy: see resample above
   # Keyword-only since librosa 0.10; Slaney scale + area ('slaney') norm = librosa 0.7 defaults.
   return librosa.filters.mel(sr=SAMPLE_RATE, n_fft=n_fft, n_mels=N_MELS, fmin=FMIN, fmax=FMAX,
                              htk=False, norm="slaney").astype(np.float64)
@@ -257,7 +255,7 @@ def duration_mel(wav: np.ndarray) -> np.ndarray:
   return _normalised_log_mel(np.asarray(wav), DUR_N_FFT, DUR_HOP, DUR_WIN)
 
 
-def num_video_frames(n_mel: int, fps: float = 25.0) -> int:
+def num_video_frames(n_mel: int, fps: float = VIDEO_FPS) -> int:
   """How many video frames Wav2Lip's inference makes from `n_mel` mel frames.
 
   The official loop takes windows at start = int(i * 80 / fps) while start + 16 <= n_mel and
@@ -270,7 +268,7 @@ def num_video_frames(n_mel: int, fps: float = 25.0) -> int:
   return i + 1
 
 
-def mel_window_starts(n_frames: int, n_mel: int, fps: float = 25.0, first: int = 0) -> np.ndarray:
+def mel_window_starts(n_frames: int, n_mel: int, fps: float = VIDEO_FPS, first: int = 0) -> np.ndarray:
   """Start row of the 16-frame mel window of each video frame (Wav2Lip inference rule).
 
   start_i = int(i * (80 / fps)) (computed as the official code does). Edge rule: a window that
@@ -288,7 +286,7 @@ def mel_window_starts(n_frames: int, n_mel: int, fps: float = 25.0, first: int =
   return np.minimum(starts, max(0, n_mel - MEL_WINDOW))
 
 
-def mel_windows(mel: np.ndarray, n_frames: int, fps: float = 25.0, first: int = 0) -> np.ndarray:
+def mel_windows(mel: np.ndarray, n_frames: int, fps: float = VIDEO_FPS, first: int = 0) -> np.ndarray:
   """One generator window per video frame (frames first .. first + n_frames - 1).
 
   Window i = mel[s_i : s_i + 16] transposed to (80, 16), s_i from `mel_window_starts`.
@@ -399,7 +397,7 @@ def syncnet_mfcc(wav) -> np.ndarray:
 
 
 def syncnet_num_windows(n_video_frames: int, n_samples: int) -> int:
-  """Number of 5-frame windows SyncNet's evaluation scores (spec §7.4).
+  """Number of 5-frame windows SyncNet's evaluation scores (syncnet_python's rule).
 
   min_length = min(n_video_frames, n_samples // 640); windows v = 0 .. min_length - 6
   (the official loop leaves out the last possible window).

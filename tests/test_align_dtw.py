@@ -50,7 +50,7 @@ def test_word_constrained_alignment_stays_in_spans():
   words = g2p_words("bin blue at F two now.")
   wav, truth, s = _truth(words, voice="en-us+f2", rate=160, pitch=60)
   # Word spans as a GRID .align would give them (pauses included as words).
-  spans, k = [], 0
+  k = 0
   word_ivs = []
   for w in words:
     first, last = truth[k], truth[k + len(w.phonemes) - 1]

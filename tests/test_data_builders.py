@@ -1,17 +1,22 @@
 """TCD-TIMIT and LRS2 builders on dummy corpora made by code; bad folders; corrupt clips."""
-import pytest
-import tensorflow_datasets as tfds
+import shutil
 
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds  # noqa: TID253 - these tests drive TFDS builders
+
+from taem_jax.data.grid import grid_dataset_builder as grid
+from taem_jax.data.lrs2 import lrs2_dataset_builder as lrs2
+from taem_jax.data.sample import dummy, portraits
+from taem_jax.data.tcd_timit import tcd_timit_dataset_builder as tcd
 from taem_jax.errors import UserError
+from taem_jax.face import FaceDetector
 
 SENTENCES = ["she had your dark suit", "greasy wash water", "don't ask me"]
 
 
 @pytest.fixture(scope="module")
 def portraits2():
-  import numpy as np
-  from taem_jax.data.sample import portraits
-  from taem_jax.face import FaceDetector
   return portraits.make_portraits(2, 160, np.random.default_rng(0), FaceDetector())
 
 
@@ -28,7 +33,6 @@ def _ids(b, split):
 
 @pytest.fixture(scope="module")
 def tcd_corpus(tmp_path_factory, portraits2):
-  from taem_jax.data.sample import dummy
   root = tmp_path_factory.mktemp("tcd")
   prompts = []
   for s, spk in enumerate(("01M", "02F")):
@@ -45,7 +49,6 @@ def tcd_corpus(tmp_path_factory, portraits2):
 
 @pytest.fixture(scope="module")
 def lrs2_corpus(tmp_path_factory, portraits2):
-  from taem_jax.data.sample import dummy
   root = tmp_path_factory.mktemp("lrs2")
   lists = {"train.txt": [], "val.txt": [], "test.txt": []}
   for s, show in enumerate(("6330311066473698535", "6331559613336179781")):
@@ -64,8 +67,7 @@ def lrs2_corpus(tmp_path_factory, portraits2):
 
 
 def test_tcd_timit_builder(tcd_corpus, tmp_path):
-  from taem_jax.data.tcd_timit import tcd_timit_dataset_builder as m
-  b = _build(m, tcd_corpus, tmp_path)
+  b = _build(tcd, tcd_corpus, tmp_path)
   train, test = _ids(b, "train"), _ids(b, "test")
   assert not train & test and len(train | test) == 6
   assert {i.split("/")[0] for i in test} == {"01M", "02F"}  # seen speakers
@@ -79,8 +81,7 @@ def test_tcd_timit_builder(tcd_corpus, tmp_path):
 
 
 def test_lrs2_builder_official_lists_and_missing_clip(lrs2_corpus, tmp_path):
-  from taem_jax.data.lrs2 import lrs2_dataset_builder as m
-  b = _build(m, lrs2_corpus, tmp_path)
+  b = _build(lrs2, lrs2_corpus, tmp_path)
   assert set(b.info.splits) == {"train", "val", "test"}
   assert _ids(b, "val") == {"6330311066473698535/00002"}
   assert _ids(b, "test") == {"6330311066473698535/00003"}
@@ -89,8 +90,6 @@ def test_lrs2_builder_official_lists_and_missing_clip(lrs2_corpus, tmp_path):
 
 
 def test_corrupt_video_is_skipped_and_counted(lrs2_corpus, tmp_path):
-  import shutil
-  from taem_jax.data.lrs2 import lrs2_dataset_builder as m
   root = tmp_path / "lrs2"
   src = lrs2_corpus / "main" / "6330311066473698535"
   (root / "main" / "a").mkdir(parents=True)
@@ -101,15 +100,12 @@ def test_corrupt_video_is_skipped_and_counted(lrs2_corpus, tmp_path):
   (root / "train.txt").write_text("a/00001\na/00002\n")
   (root / "val.txt").write_text("")
   (root / "test.txt").write_text("")
-  b = _build(m, root, tmp_path / "tfds")
+  b = _build(lrs2, root, tmp_path / "tfds")
   assert _ids(b, "train") == {"a/00001"}
   assert b.info.metadata["skipped"]["train"] == {"unreadable_video": 1}
 
 
 def test_bad_manual_dirs(tmp_path):
-  from taem_jax.data.grid import grid_dataset_builder as grid
-  from taem_jax.data.lrs2 import lrs2_dataset_builder as lrs2
-  from taem_jax.data.tcd_timit import tcd_timit_dataset_builder as tcd
   with pytest.raises(UserError, match="does not exist"):
     _build(grid, tmp_path / "nope", tmp_path / "d1")
   (tmp_path / "empty").mkdir()

@@ -5,8 +5,13 @@ import json
 import numpy as np
 import pytest
 
+from taem_jax.data.grid import grid_dataset_builder
+from taem_jax.data.prepare import decode_jpeg
 from taem_jax.data.sample import grammar, visemes
 from taem_jax.data.sample.generate import SampleCorpusConfig, generate_corpus
+from taem_jax.errors import UserError
+from taem_jax.text import PhonemeVocab
+from taem_jax.text import alignments as A
 
 TINY = SampleCorpusConfig(speakers=2, utterances=3, seed=5, frame_size=160)
 
@@ -30,7 +35,6 @@ def corpus(tmp_path_factory):
 @pytest.fixture(scope="module")
 def built(corpus, tmp_path_factory):
   import tensorflow_datasets as tfds
-  from taem_jax.data.grid import grid_dataset_builder
   data_dir = tmp_path_factory.mktemp("tfds")
   b = grid_dataset_builder.Builder(data_dir=str(data_dir))
   b.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=str(corpus[0])))
@@ -59,7 +63,6 @@ def test_layout_label_and_alignments(corpus):
   assert stats.generated == 6
   label = (out / "GENERATED_SAMPLE_CORPUS.txt").read_text()
   assert "NOT the GRID corpus" in label
-  from taem_jax.text import alignments as A
   for spk in ("s1", "s2"):
     vids = sorted((out / spk).glob("*.mp4"))
     assert len(vids) == 3
@@ -82,13 +85,11 @@ def test_deterministic_and_resumable(corpus, tmp_path):
   generate_corpus(a, one)
   generate_corpus(b, one)
   assert _digest(a) == _digest(b)
-  from taem_jax.errors import UserError
   with pytest.raises(UserError, match="other settings"):
     generate_corpus(a, SampleCorpusConfig(speakers=1, utterances=2, seed=6, frame_size=160))
 
 
 def test_grid_builder_reads_sample_corpus(built, corpus):
-  from taem_jax.text import PhonemeVocab
   info = built.info
   assert info.splits["train"].num_examples + info.splits["test"].num_examples == 6
   # Seen-speaker split: every speaker in both splits, no clip in both.
@@ -105,6 +106,5 @@ def test_grid_builder_reads_sample_corpus(built, corpus):
   assert labels[0] == "sil" and labels[-1] == "sil" and "<unk>" not in labels
   assert ex["speaker_embedding"].shape == (128,)
   assert abs(np.linalg.norm(ex["speaker_embedding"]) - 1) < 1e-3
-  from taem_jax.data.prepare import decode_jpeg
   assert decode_jpeg(bytes(ex["faces"][0])).shape == (96, 96, 3)
   assert json.loads(json.dumps(info.metadata["skipped"])) in ({}, {"train": {}, "test": {}})

@@ -1,14 +1,14 @@
-"""`python -m taem_jax.doctor` reports the stack and exits 0 when the core works."""
+"""`taem-doctor` (`python -m taem_jax.cli.doctor`) reports the stack and exits 0 when the core works."""
 import subprocess
 import sys
 
-from taem_jax import doctor
 from taem_jax import paths
+from taem_jax.cli import doctor
 
 
 def test_doctor_runs_and_reports_everything(tmp_path):
   env = {"PATH": "/usr/bin:/bin", "JAX_PLATFORMS": "cpu", "TAEM_JAX_HOME": str(tmp_path)}
-  r = subprocess.run([sys.executable, "-m", "taem_jax.doctor"], capture_output=True, text=True,
+  r = subprocess.run([sys.executable, "-m", "taem_jax.cli.doctor"], capture_output=True, text=True,
                      timeout=300, env=env)
   assert r.returncode == 0, r.stdout + r.stderr
   out = r.stdout

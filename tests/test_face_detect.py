@@ -73,7 +73,7 @@ def test_small_face_crop_is_found_with_upsampling(detector):
 
 def test_downscaled_detection_matches_full_resolution():
   img = cv2.resize(astronaut_bgr(), (1024, 1024), interpolation=cv2.INTER_CUBIC)
-  # Full resolution also fires on the mission patch (as environment.md notes): keep the best.
+  # Full resolution also fires on the mission patch (seen on this photo): keep the best.
   full = [max(face.FaceDetector(max_side=0).detect(img), key=lambda f: f.score)]
   small = face.FaceDetector(max_side=512).detect(img)
   assert len(small) == 1

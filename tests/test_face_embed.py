@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import skimage.data
 
-from taem_jax import face
+from taem_jax import face, offline
 from taem_jax.errors import UserError
 
 
@@ -62,7 +62,7 @@ def test_dlib_descriptor_separates_people(dlib_embedder):
   np.testing.assert_allclose(np.linalg.norm(a), 1.0, rtol=1e-5)
   same = np.linalg.norm(a - mirror)
   other = np.linalg.norm(a - hanks)
-  # environment.md: raw distances 0.20 (mirror) and 0.68-0.76 (another person); after L2
+  # Measured on these photos: raw distances 0.20 (mirror) and 0.68-0.76 (another person); after L2
   # normalisation (raw norms are ~1.46) about 0.14 and 0.52.
   assert same < 0.25 < 0.4 < other
 
@@ -80,8 +80,7 @@ def test_no_face_is_a_user_error(dlib_embedder):
 
 
 def test_arcface_crop_matches_insightface_alignment(dlib_embedder):
-  from taem_jax import _offline  # pylint: disable=g-import-not-at-top
-  _offline.no_insightface_downloads()
+  offline.no_insightface_downloads()
   from insightface.utils import face_align  # pylint: disable=g-import-not-at-top
   img = astronaut_bgr()
   pts = dlib_embedder.detector.detect(img)[0].landmarks
@@ -110,8 +109,7 @@ def test_arcface_onnx_embedding(tmp_path, dlib_embedder):
   assert v.shape == (512,) and v.dtype == np.float32
   np.testing.assert_allclose(np.linalg.norm(v), 1.0, rtol=1e-5)
   # Same as insightface's own ArcFace wrapper on the same aligned crop (RGB, (x-127.5)/127.5).
-  from taem_jax import _offline  # pylint: disable=g-import-not-at-top
-  _offline.no_insightface_downloads()
+  offline.no_insightface_downloads()
   from insightface.model_zoo import model_zoo  # pylint: disable=g-import-not-at-top
   ref_model = model_zoo.get_model(str(path), providers=["CPUExecutionProvider"])
   crop = face.arcface_crop(img, emb.detector.detect(img)[0].landmarks)

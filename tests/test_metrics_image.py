@@ -4,7 +4,7 @@ import pytest
 import skimage.data
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from taem_jax import metrics
+from taem_jax import face, metrics
 from taem_jax.errors import UserError
 
 
@@ -92,7 +92,6 @@ def test_refusals():
 
 
 def test_face_crops_use_the_ground_truth_boxes_for_both_videos():
-  from taem_jax import face
   rng = np.random.default_rng(7)
   t = 4
   gt = rng.integers(0, 256, (t, 80, 120, 3), dtype=np.uint8)

@@ -6,6 +6,8 @@ from flax import nnx
 
 from taem_jax import audio, face, metrics
 from taem_jax.errors import UserError
+from taem_jax.metrics.sync import _box_fill
+from taem_jax.models import SyncNetColor, SyncNetV2
 
 
 def _official_calc(video, audio_emb, vshift):
@@ -166,7 +168,6 @@ def test_refusals():
 @pytest.mark.slow
 @pytest.mark.parametrize("which", ["syncnet_v2", "expert"])
 def test_real_networks_run(which):
-  from taem_jax.models import SyncNetColor, SyncNetV2
   if which == "syncnet_v2":
     model, size = SyncNetV2(rngs=nnx.Rngs(0)), 224
   else:
@@ -178,7 +179,6 @@ def test_real_networks_run(which):
 
 
 def test_box_fill_takes_the_nearest_face():
-  from taem_jax.metrics.sync import _box_fill
   boxes = np.arange(7, dtype=np.float32)[:, None].repeat(4, 1)
   valid = np.array([False, True, False, False, False, True, False])
   np.testing.assert_array_equal(_box_fill(boxes, valid)[:, 0], [1, 1, 1, 1, 5, 5, 5])

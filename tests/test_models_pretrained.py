@@ -1,6 +1,7 @@
 """save_pretrained / load_pretrained round trip and every refusal."""
 import json
 import pathlib
+import shutil
 
 import jax
 import numpy as np
@@ -86,7 +87,6 @@ def test_refuses_missing_dir_and_missing_sidecar(tmp_path):
 
 
 def _copy(src, dst):
-  import shutil
   shutil.copytree(src, dst)
   return dst
 
@@ -108,7 +108,6 @@ def test_refuses_corrupted_or_partial_state(saved, tmp_path):
   _, d = saved
   # partial: the state directory is gone
   c = _copy(d, tmp_path / "c2")
-  import shutil
   shutil.rmtree(c / "state")
   with pytest.raises(UserError, match="partial or corrupted"):
     models.load_pretrained(c)

@@ -6,7 +6,8 @@ import pytest
 from flax import nnx
 
 from taem_jax import models
-from taem_jax.models import SyncNetColor, SyncNetV2, Wav2Lip, Wav2LipDiscQual
+from taem_jax.models import SyncNetColor, SyncNetV2, Wav2Lip, Wav2LipDiscQual, layers
+from taem_jax.models.layers import Conv2dBN
 
 
 def _abstract(cls, **cfg):
@@ -32,7 +33,7 @@ def _eval_shape(model, method, *args):
   return jax.eval_shape(f, state, *args)
 
 
-# Counts derived from the official layer tables (spec wav2lip_family.md §2.4, §3, §7.2).
+# Counts derived from the official layer tables (the official models' parameter counts).
 @pytest.mark.parametrize("cls,params,stats", [
     (Wav2Lip, 36_298_035, 22_752),
     (SyncNetColor, 16_435_072, None),
@@ -127,7 +128,6 @@ def test_wav2lip_convt_impls_agree():
 
 def test_bn_train_vs_eval():
   # A small generator-like stack is enough: every BN layer of the family is the same module.
-  from taem_jax.models.layers import Conv2dBN
   m = nnx.List([Conv2dBN(6, 8, 3, 2, 1, rngs=nnx.Rngs(0)),
                 Conv2dBN(8, 8, 3, 1, 1, residual=True, rngs=nnx.Rngs(1))])
   call = lambda mod, x: mod[1](mod[0](x))  # noqa: E731
@@ -201,7 +201,6 @@ def test_syncnet_v2_small_batch_runs():
 
 class _Tiny(nnx.Module):
   def __init__(self, *, rngs):
-    from taem_jax.models import layers
     self.c = layers.Conv2dBN(3, 8, 3, 1, 1, rngs=rngs)
     self.t = layers.ConvTranspose2d(8, 4, 3, 2, 1, 1, rngs=rngs)
     self.fc = nnx.Linear(16, 32, kernel_init=layers.torch_like_kernel_init, rngs=rngs)

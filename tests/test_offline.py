@@ -54,8 +54,8 @@ def test_every_module_imports_offline_and_end_to_end_call(tmp_path):
         sys.exit("import failures: " + " | ".join(failed))
       # A small end-to-end call through the pieces that would reach for the network if not
       # neutralised: g2p (nltk.download), insightface (model packs), then one generator step.
-      from taem_jax import _offline
-      _offline.no_insightface_downloads()
+      from taem_jax import offline
+      offline.no_insightface_downloads()
       import insightface.model_zoo
       from taem_jax.text import text_to_phonemes
       phones = text_to_phonemes("Place blue at F 2 now.")

@@ -1,17 +1,17 @@
-"""The project's neutralisers for third-party downloads (taem_jax._offline)."""
+"""The project's neutralisers for third-party downloads (taem_jax.offline)."""
 import pytest
 
-from taem_jax import _offline
+from taem_jax import offline
 from taem_jax.errors import UserError
 
 
 def test_nltk_download_is_a_noop():
-  nltk = _offline.quiet_nltk()
+  nltk = offline.quiet_nltk()
   assert nltk.download("cmudict") is False
 
 
 def test_insightface_model_packs_refuse_clearly():
-  _offline.no_insightface_downloads()
+  offline.no_insightface_downloads()
   from insightface.app import face_analysis
   from insightface.model_zoo import model_zoo
   from insightface.utils import storage

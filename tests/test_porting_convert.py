@@ -5,6 +5,7 @@ weights of `porting.families`. Numerical parity with PyTorch is in test_porting_
 test_porting_parity.py.
 """
 import hashlib
+import importlib
 import json
 import os
 import subprocess
@@ -18,7 +19,7 @@ from flax import nnx
 import porting
 from porting import converter, families, torchwrite
 from taem_jax.errors import UserError
-from taem_jax.models import FAMILIES, load_pretrained
+from taem_jax.models import load_pretrained
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMALL = "disc_qual"  # the quickest family to build; used where the family does not matter
@@ -36,7 +37,7 @@ def _pure_flat(model):
 
 
 def test_official_tables_match_spec_counts():
-  # Numbers from docs/spec wav2lip_family.md (sections 2.4, 3.1, 3.2, 7.2).
+  # Parameter counts of the official checkpoints.
   want = {"wav2lip": (352, 36_298_035), "syncnet_color": (217, 16_435_072),
           "disc_qual": (28, 14_113_793), "syncnet_v2": (102, 13_631_616)}
   for fam, (keys, params) in want.items():
@@ -220,7 +221,6 @@ def test_existing_destination_is_refused(tmp_path, state_dicts):
 
 
 def test_submodule_import_keeps_convert_callable():
-  import importlib
   mod = importlib.import_module("porting.convert")
   assert callable(mod) and callable(porting.convert)
 

@@ -8,7 +8,6 @@ torch-free goldens in test_porting_golden.py still cover numerical parity then).
 import json
 import os
 import subprocess
-import sys
 
 import numpy as np
 import pytest

@@ -9,6 +9,7 @@ import pytest
 from taem_jax.errors import UserError
 from taem_jax.text import g2p, normalize_text, text_to_phonemes
 from taem_jax.text.normalize import number_to_words, ordinal_words, year_words
+from taem_jax.text.phonemes import ARPABET
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -65,7 +66,6 @@ def test_oov_words_use_neural_model():
   assert w == "zyxorbia" and len(ph.split()) >= 5
   assert ph.split()[0] == "Z"
   # All output symbols are ARPAbet.
-  from taem_jax.text.phonemes import ARPABET
   assert all(p.rstrip("012") in ARPABET for p in ph.split())
 
 

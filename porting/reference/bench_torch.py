@@ -21,6 +21,8 @@ import time
 
 import numpy as np
 
+from porting import families
+
 LAYOUTS = ("nchw", "channels_last", "compile")
 
 
@@ -47,7 +49,7 @@ def peak_rss_bytes() -> int:
 
 def bench(fn, min_seconds: float) -> tuple[list[float], float]:
   """(seconds per timed call, seconds of the first call) of `fn()` under no_grad."""
-  import torch  # pylint: disable=g-import-not-at-top
+  import torch  # noqa: PLC0415 - lazy, so bench.py can import the RSS helpers without torch
   with torch.no_grad():
     t0 = time.perf_counter()
     fn()
@@ -67,18 +69,17 @@ def _compiled(model):
   dynamo cache is reset first: reusing one compiled model across batch sizes recompiled it
   with dynamic shapes, which failed a stride assertion at the second size (torch 2.13).
   """
-  import torch  # pylint: disable=g-import-not-at-top
-  import torch._inductor.config as inductor_config  # pylint: disable=g-import-not-at-top
+  import torch  # noqa: PLC0415 - lazy, so bench.py can import the RSS helpers without torch
+  import torch._inductor.config as inductor_config  # noqa: PLC0415 - as above
   inductor_config.freezing = True
   torch._dynamo.reset()  # pylint: disable=protected-access
   return torch.compile(model, dynamic=False)
 
 
 def main(argv=None):
-  import torch  # pylint: disable=g-import-not-at-top
+  import torch  # noqa: PLC0415 - lazy, so bench.py can import the RSS helpers without torch
 
-  from porting import families  # pylint: disable=g-import-not-at-top
-  from porting.reference.make_fixtures import build_model  # pylint: disable=g-import-not-at-top
+  from porting.reference.make_fixtures import build_model  # noqa: PLC0415 - imports torch
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   parser.add_argument("--batches", type=int, nargs="+", default=[1, 16, 64])
   parser.add_argument("--layouts", nargs="+", default=list(LAYOUTS), choices=LAYOUTS)

@@ -1,4 +1,4 @@
-"""PyTorch reference models for the Wav2Lip family, written from docs/spec (wav2lip_family.md).
+"""PyTorch reference models for the Wav2Lip family, written from the official architectures' layer tables.
 
 Runs only under `.venv-torch` (Python 3.11 + torch CPU). The module trees reproduce the
 official state_dict key names exactly (`face_encoder_blocks.1.2.conv_block.0.weight`,
@@ -65,7 +65,7 @@ def _seq(*layers):
 
 
 class Wav2Lip(nn.Module):
-  """The Wav2Lip generator (spec section 1)."""
+  """The Wav2Lip generator."""
 
   def __init__(self):
     super().__init__()
@@ -123,7 +123,7 @@ class Wav2Lip(nn.Module):
 
 
 class SyncNetColor(nn.Module):
-  """The lip-sync expert `SyncNet_color` (spec section 3.1)."""
+  """The lip-sync expert `SyncNet_color`."""
 
   def __init__(self):
     super().__init__()
@@ -150,7 +150,7 @@ class SyncNetColor(nn.Module):
 
 
 class Wav2LipDiscQual(nn.Module):
-  """The visual-quality discriminator `Wav2Lip_disc_qual` (spec section 3.2)."""
+  """The visual-quality discriminator `Wav2Lip_disc_qual`."""
 
   def __init__(self):
     super().__init__()
@@ -183,7 +183,7 @@ def _conv3_bn_relu(cin, cout, k, s=1, p=0):
 
 
 class SyncNetV2(nn.Module):
-  """joonson/syncnet_python's `S(num_layers_in_fc_layers=1024)` (spec section 7.2)."""
+  """joonson/syncnet_python's `S(num_layers_in_fc_layers=1024)`."""
 
   def __init__(self, embed_dim=1024):
     super().__init__()

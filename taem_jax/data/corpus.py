@@ -34,10 +34,11 @@ import pathlib
 import zlib
 
 import numpy as np
-import tensorflow_datasets as tfds
+import tensorflow_datasets as tfds  # noqa: TID253 - the corpus builders subclass TFDS classes
 
 from taem_jax.data import prepare
 from taem_jax.errors import UserError
+from taem_jax.text import PhonemeVocab
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +71,7 @@ def features(embedder: str, with_za: bool) -> tfds.features.FeaturesDict:
       "phonemes": tfds.features.Tensor(shape=(None,), dtype=np.int32),
       "durations": tfds.features.Tensor(shape=(None,), dtype=np.int32),
       "mel": tfds.features.Tensor(shape=(None, 80), dtype=np.float32),
-      # JPEG bytes: tfds.features.Video/Image need TensorFlow to encode (docs/environment.md).
+      # JPEG bytes: tfds.features.Video/Image need TensorFlow to encode, which is not installed.
       "faces": tfds.features.Sequence(tfds.features.Tensor(shape=(), dtype=np.object_)),
       "n_frames": tfds.features.Scalar(dtype=np.int32),
       "speaker_embedding": tfds.features.Tensor(shape=(EMBED_DIMS[embedder],), dtype=np.float32),
@@ -165,7 +166,6 @@ class CorpusBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
 
   def __init__(self, *, wav2lip_dir=None, arcface_path=None, cache_dir=None,
                detect_stride: int = 5, vocab=None, **kwargs):
-    from taem_jax.text import PhonemeVocab  # pylint: disable=g-import-not-at-top
     self._wav2lip_dir = str(wav2lip_dir) if wav2lip_dir else None
     self._arcface_path = str(arcface_path) if arcface_path else None
     self._cache_dir = cache_dir

@@ -103,7 +103,7 @@ class FaceDetector:
                upsample_below: int = 400, threshold: float = 0.0):
     if box_mode not in ("landmarks", "dlib"):
       raise ValueError(f"box_mode must be 'landmarks' or 'dlib', got {box_mode!r}")
-    import dlib  # pylint: disable=g-import-not-at-top
+    import dlib  # lazy: loads its native library and models
     self._dlib = dlib
     self._hog = dlib.get_frontal_face_detector()
     self._shape = _load_shape_predictor(str(models.model_file(models.LANDMARKS_68, models_dir)))
@@ -214,5 +214,5 @@ def select_face(faces: list[Face], face_index: int | None = None,
 
 @functools.cache
 def _load_shape_predictor(path: str):
-  import dlib  # pylint: disable=g-import-not-at-top
+  import dlib  # lazy: loads its native library and models
   return dlib.shape_predictor(path)

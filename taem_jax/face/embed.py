@@ -96,7 +96,7 @@ class SpeakerEmbedder:
     self._detector = detector
     self._models_dir = models_dir
     if kind == "dlib":
-      import dlib  # pylint: disable=g-import-not-at-top
+      import dlib  # lazy: loads its native library and models
       self._dlib = dlib
       self.model_path = models.model_file(models.DESCRIPTOR, models_dir)
       self._net = dlib.face_recognition_model_v1(str(self.model_path))
@@ -117,7 +117,7 @@ class SpeakerEmbedder:
 
   @staticmethod
   def _open_onnx(path: pathlib.Path):
-    import onnxruntime as ort  # pylint: disable=g-import-not-at-top
+    import onnxruntime as ort  # lazy: only for the optional ArcFace model
     try:
       session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     except Exception as e:  # onnxruntime raises its own exception types for bad files.

@@ -15,7 +15,7 @@ Default stride 1 (detect every frame) is exact; 5 is a good speed/accuracy trade
 talking-head video at 25 fps (measured: same validity, boxes and lip points within 4 px).
 """
 import dataclasses
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 
 import cv2
 import numpy as np

@@ -28,7 +28,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from taem_jax import face
 from taem_jax.errors import UserError
+from taem_jax.metrics.report import check_frames
 
 K1, K2 = 0.01, 0.03
 DATA_RANGE = 255.0
@@ -198,8 +200,6 @@ def face_crops(gen_frames, gt_frames, gt_track, size: int = 96) -> tuple[np.ndar
   Shapes:
     gen_frames, gt_frames: (T, H, W, 3) uint8 -> two (T', size, size, 3) uint8, T' = valid frames.
   """
-  from taem_jax import face  # pylint: disable=g-import-not-at-top
-  from taem_jax.metrics.report import check_frames  # pylint: disable=g-import-not-at-top
   check_frames(gen_frames, gt_frames)
   if len(gt_track) != len(gt_frames):
     raise UserError(f"face track has {len(gt_track)} frames but the video has {len(gt_frames)}")

@@ -20,11 +20,13 @@ import dataclasses
 
 import numpy as np
 
+from taem_jax import face
 from taem_jax.errors import UserError
+from taem_jax.rates import FACE_SIZE
 
 MOUTH = slice(48, 68)
 NUM_MOUTH_POINTS = 20
-LMD_CROP_SIZE = 96
+LMD_CROP_SIZE = FACE_SIZE
 
 
 def _points(a, name: str) -> np.ndarray:
@@ -141,7 +143,6 @@ def mouth_landmarks(frames, detector=None, stride: int = 1) -> MouthTrack:
   Shapes:
     frames: (T, H, W, 3) uint8 -> MouthTrack with (T, 20, 2) points.
   """
-  from taem_jax import face  # pylint: disable=g-import-not-at-top  (dlib loads lazily)
   return MouthTrack.of(face.track_faces(frames, detector, stride=stride))
 
 

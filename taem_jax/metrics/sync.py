@@ -1,7 +1,6 @@
 """LSE-D / LSE-C: SyncNet distance and confidence between a video's lips and its audio.
 
-The metric is Wav2Lip's (joonson/syncnet_python `SyncNetInstance.evaluate`), see
-wav2lip_family.md §7.4-7.5:
+The metric is Wav2Lip's (joonson/syncnet_python `SyncNetInstance.evaluate`):
 
 1. Windows: v = 0 .. min(T, n_samples // 640) - 6 (the last possible window is left out, as
    the official loop does); video window v = frames v..v+4, audio window v = MFCC frames
@@ -42,12 +41,13 @@ import jax
 import numpy as np
 from flax import nnx
 
-from taem_jax import audio
+from taem_jax import audio, face
 from taem_jax.errors import UserError
+from taem_jax.rates import SAMPLE_RATE
+from taem_jax.rates import VIDEO_FPS as FPS
 
 VSHIFT = 15  # official: every entry script passes vshift=15 (offsets -15..+15 frames)
 WINDOW = 5  # video frames per SyncNet window (0.2 s at 25 fps)
-FPS = 25.0
 PAIRWISE_EPS = 1e-6  # torch.nn.functional.pairwise_distance adds eps to the difference
 
 
@@ -123,7 +123,7 @@ def num_windows(n_frames: int, n_samples: int) -> int:
 def _need_windows(n_frames: int, n_samples: int) -> int:
   n = num_windows(n_frames, n_samples)
   if n < 1:
-    raise UserError(f"clip too short for SyncNet: {n_frames} frames and {n_samples / 16000:.2f} s "
+    raise UserError(f"clip too short for SyncNet: {n_frames} frames and {n_samples / SAMPLE_RATE:.2f} s "
                     "of audio; need at least 6 frames and 0.24 s")
   return n
 
@@ -198,7 +198,6 @@ class SyncNetV2Scorer:
 
   def crops(self, frames: np.ndarray, track) -> np.ndarray:
     """syncnet_python's face-track crops around the track's boxes. -> (T, 224, 224, 3) uint8."""
-    from taem_jax import face  # pylint: disable=g-import-not-at-top
     boxes = _box_fill(track.boxes, track.valid)
     return np.stack([face.syncnet_crop(f, b, size=self.crop_size) for f, b in zip(frames, boxes)])
 
@@ -248,7 +247,6 @@ class ExpertScorer:
 
   def crops(self, frames: np.ndarray, track) -> np.ndarray:
     """Wav2Lip's 96x96 crops of the track's padded boxes. -> (T, 96, 96, 3) uint8."""
-    from taem_jax import face  # pylint: disable=g-import-not-at-top
     valid = np.ones(len(track.valid), bool)
     boxes = face.pad_boxes(_box_fill(track.boxes, track.valid), valid, track.frame_size,
                            self.pads)
@@ -332,7 +330,6 @@ def score_video(frames, wav, scorer: SyncScorer, track=None, detector=None,
                     "ffmpeg -r 25 first (as syncnet_python's pipeline does)")
   frames = np.asarray(frames)
   if track is None:
-    from taem_jax import face  # pylint: disable=g-import-not-at-top
     track = face.track_faces(frames, detector)
   if len(track) != len(frames):
     raise UserError(f"face track has {len(track)} frames but the video has {len(frames)}")

@@ -24,6 +24,8 @@ import numpy as np
 from flax import nnx
 
 from taem_jax.errors import UserError
+from taem_jax.models.registry import FAMILIES
+from taem_jax.models.taem import TAEM
 
 SIDECAR = "taem_jax.json"
 STATE_DIR = "state"
@@ -32,8 +34,6 @@ FORMAT_VERSION = 1
 
 def _families():
   """Every family a directory can hold: the Wav2Lip family (FAMILIES) plus TAEM."""
-  from taem_jax.models import FAMILIES
-  from taem_jax.models.taem import TAEM
   return {**FAMILIES, TAEM.family: TAEM}
 
 
@@ -62,7 +62,7 @@ def save_pretrained(model: nnx.Module, dst_dir, *, family: str, config: dict,
   Args:
     model: a module of `family`, built as FAMILIES[family](**config, rngs=...).
     dst_dir: destination directory (must not exist unless `overwrite`).
-    family: key of `taem_jax.models.FAMILIES`.
+    family: key of `taem_jax.models.FAMILIES`, or 'taem'.
     config: the constructor keyword config (JSON-serialisable).
     extra_meta: extra sidecar fields (e.g. source sha256, converter version, key count).
     overwrite: replace an existing directory (the old one is removed only after the new one is
@@ -70,7 +70,7 @@ def save_pretrained(model: nnx.Module, dst_dir, *, family: str, config: dict,
   Returns:
     the destination path as a string.
   """
-  import orbax.checkpoint as ocp
+  import orbax.checkpoint as ocp  # lazy: orbax takes seconds to import
 
   families = _families()
   if family not in families:
@@ -125,7 +125,7 @@ def read_sidecar(path) -> dict:
     raise UserError(f"checkpoint directory not found: {d}")
   if not d.is_dir():
     raise UserError(f"{d} is a file, not a taem_jax checkpoint directory (convert .pth files "
-                    "with experiments/convert.py first)")
+                    "with `python -m porting.convert --src FILE --dst DIR` first)")
   side = d / SIDECAR
   if not side.is_file():
     raise UserError(f"{d} has no {SIDECAR}: not a taem_jax checkpoint directory (or an "
@@ -154,7 +154,7 @@ def load_pretrained(path, family: str | None = None) -> nnx.Module:
     UserError: missing directory, no sidecar, unknown or unexpected family, corrupted or
       partial checkpoint.
   """
-  import orbax.checkpoint as ocp
+  import orbax.checkpoint as ocp  # lazy: orbax takes seconds to import
 
   d = pathlib.Path(path).expanduser().absolute()
   meta = read_sidecar(d)

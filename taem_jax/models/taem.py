@@ -23,6 +23,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from taem_jax.text.phonemes import PAUSES
+
 Array = jax.Array
 
 # Mel frames (100 fps, hop 10 ms) per video frame (25 fps). The subsampler's two stride-2 convs
@@ -72,7 +74,6 @@ class TAEMConfig:
   @classmethod
   def from_vocab(cls, vocab, **overrides) -> TAEMConfig:
     """Config whose vocab_size and pause_ids (sil, sp) come from a `text.PhonemeVocab`."""
-    from taem_jax.text.phonemes import PAUSES  # pylint: disable=g-import-not-at-top
     kw = dict(vocab_size=len(vocab),
               pause_ids=tuple(vocab.encode([p])[0] for p in PAUSES if p in vocab))
     kw.update(overrides)

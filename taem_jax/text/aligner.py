@@ -25,7 +25,7 @@ interpolation between frames). Durations then follow `alignments.boundaries_to_d
 sum exactly to the recording's mel length and are >= 1 frame each whenever possible.
 
 Accuracy (espeak rendering of the same text with another voice / rate / pitch as the
-"recording", so the truth is known; `python -m taem_jax.text.evaluate_aligner`) is reported in
+"recording", so the truth is known; `python experiments/evaluate_aligner.py`) is reported in
 the module `evaluate_aligner`; on real speech expect it to be worse than MFA, which is why
 MFA TextGrids are preferred when they exist.
 """
@@ -34,8 +34,10 @@ import functools
 
 import numpy as np
 
+from taem_jax import audio
 from taem_jax.errors import UserError
 from taem_jax.text import alignments as A
+from taem_jax.text import espeak, g2p
 from taem_jax.text import phonemes as P
 
 N_CEPS = 8
@@ -70,7 +72,6 @@ def features(wav16k: np.ndarray) -> np.ndarray:
   Shapes:
     wav16k: (n,) float32 at 16 kHz -> (1 + n // 160, 2 * N_CEPS) float32.
   """
-  from taem_jax import audio  # pylint: disable=g-import-not-at-top
   mel = audio.duration_mel(wav16k)  # (T, 80), log-mel scaled to [-4, 4]
   c = mel @ _dct_matrix()
   # Central-difference delta; edges repeat the neighbour.
@@ -122,8 +123,6 @@ def align(wav16k: np.ndarray, words, *, spans=None, voice: str = "en-us",
   Shapes:
     wav16k: (n,) float32.
   """
-  from taem_jax import audio  # pylint: disable=g-import-not-at-top
-  from taem_jax.text import espeak  # pylint: disable=g-import-not-at-top
   units = _units_of(words)
   wav16k = np.asarray(wav16k, np.float32)
   if wav16k.ndim != 1:
@@ -180,7 +179,6 @@ def _span_mask(units, ref_events, spans, n_ref, n_rec) -> np.ndarray:
 
 def align_text(wav16k: np.ndarray, text: str, **kwargs) -> Alignment:
   """`align` with the words of `text` (g2p, pause tokens and edge `sil` included)."""
-  from taem_jax.text import g2p  # pylint: disable=g-import-not-at-top
   return align(wav16k, g2p.g2p_words(text), **kwargs)
 
 
@@ -190,7 +188,6 @@ def align_words(wav16k: np.ndarray, word_intervals, **kwargs) -> Alignment:
   Each non-pause word gets its g2p pronunciation; pauses stay pause tokens; each word's
   phonemes are confined to that word's span (plus `SPAN_SLACK` frames).
   """
-  from taem_jax.text import g2p  # pylint: disable=g-import-not-at-top
   units, spans = [], []
   for iv in word_intervals:
     if P.is_pause(iv.label):

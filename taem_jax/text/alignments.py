@@ -35,10 +35,12 @@ import re
 import numpy as np
 
 from taem_jax.errors import UserError
+from taem_jax.rates import DURATION_FPS, DURATION_HOP
+from taem_jax.text import espeak, g2p
 from taem_jax.text import phonemes as P
 
-FPS = 100
-HOP = 160  # samples at 16 kHz
+FPS = int(DURATION_FPS)  # duration frames per second, as an int for frame arithmetic
+HOP = DURATION_HOP  # samples at 16 kHz
 GRID_TIME_UNIT = 25000.0
 _SILENCES = {"", "sil", "sp", "<eps>", "silence", "pau", "h#"}
 
@@ -196,7 +198,6 @@ def grid_phone_intervals(word_intervals: list[Interval], *, split: str = "espeak
   word (split='espeak': a phoneme-aware prior, e.g. vowels longer than stops) or equally
   (split='uniform', also used when espeak-ng is missing). Pauses stay as they are.
   """
-  from taem_jax.text import espeak, g2p  # pylint: disable=g-import-not-at-top
   use_espeak = split == "espeak" and espeak.available()
   if split not in ("espeak", "uniform"):
     raise UserError(f"unknown split {split!r}: use 'espeak' or 'uniform'")

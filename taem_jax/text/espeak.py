@@ -126,7 +126,7 @@ def _find_library():
   if path:
     return path, None
   try:
-    import espeakng_loader  # pylint: disable=g-import-not-at-top
+    import espeakng_loader  # optional fallback package, only when Debian's library is missing
   except ImportError:
     raise UserError(  # pylint: disable=raise-missing-from
         "espeak-ng library not found: install the Debian package libespeak-ng1 "

@@ -1,6 +1,6 @@
 """Measures the built-in aligner where the truth is known, and the text front end's speed.
 
-    python -m taem_jax.text.evaluate_aligner [--n 20]
+    python experiments/evaluate_aligner.py [--n 20]
 
 The "recording" is an espeak-ng rendering of a sentence with another voice, rate and pitch
 (true boundaries from its phoneme events); the aligner's reference rendering uses the default
@@ -12,10 +12,12 @@ Measured 2026-11-25 on the project's 2-core CPU (shared): 20 sentences, 625 boun
 for up to 5 ms). Per sentence: g2p 6-27 ms, espeak 8-32 ms, aligner 40-130 ms (depending on
 load from other processes).
 """
-import sys
 import time
 
 import numpy as np
+
+from taem_jax import audio
+from taem_jax.text import aligner, alignments, espeak, g2p
 
 SENTENCES = (
     "The quick brown fox jumps over the lazy dog.",
@@ -46,8 +48,6 @@ TRUTH_VOICES = (("en-us+f3", 150, 70), ("en-us+m3", 200, 40), ("en", 175, 50),
 
 def evaluate(sentences=SENTENCES, voices=TRUTH_VOICES) -> dict:
   """Boundary errors (ms) of `aligner.align` against espeak truth, plus timings."""
-  from taem_jax import audio  # pylint: disable=g-import-not-at-top
-  from taem_jax.text import aligner, alignments, espeak, g2p  # pylint: disable=g-import-not-at-top
   errs, t_g2p, t_tts, t_align = [], [], [], []
   g2p.g2p_words("warm up.")
   for k, s in enumerate(sentences):
@@ -71,18 +71,3 @@ def evaluate(sentences=SENTENCES, voices=TRUTH_VOICES) -> dict:
           "mean_ms": float(e.mean()), "median_ms": float(np.median(e)),
           "within_20ms": float((e <= 20).mean()), "within_40ms": float((e <= 40).mean()),
           "g2p_ms": ms(t_g2p), "espeak_ms": ms(t_tts), "align_ms": ms(t_align)}
-
-
-def main(argv):
-  n = int(argv[argv.index("--n") + 1]) if "--n" in argv else len(SENTENCES)
-  r = evaluate(SENTENCES[:n])
-  print(f"{r['n_sentences']} sentences, {r['n_boundaries']} boundaries: "
-        f"mean {r['mean_ms']:.1f} ms, median {r['median_ms']:.1f} ms, "
-        f"{100 * r['within_20ms']:.0f}% <= 20 ms, {100 * r['within_40ms']:.0f}% <= 40 ms")
-  print(f"median time per sentence: g2p {r['g2p_ms']:.1f} ms, espeak synthesis "
-        f"{r['espeak_ms']:.1f} ms, aligner {r['align_ms']:.1f} ms")
-
-
-if __name__ == "__main__":
-  from taem_jax.errors import cli_main  # pylint: disable=g-import-not-at-top
-  cli_main(main)(sys.argv[1:])

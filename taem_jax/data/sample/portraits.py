@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 
 from taem_jax.errors import UserError
+from taem_jax.face.detect import FaceDetector, box_from_landmarks
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,13 +60,11 @@ def photo_files() -> list[tuple[str, pathlib.Path]]:
 def _photo_detector():
   """A detector for whole photos: full resolution and one upsampling, so the ~110 px faces of the
   1280 px group photo are all found (the default detector downscales to 640 px first)."""
-  from taem_jax.face.detect import FaceDetector  # pylint: disable=g-import-not-at-top
   return FaceDetector(max_side=2000, upsample_below=2000)
 
 
 def _square_crop(image, landmarks, size, scale, center_shift=(0.0, 0.0)):
   """A square window around the face (side = scale x face-box side), resized to `size`."""
-  from taem_jax.face.detect import box_from_landmarks  # pylint: disable=g-import-not-at-top
   x1, y1, x2, y2 = box_from_landmarks(landmarks)
   h, w = image.shape[:2]
   # Do not reach far outside a tightly cropped photo (replicated borders look like streaks).

@@ -8,6 +8,8 @@
 Every module of this project that imports g2p_en or insightface calls these first.
 """
 import functools
+import importlib
+import sys
 
 from taem_jax.errors import UserError
 
@@ -15,7 +17,7 @@ from taem_jax.errors import UserError
 @functools.cache
 def quiet_nltk():
   """Makes `nltk.download` a no-op returning False (the project ships its own data)."""
-  import nltk  # pylint: disable=g-import-not-at-top
+  import nltk  # lazy: NLTK is imported only to be silenced before g2p_en loads it
 
   nltk.download = lambda *args, **kwargs: False
   return nltk
@@ -28,17 +30,14 @@ def no_insightface_downloads():
   insightface imports its download helpers by value into several modules (utils, app,
   model_zoo), so every loaded insightface module's reference to them is replaced.
   """
-  import importlib  # pylint: disable=g-import-not-at-top
-  import sys  # pylint: disable=g-import-not-at-top
-
-  from insightface.utils import storage  # pylint: disable=g-import-not-at-top
+  from insightface.utils import storage  # lazy: insightface is optional and slow to import
 
   def _refuse(*args, **kwargs):
     del kwargs
     what = " ".join(str(a) for a in args[:2])
     raise UserError(
         f"insightface wanted to download '{what}'; this project works offline: give the path "
-        "of an ArcFace .onnx file instead (see `python -m taem_jax.doctor`)")
+        "of an ArcFace .onnx file instead (see `python -m taem_jax.cli.doctor`)")
 
   names = ("download", "download_file", "download_onnx", "ensure_available")
   originals = {id(getattr(storage, n)) for n in names if hasattr(storage, n)}

@@ -1,4 +1,4 @@
-"""Checks the installation: `python -m taem_jax.doctor` (also `taem-doctor`).
+"""Checks the installation: `taem-doctor` (also `python -m taem_jax.cli.doctor`).
 
 Prints one line per item: the stack's versions, JAX devices, the files the project ships or
 finds offline (dlib models, espeak-ng), and the optional files a user brings (official Wav2Lip /
@@ -11,7 +11,9 @@ import importlib.metadata
 import platform
 import sys
 
-from taem_jax import paths
+from taem_jax import offline, paths
+from taem_jax.errors import UserError
+from taem_jax.face import models as face_models
 
 # (distribution name, import name); the core must import for exit status 0.
 CORE = [
@@ -42,8 +44,7 @@ def check_packages(rows, required):
     elif module is not None:
       try:
         if module == "insightface":
-          from taem_jax import _offline  # pylint: disable=g-import-not-at-top
-          _offline.no_insightface_downloads()
+          offline.no_insightface_downloads()
         else:
           importlib.import_module(module)
       except Exception as e:  # pylint: disable=broad-except
@@ -68,8 +69,7 @@ def report():
                       " -- without it g2p uses a constant POS tag (homographs get noun readings)")
 
   try:
-    import jax  # pylint: disable=g-import-not-at-top
-    devices = jax.devices()
+    devices = importlib.import_module("jax").devices()  # reported, not raised, if broken
     yield ok, f"ok    jax devices: {len(devices)} x {devices[0].platform} ({devices[0].device_kind})"
   except Exception as e:  # pylint: disable=broad-except
     ok = False
@@ -82,8 +82,6 @@ def report():
     yield ok, ("warn  espeak-ng library not found: sample corpus, TTS baseline and aligner need it "
                "(apt-get install libespeak-ng1, or run `bash setup.sh`)")
 
-  from taem_jax.errors import UserError  # pylint: disable=g-import-not-at-top
-  from taem_jax.face import models as face_models  # pylint: disable=g-import-not-at-top
   for name in (face_models.LANDMARKS_68, face_models.DESCRIPTOR):
     try:
       yield ok, f"ok    dlib model {name}: {face_models.model_file(name)}"
