@@ -36,6 +36,7 @@ import zlib
 import numpy as np
 import tensorflow_datasets as tfds  # noqa: TID253 - the corpus builders subclass TFDS classes
 
+from taem_jax import rates
 from taem_jax.data import prepare
 from taem_jax.errors import UserError
 from taem_jax.text import PhonemeVocab
@@ -77,7 +78,7 @@ def features(embedder: str, with_za: bool) -> tfds.features.FeaturesDict:
       "speaker_embedding": tfds.features.Tensor(shape=(EMBED_DIMS[embedder],), dtype=np.float32),
   }
   if with_za:
-    f["z_a"] = tfds.features.Tensor(shape=(None, prepare.Z_DIM), dtype=np.float32)
+    f["z_a"] = tfds.features.Tensor(shape=(None, rates.Z_DIM), dtype=np.float32)
   return tfds.features.FeaturesDict(f)
 
 
@@ -184,11 +185,11 @@ class CorpusBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     cfg = self.builder_config
     meta = {
         "vocab": self._vocab.to_json(),
-        "fps": prepare.FPS,
-        "sample_rate": prepare.SAMPLE_RATE,
-        "mel_fps": 80.0,
-        "duration_fps": 100.0,
-        "face_size": prepare.FACE_SIZE,
+        "fps": rates.VIDEO_FPS,
+        "sample_rate": rates.SAMPLE_RATE,
+        "mel_fps": rates.MEL_FPS,
+        "duration_fps": rates.DURATION_FPS,
+        "face_size": rates.FACE_SIZE,
         "face_color": "BGR",
         "embedder": cfg.embedder,
         "embed_dim": EMBED_DIMS[cfg.embedder],
