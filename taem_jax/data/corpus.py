@@ -174,6 +174,7 @@ class CorpusBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     self._vocab = vocab if vocab is not None else PhonemeVocab()
     self._skipped = {}
     self.listing_skips = {}  # {reason: count} of clips dropped while listing (missing files)
+    self.listing_report = {}  # {talker: {...}} filled by builders that report per talker
     kwargs.setdefault("file_format", "array_record")
     super().__init__(**kwargs)
     if self.builder_config.with_za and not self._wav2lip_dir:
@@ -196,6 +197,7 @@ class CorpusBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         "with_za": cfg.with_za,
         "split_rule": self.SPLIT_RULE,
         "skipped": {},
+        "listing_report": {},
     }
     return self.dataset_info_from_configs(
         features=features(cfg.embedder, cfg.with_za),
@@ -230,6 +232,10 @@ class CorpusBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     cache = self._cache_path()
     cache.mkdir(parents=True, exist_ok=True)
     self._skipped = {"listing": dict(self.listing_skips)} if self.listing_skips else {}
+    if self.listing_report:
+      self.info.metadata["listing_report"] = json.loads(json.dumps(self.listing_report))
+      for line in report_lines(self.listing_report):
+        log.info("%s: %s", self.name, line)
     for reason, n in self.listing_skips.items():
       log.warning("%s: %d clips skipped while listing the corpus (%s)", self.name, n, reason)
     empty = [name for name, clips in splits.items() if not clips]
@@ -294,3 +300,16 @@ def require_dir(path: pathlib.Path, what: str) -> pathlib.Path:
   if not path.is_dir():
     raise UserError(f"expected {what} at {path}, but it is missing")
   return path
+
+
+def report_lines(report: dict) -> list[str]:
+  """One line per talker of a builder's listing report (kept, skipped by reason, recovered)."""
+  lines = []
+  for spk, r in report.items():
+    skipped = ", ".join(f"{k} {v}" for k, v in sorted(r.get("skipped", {}).items())) or "none"
+    line = f"{spk}: kept {r.get('kept', 0)}, skipped {skipped}"
+    if r.get("recovered_from"):
+      line += f"; alignments recovered from {', '.join(r['recovered_from'])}"
+    lines.append(line)
+  return lines
+

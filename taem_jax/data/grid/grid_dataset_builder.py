@@ -18,7 +18,9 @@ VIDEO_EXTS = (".mpg", ".mp4", ".avi", ".mov", ".mkv")
 # Where each kind of file may live (the official downloads unpack differently; both accepted).
 _VIDEO_PARENTS = ("", "video", "videos")
 _VIDEO_SUBDIRS = ("", "video/mpg_6000", "video")
-_ALIGN_DIRS = ("alignments/{s}", "align/{s}", "aligns/{s}", "{s}/align")
+# Folders that hold one talker's .align files each (the folder's name need not be right: the
+# Zenodo alignments.zip files several talkers under another talker's name).
+_ALIGN_PARENTS = ("alignments", "align", "aligns")
 _AUDIO_DIRS = ("audio_16k/{s}", "audio_25k/{s}", "audio_50k/{s}", "audio/{s}", "{s}/audio")
 _TEXTGRID_DIRS = ("textgrids/{s}", "TextGrid/{s}", "mfa/{s}")
 _SPEAKER_RE = re.compile(r"^s\d+$")
@@ -30,6 +32,22 @@ _SPEAKER_RE = re.compile(r"^s\d+$")
 # e.g. klauscc/dataseter GRID/split_train_val.py, test_num_per_speaker=255). We use that share.
 TEST_FRACTION = 0.255
 SPLIT_SEED = 0
+
+# A GRID file name spells its sentence, one character per slot: command, colour, preposition,
+# letter, digit ('z' = zero), adverb; e.g. bbaf2n = "bin blue at f two now".
+_SLOT_WORDS = (
+    {"b": "bin", "l": "lay", "p": "place", "s": "set"},
+    {"b": "blue", "g": "green", "r": "red", "w": "white"},
+    {"a": "at", "b": "by", "i": "in", "w": "with"},
+    None,  # the letter itself
+    {"z": "zero", "1": "one", "2": "two", "3": "three", "4": "four", "5": "five", "6": "six",
+     "7": "seven", "8": "eight", "9": "nine"},
+    {"a": "again", "n": "now", "p": "please", "s": "soon"},
+)
+# A folder belongs to the talker whose video names it shares most, if it shares at least this
+# share of the smaller of the two sets (two talkers' random 1000 of the 64000 sentences share
+# ~2%; a talker's own alignments share ~100%).
+MIN_NAME_OVERLAP = 0.5
 
 MANUAL = """\
 The GRID corpus (https://spandh.dcs.shef.ac.uk/gridcorpus/ or Zenodo record 3625687), unpacked
@@ -58,7 +76,7 @@ class Builder(corpus.CorpusBuilder):
                 "<manual_dir>/splits/*.txt overrides")
 
   def list_splits(self, root: pathlib.Path) -> dict:
-    clips = list_clips(root, self.count_listing_skip)
+    clips = list_clips(root, self.count_listing_skip, self.listing_report)
     user = corpus.user_splits(root, clips)
     if user is not None:
       return user
@@ -90,9 +108,85 @@ def _first_dir(root: pathlib.Path, patterns, spk: str) -> pathlib.Path | None:
   return None
 
 
-def list_clips(root: pathlib.Path, count_skip=None) -> list:
+def sentence_of(utt: str) -> tuple[str, ...] | None:
+  """The six words a GRID utterance name spells (`bbaf2n` -> bin blue at f two now), or None
+  when the name is not a GRID sentence."""
+  u = utt.lower()
+  if len(u) != 6:
+    return None
+  words = []
+  for ch, table in zip(u, _SLOT_WORDS):
+    if table is None:
+      if not ("a" <= ch <= "z"):
+        return None
+      words.append(ch)
+    elif ch in table:
+      words.append(table[ch])
+    else:
+      return None
+  return tuple(words)
+
+
+def _align_folders(root: pathlib.Path, speakers) -> dict[str, dict[str, pathlib.Path]]:
+  """{folder label: {utterance: .align path}} of every folder holding .align files."""
+  found = {}
+  dirs = []
+  for parent in _ALIGN_PARENTS:
+    base = root / parent
+    if base.is_dir():
+      dirs += [d for d in sorted(base.iterdir()) if d.is_dir()]
+      if any(p.suffix == ".align" for p in base.iterdir()):
+        raise UserError(
+            f"{base} holds .align files directly: the per-talker align archives were unpacked "
+            f"into one folder, where same-named files of different talkers overwrite each "
+            f"other. Unpack each talker's archive into its own folder, e.g. `mkdir -p "
+            f"alignments/s1 && tar -xf s1.tar -C alignments/s1 --strip-components=1` (see "
+            f"taem_jax/data/grid/README.md)")
+  dirs += [root / spk / "align" for spk in speakers if (root / spk / "align").is_dir()]
+  for d in dirs:
+    files = {p.stem: p for p in sorted(d.iterdir()) if p.suffix == ".align"}
+    if files:
+      found[str(d.relative_to(root))] = files
+  return found
+
+
+def assign_alignments(videos: dict[str, set], folders: dict[str, dict]) -> dict[str, list[str]]:
+  """Which alignment folders hold each talker's files, judged by their contents' names.
+
+  Each folder goes to the talker whose video names it shares most, when that is at least
+  MIN_NAME_OVERLAP of the smaller set; a folder whose best match is no talker is unused.
+
+  Args:
+    videos: {talker: set of utterance names with a video}.
+    folders: {folder label: {utterance: path}} (`_align_folders`).
+  Returns:
+    {talker: [folder labels]} (empty list: no alignments for that talker).
+  """
+  out = {spk: [] for spk in videos}
+  for label, files in sorted(folders.items()):
+    names = set(files)
+    best, best_n = None, 0
+    for spk, vids in sorted(videos.items()):
+      n = len(vids & names)
+      if n > best_n:
+        best, best_n = spk, n
+    if best is not None and best_n >= MIN_NAME_OVERLAP * min(len(names), len(videos[best])):
+      out[best].append(label)
+  return out
+
+
+def list_clips(root: pathlib.Path, count_skip=None, report=None) -> list:
   """All usable clips of a GRID-layout folder.
 
+  Alignments are matched to talkers by content (`assign_alignments`), so a folder filed under
+  another talker's name is still used for its own talker and never for the wrong one; each
+  .align must spell the sentence its name encodes.
+
+  Args:
+    root: the manual folder.
+    count_skip: optional callback(reason) for each clip left out.
+    report: optional dict, filled with {talker: {"kept": n, "skipped": {reason: n},
+      "alignments": [folder labels], "recovered_from": [labels not named after the talker]}}.
   Raises:
     UserError: no speaker video folders, or no alignments at all.
   """
@@ -100,34 +194,56 @@ def list_clips(root: pathlib.Path, count_skip=None) -> list:
   if not speakers:
     raise UserError(f"no GRID speaker folders with videos in {root}: expected s1/*.mpg (or "
                     ".mp4), s2/..., see taem_jax/data/grid/README.md")
-  clips, any_align = [], False
-  for spk in sorted(speakers, key=lambda s: int(s[1:])):
-    vdir = speakers[spk]
-    adir = _first_dir(root, _ALIGN_DIRS, spk)
+  order = sorted(speakers, key=lambda s: int(s[1:]))
+  videos = {spk: sorted(p for p in speakers[spk].iterdir()
+                        if p.suffix.lower() in VIDEO_EXTS and not p.name.startswith("."))
+            for spk in order}  # dot files: temporary files of an interrupted writer
+  folders = _align_folders(root, order)
+  if not folders:
+    raise UserError(f"no GRID word alignments found in {root}: expected alignments/s1/*.align "
+                    "(from the corpus's alignments.zip), see taem_jax/data/grid/README.md")
+  owners = assign_alignments({spk: {v.stem for v in vids} for spk, vids in videos.items()},
+                             folders)
+  report = {} if report is None else report
+
+  def skip(rep, reason):
+    rep["skipped"][reason] = rep["skipped"].get(reason, 0) + 1
+    if count_skip:
+      count_skip(reason)
+
+  clips = []
+  for spk in order:
+    labels = owners[spk]
+    rep = report.setdefault(spk, {"kept": 0, "skipped": {}, "alignments": labels,
+                                  "recovered_from": [l for l in labels
+                                                     if pathlib.PurePath(l).name != spk
+                                                     and not l.startswith(f"{spk}/")]})
     audir = _first_dir(root, _AUDIO_DIRS, spk)
     tdir = _first_dir(root, _TEXTGRID_DIRS, spk)
-    any_align = any_align or adir is not None
-    for v in sorted(p for p in vdir.iterdir() if p.suffix.lower() in VIDEO_EXTS):
-      if v.name.startswith("."):
-        continue  # temporary files of an interrupted writer
+    for v in videos[spk]:
       utt = v.stem
-      align = adir / (utt + ".align") if adir is not None else None
-      if align is None or not align.is_file():
-        if count_skip:
-          count_skip("missing_alignment")
+      cands = [folders[l][utt] for l in labels if utt in folders[l]]
+      if not cands:
+        skip(rep, "missing_alignment")
+        continue
+      if len(cands) > 1:
+        skip(rep, "ambiguous_alignment")
+        continue
+      align = cands[0]
+      words = [w for w in _align_words(align) if w not in ("sil", "sp")]
+      expect = sentence_of(utt)
+      if expect is not None and tuple(words) != expect:
+        skip(rep, "alignment_mismatch")
         continue
       wav = audir / (utt + ".wav") if audir is not None else None
       tg = tdir / (utt + ".TextGrid") if tdir is not None else None
-      words = [w for w in _align_words(align) if w not in ("sil", "sp")]
+      rep["kept"] += 1
       clips.append(prepare.Clip(
           uid=f"{spk}/{utt}", speaker=spk, video=v,
           audio=wav if wav is not None and wav.is_file() else None,
           text=" ".join(words),
           textgrid=tg if tg is not None and tg.is_file() else None,
           word_align=align, grid_grammar=True))
-  if not any_align:
-    raise UserError(f"no GRID word alignments found in {root}: expected alignments/s1/*.align "
-                    "(from the corpus's alignments.zip), see taem_jax/data/grid/README.md")
   return clips
 
 
