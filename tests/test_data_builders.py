@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds  # noqa: TID253 - these tests drive TFDS builders
 
+from taem_jax.data import corpus
 from taem_jax.data.grid import grid_dataset_builder as grid
 from taem_jax.data.lrs2 import lrs2_dataset_builder as lrs2
 from taem_jax.data.sample import dummy, portraits
@@ -123,3 +124,26 @@ def test_bad_manual_dirs(tmp_path):
   (g / "bbaf2n.mpg").write_bytes(b"x")
   with pytest.raises(UserError, match=r"alignments/s1/\*\.align"):
     _build(grid, tmp_path / "g", tmp_path / "d6")
+
+
+@pytest.mark.parametrize("entry", ["01M/sx191", "01M_sx191", "01M_SX191.mp4",
+                                   "volunteers/01M/Clips/straightcam/sx191.mp4",
+                                   "/data/TCDTIMIT/volunteers/01M/straightcam/SX191.MP4"])
+def test_tcd_timit_public_split_list_formats(entry):
+  assert tcd.normalize_split_id(entry) == "01M/sx191"
+
+
+def test_tcd_timit_split_lists_in_public_formats_select_the_clips(tmp_path):
+  class _Clip:
+    def __init__(self, uid):
+      self.uid = uid
+  clips = [_Clip("01M/sa1"), _Clip("01M/sx191"), _Clip("02F/sa1")]
+  (tmp_path / "splits").mkdir()
+  (tmp_path / "splits" / "test.txt").write_text("volunteers/01M/Clips/straightcam/sx191.mp4\n")
+  (tmp_path / "splits" / "train.txt").write_text("01M_sa1\n02F/sa1\n")
+  out = corpus.user_splits(tmp_path, clips, tcd.normalize_split_id)
+  assert [c.uid for c in out["test"]] == ["01M/sx191"]
+  assert [c.uid for c in out["train"]] == ["01M/sa1", "02F/sa1"]
+  (tmp_path / "splits" / "test.txt").write_text("volunteers/09F/Clips/straightcam/sx1.mp4\n")
+  with pytest.raises(UserError, match="not found"):
+    corpus.user_splits(tmp_path, clips, tcd.normalize_split_id)

@@ -120,11 +120,13 @@ def read_split_file(path: pathlib.Path) -> list[str]:
   return out
 
 
-def user_splits(manual: pathlib.Path, clips) -> dict | None:
+def user_splits(manual: pathlib.Path, clips, normalize=None) -> dict | None:
   """Splits from `<manual>/splits/<name>.txt` (clip ids) if that folder exists, else None.
 
   Lets a user reproduce a published split exactly (e.g. ParaLip's GRID lists) by dropping the
   lists in the corpus folder. Unknown ids are an error (the list does not match the corpus).
+  `normalize(entry) -> clip id` maps a corpus's other published list formats onto its ids
+  (used for entries that are not ids already).
   """
   folder = manual / "splits"
   if not folder.is_dir():
@@ -136,6 +138,8 @@ def user_splits(manual: pathlib.Path, clips) -> dict | None:
   out = {}
   for p in lists:
     ids = read_split_file(p)
+    if normalize is not None:
+      ids = [i if i in by_id else normalize(i) for i in ids]
     unknown = [i for i in ids if i not in by_id]
     if unknown:
       raise UserError(f"{p} lists {len(unknown)} clips not found in {manual} (first: "

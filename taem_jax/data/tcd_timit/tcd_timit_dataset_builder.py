@@ -4,7 +4,8 @@
 
 Video is 29.97 fps; it is resampled to 25 fps when prepared (`prepare.resample_indices`:
 nearest source frame, audio untouched), because Wav2Lip, whose audio windows and generator TAEM
-targets, works at 25 fps (spec taem.md §2 leaves this open). See README.md for the layout.
+targets, works at 25 fps (the paper does not say how it handled 29.97 fps). See README.md for
+the layout.
 """
 import pathlib
 import re
@@ -51,11 +52,31 @@ class Builder(corpus.CorpusBuilder):
 
   def list_splits(self, root: pathlib.Path) -> dict:
     clips = list_clips(root, self.count_listing_skip)
-    user = corpus.user_splits(root, clips)
+    user = corpus.user_splits(root, clips, normalize_split_id)
     if user is not None:
       return user
     train, test = corpus.held_out_per_speaker(clips, TEST_FRACTION, SPLIT_SEED)
     return {"train": train, "test": test}
+
+
+def normalize_split_id(entry: str) -> str:
+  """A published TCD-TIMIT list entry as this builder's clip id `01M/sa1`.
+
+  Accepted: `01M/sa1`, `01M_sa1`, and clip paths such as
+  `volunteers/01M/Clips/straightcam/sx191.mp4` (any prefix before `volunteers/`, any extension).
+  """
+  e = entry.strip().replace("\\", "/")
+  parts = [p for p in e.split("/") if p]
+  if "volunteers" in parts:
+    k = parts.index("volunteers")
+    if len(parts) > k + 2:
+      return f"{parts[k + 1]}/{pathlib.PurePosixPath(parts[-1]).stem.lower()}"
+  if len(parts) == 1 and "_" in parts[0]:
+    spk, utt = parts[0].rsplit("_", 1)
+    return f"{spk}/{pathlib.PurePosixPath(utt).stem.lower()}"
+  if len(parts) == 2:
+    return f"{parts[0]}/{pathlib.PurePosixPath(parts[1]).stem.lower()}"
+  return e
 
 
 def read_prompts(path: pathlib.Path) -> dict:
