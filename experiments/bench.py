@@ -18,7 +18,9 @@ the device count are fixed when JAX starts and PyTorch lives in another Python):
   frontend   face detection (dlib, one frame), speaker embedding, Wav2Lip mel, g2p, video
              decode and H.264 encode.
   synthesis  end to end (`taem_jax.synthesis.Synthesizer`) on a generated 30 s face video, from
-             audio and from text: frames/s incl. detection and encoding, where the time goes.
+             audio and from text: frames/s incl. detection and encoding, where the time goes
+             (stages timed through the progress callback; the job is run twice, the second
+             time compiled; the generator alone timed on the run's shapes).
   train      TAEM training steps/s (experiments/train.py, configs/synthetic.py) at the default
              and :tiny configs, on 1 and on 2 forced CPU devices.
 
@@ -31,21 +33,41 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import importlib.metadata
 import json
 import os
 import pathlib
 import platform
+import runpy
 import subprocess
 import sys
 import tempfile
 import time
 
+import cv2
+import jax
+import jax.numpy as jnp
+import numpy as np
+import soundfile as sf
+from flax import nnx
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-# pylint: disable=g-import-not-at-top,wrong-import-position
+# pylint: disable=wrong-import-position
+from porting import families  # noqa: E402
 from porting.reference.bench_torch import peak_rss_bytes, peak_rss_reset  # noqa: E402
-from taem_jax import xla_flags  # noqa: E402
+from taem_jax import audio, models, video, xla_flags  # noqa: E402
+from taem_jax.data.sample import portraits  # noqa: E402
+from taem_jax.face import FaceDetector, SpeakerEmbedder  # noqa: E402
+from taem_jax.models import pretrained, taem_checkpoint  # noqa: E402
+from taem_jax.models import wav2lip as wav2lip_arch  # noqa: E402
+from taem_jax.models.layers import scaled  # noqa: E402
+from taem_jax.models.taem import TAEM, TAEMConfig  # noqa: E402
+from taem_jax.rates import FACE_SIZE, SAMPLE_RATE, VIDEO_FPS  # noqa: E402
+from taem_jax.synthesis import Options, Synthesizer, no_progress, runner  # noqa: E402
+from taem_jax.text import PhonemeVocab, g2p  # noqa: E402
+from taem_jax.train import reporting  # noqa: E402
 
 # XLA:CPU flag sets. 'eigen' sends convolutions and dots to XLA's own (Eigen) kernels instead
 # of YNNPACK, which is faster for Wav2Lip's convs on this CPU (docs/performance.md section 9).
@@ -90,24 +112,22 @@ def generator_flops(width: float = 1.0) -> int:
   Convs count H'W'k^2 Cin Cout multiply-adds, transposed convs HWk^2 Cin Cout (every input
   pixel scattered into a k x k window), as PyTorch FLOP counters do; 7.934 GFLOP at width 1.
   """
-  from taem_jax.models import wav2lip as w
-  from taem_jax.models.layers import scaled
   c = lambda n: scaled(n, width)  # noqa: E731
   macs, h, cin, skips = 0, 96, 6, []
-  for block in w.FACE_ENCODER:
+  for block in wav2lip_arch.FACE_ENCODER:
     for cout, k, s, p, _ in block:
       h = (h + 2 * p - k) // s + 1
       macs += h * h * k * k * cin * c(cout)
       cin = c(cout)
     skips.append(cin)
   hw, cin = (80, 16), 1
-  for cout, k, s, p, _ in w.AUDIO_ENCODER:
+  for cout, k, s, p, _ in wav2lip_arch.AUDIO_ENCODER:
     s = (s, s) if isinstance(s, int) else s
     hw = tuple((n + 2 * p - k) // q + 1 for n, q in zip(hw, s))
     macs += hw[0] * hw[1] * k * k * cin * c(cout)
     cin = c(cout)
   h = 1
-  for i, block in enumerate(w.FACE_DECODER):
+  for i, block in enumerate(wav2lip_arch.FACE_DECODER):
     for kind, cout, k, s, p, extra in block:
       if kind == "t":
         macs += h * h * k * k * cin * c(cout)
@@ -116,8 +136,8 @@ def generator_flops(width: float = 1.0) -> int:
         h = (h + 2 * p - k) // s + 1
         macs += h * h * k * k * cin * c(cout)
       cin = c(cout)
-    cin += skips[len(w.FACE_DECODER) - 1 - i]
-  macs += 96 * 96 * (9 * cin * c(w.OUTPUT_HIDDEN) + c(w.OUTPUT_HIDDEN) * 3)
+    cin += skips[len(wav2lip_arch.FACE_DECODER) - 1 - i]
+  macs += 96 * 96 * (9 * cin * c(wav2lip_arch.OUTPUT_HIDDEN) + c(wav2lip_arch.OUTPUT_HIDDEN) * 3)
   return 2 * macs
 
 
@@ -150,9 +170,6 @@ def _taem(vocab, latent_dim: int, small: bool):
   Random predictors give arbitrary lengths; a fixed speaking rate keeps "seconds of output per
   second" meaningful. Paper size unless `small`.
   """
-  import numpy as np
-  from flax import nnx
-  from taem_jax.models.taem import TAEM, TAEMConfig
   size = (dict(hidden=64, encoder_layers=2, refiner_layers=2, ffn_filter=128,
                ffn_kernels=(3, 1), dp_filter=64) if small else {})
   cfg = TAEMConfig.from_vocab(vocab, latent_dim=latent_dim, speaker_dim=128, **size)
@@ -165,10 +182,6 @@ def _taem(vocab, latent_dim: int, small: bool):
 
 def _checkpoints(folder: pathlib.Path, width: float, small_taem: bool):
   """Random-weight Wav2Lip and TAEM checkpoint directories (made once per folder)."""
-  from taem_jax import models
-  from taem_jax.face import SpeakerEmbedder
-  from taem_jax.models import pretrained, taem_checkpoint
-  from taem_jax.text import PhonemeVocab
   w2l_dir = folder / f"wav2lip_{width:g}"
   taem_dir = folder / f"taem_{width:g}_{'small' if small_taem else 'paper'}"
   if not w2l_dir.exists():
@@ -184,28 +197,22 @@ def _checkpoints(folder: pathlib.Path, width: float, small_taem: bool):
 
 def _media(folder: pathlib.Path, seconds: float, size: int):
   """A face photo, a video of it moving slightly (25 fps) and a voiced tone, `seconds` long."""
-  import cv2
-  import numpy as np
-  import soundfile as sf
-  from taem_jax import video
-  from taem_jax.data.sample import portraits
-  from taem_jax.face import FaceDetector
   img_path = folder / f"face_{size}.png"
   if not img_path.exists():
     img = portraits.make_portraits(1, size, np.random.default_rng(0), FaceDetector())[0].image
     cv2.imwrite(str(img_path), img)
   img = cv2.imread(str(img_path))
-  n = int(round(seconds * 25))
+  n = int(round(seconds * VIDEO_FPS))
   vid = folder / f"face_{size}_{seconds:g}s.mp4"
   if not vid.exists():
     def frames():
       for k in range(0, n, 250):
         yield np.stack([np.roll(img, int(2 * np.sin(i / 7)), axis=1)
                         for i in range(k, min(n, k + 250))])
-    video.write_video(vid, frames(), 25)
+    video.write_video(vid, frames(), VIDEO_FPS)
   wav = folder / f"speech_{seconds:g}s.wav"
   if not wav.exists():
-    sr = 16000
+    sr = SAMPLE_RATE
     with sf.SoundFile(str(wav), "w", sr, 1) as f:  # written in pieces: flat memory
       for k in range(0, int(seconds * sr), 10 * sr):
         t = np.arange(k, min(int(seconds * sr), k + 10 * sr)) / sr
@@ -219,13 +226,8 @@ def _media(folder: pathlib.Path, seconds: float, size: int):
 
 def work_generator(job: dict) -> None:
   """Times the jitted generator call that synthesis uses, at each batch size."""
-  import jax
-  import jax.numpy as jnp
-  import numpy as np
-  from porting import families
-  from taem_jax import generate, models
   model = models.create("wav2lip", seed=0, width=job["width"], convt_impl=job["impl"])
-  graphdef, state = generate.eval_split(model)
+  graphdef, state = runner.eval_split(model)
   bf16 = job["dtype"] == "bfloat16"
   state16 = jax.tree.map(lambda a: a.astype(jnp.bfloat16)
                          if jnp.issubdtype(a.dtype, jnp.floating) else a, state)
@@ -234,11 +236,10 @@ def work_generator(job: dict) -> None:
     mel = jnp.asarray(x["audio"].transpose(0, 2, 3, 1))
     faces = jnp.asarray(x["face"].transpose(0, 2, 3, 1))
     if bf16:
-      run = lambda: generate._generate_batch(  # noqa: E731  pylint: disable=protected-access
+      run = lambda: runner.generate_batch(  # noqa: E731
           graphdef, state16, mel.astype(jnp.bfloat16), faces.astype(jnp.bfloat16))
     else:
-      run = lambda: generate._generate_batch(  # noqa: E731  pylint: disable=protected-access
-          graphdef, state, mel, faces)
+      run = lambda: runner.generate_batch(graphdef, state, mel, faces)  # noqa: E731
     peak_rss_reset()
     t0 = time.perf_counter()
     y = run().block_until_ready()
@@ -248,7 +249,7 @@ def work_generator(job: dict) -> None:
     rec = {"b": b, "median_s": _median(times), "best_s": min(times), "n": len(times),
            "compile_s": compile_s}
     if bf16:
-      ref = generate._generate_batch(graphdef, state, mel, faces)  # pylint: disable=protected-access
+      ref = runner.generate_batch(graphdef, state, mel, faces)
       rec["max_abs_err_vs_fp32"] = float(jnp.max(jnp.abs(y.astype(jnp.float32) - ref)))
     _emit(**rec)
     del y
@@ -257,15 +258,12 @@ def work_generator(job: dict) -> None:
 
 def work_taem(job: dict) -> None:
   """TAEM text -> z_t through the synthesis path, one utterance at a time."""
-  import numpy as np
-  from taem_jax import synthesis
-  from taem_jax.text import g2p
   w2l_dir, taem_dir = pathlib.Path(job["wav2lip"]), pathlib.Path(job["taem"])
-  synth = synthesis.Synthesizer(w2l_dir, taem_dir)
+  synth = Synthesizer(w2l_dir, taem_dir)
   speaker = np.random.default_rng(0).standard_normal(synth.taem.config.speaker_dim)
   utterances = [g2p.g2p_words(s) for s in GRID_SENTENCES]
-  noop = lambda *a: None  # noqa: E731
-  latents = lambda w: synth._text_latents(w, speaker.astype(np.float32), noop, False)[0]  # noqa: E731  pylint: disable=protected-access
+  speaker = speaker.astype(np.float32)
+  latents = lambda w: synth.text_latents(w, speaker, no_progress)[0]  # noqa: E731
   peak_rss_reset()
   t0 = time.perf_counter()
   frames = sum(len(latents(w)) for w in utterances)  # compiles every shape bucket
@@ -273,19 +271,13 @@ def work_taem(job: dict) -> None:
   times = _timed(lambda: [latents(w) for w in utterances], job["seconds"])
   per_pass = _median(times)
   _emit(utterances_per_s=len(utterances) / per_pass,
-        x_real_time=frames / synthesis.TEXT_FPS / per_pass, frames=frames,
+        x_real_time=frames / VIDEO_FPS / per_pass, frames=frames,
         utterances=len(utterances), n=len(times), first_pass_s=compile_s,
-        params=sum(int(np.prod(p.shape)) for p in
-                   __import__("jax").tree.leaves(__import__("flax").nnx.state(synth.taem))))
+        params=sum(int(np.prod(p.shape)) for p in jax.tree.leaves(nnx.state(synth.taem))))
 
 
 def work_frontend(job: dict) -> None:
   """Face detection, speaker embedding, mel, g2p, video decode and encode, one at a time."""
-  import cv2
-  import numpy as np
-  from taem_jax import audio, video
-  from taem_jax.face import FaceDetector, SpeakerEmbedder
-  from taem_jax.text import g2p
   seconds = job["seconds"]
   img = cv2.imread(job["image"])
   det = FaceDetector()
@@ -319,70 +311,16 @@ def work_frontend(job: dict) -> None:
   with tempfile.TemporaryDirectory() as tmp:
     peak_rss_reset()
     t0 = time.perf_counter()
-    video.write_video(pathlib.Path(tmp) / "enc.mp4", frames, 25)
+    video.write_video(pathlib.Path(tmp) / "enc.mp4", frames, VIDEO_FPS)
     _emit(what="video encode (H.264)", rate=len(frames) / (time.perf_counter() - t0),
           unit="frames/s", detail=f"{img.shape[1]}x{img.shape[0]}, {len(frames)} frames")
 
 
-def _count_calls(module, name: str) -> dict:
-  """Wraps the jitted `module.name` to sum its run time and, apart, its compile time.
-
-  A call that grows the jit cache compiled; results are waited for, so the time is the call's.
-  """
-  plain = getattr(module, name)
-  acc = {"s": 0.0, "compile_s": 0.0, "calls": 0}
-
-  def counted(*args):
-    size = plain._cache_size()  # pylint: disable=protected-access
-    t = time.perf_counter()
-    y = jax_block(plain(*args))
-    dt = time.perf_counter() - t
-    if plain._cache_size() > size:  # pylint: disable=protected-access
-      acc["compile_s"] += dt
-    else:
-      acc["s"] += dt
-      acc["calls"] += 1
-    return y
-  setattr(module, name, counted)
-  return acc
-
-
-def jax_block(tree):
-  import jax
-  return jax.block_until_ready(tree)
-
-
-def work_synthesis(job: dict) -> None:
-  """One end-to-end synthesis, timed per stage; model calls (and their compiles) counted."""
-  from taem_jax import generate, synthesis
-  from taem_jax.text import g2p
-  t0 = time.perf_counter()
-  synth = synthesis.Synthesizer(job["wav2lip"], job["taem"],
-                                options=synthesis.Options(batch_size=job["batch_size"]))
-  g2p.g2p_words(GRID_SENTENCES[0])  # loads g2p_en and the tagger, once per process like dlib
-  synth.detector.detect(__import__("numpy").zeros((64, 64, 3), "uint8"))
-  load_s = time.perf_counter() - t0
-  gen = _count_calls(generate, "_generate_batch")
-  taem = _count_calls(synthesis, "_taem_call")
-
-  inside = {"s": 0.0}  # time spent producing frames (vs. the writer encoding them)
-  render = synth._render  # pylint: disable=protected-access
-
-  def timed_render(*args, **kwargs):
-    it = render(*args, **kwargs)
-    while True:
-      t = time.perf_counter()
-      try:
-        chunk = next(it)
-      except StopIteration:
-        return
-      finally:
-        inside["s"] += time.perf_counter() - t
-      yield chunk
-  synth._render = timed_render  # pylint: disable=protected-access
-
+def _stage_clock():
+  """A `progress` callback that notes when each stage reported first and last, and the
+  stages' spans {stage: seconds} it measured (from the previous report to its last one)."""
   marks = {}
-  last = [None]
+  last = [time.perf_counter()]
 
   def progress(stage, advance, total):
     del advance, total
@@ -390,27 +328,68 @@ def work_synthesis(job: dict) -> None:
     marks.setdefault(stage, [last[0], now])[1] = now
     last[0] = now
 
-  peak_rss_reset()
+  def spans():
+    return {k: v[1] - v[0] for k, v in marks.items()}
+
+  def start():
+    marks.clear()
+    last[0] = time.perf_counter()
+  return progress, spans, start
+
+
+def _generator_seconds(synth, n_frames: int, batch_size: int, method: str) -> float:
+  """Seconds the generator alone takes for `n_frames` frames: one warm `runner.run_batched`
+  call per output chunk of the run, on zero inputs of the run's shapes (compiled already)."""
+  bs = runner.bucket_size(n_frames, batch_size)
+  if method == "decode":
+    drive = np.zeros((bs, synth.wav2lip.embed_dim), np.float32)
+  else:
+    drive = np.zeros((bs, 80, 16, 1), np.float32)
+  faces6 = runner.face_inputs(np.zeros((bs, FACE_SIZE, FACE_SIZE, 3), np.uint8))
+  sizes = [min(bs, n_frames - i) for i in range(0, n_frames, bs)]
+  for k in sorted(set(sizes)):  # compile every shape first (cached after the synthesis)
+    runner.run_batched(synth.wav2lip, drive[:k], faces6[:k], batch_size, method)
   t0 = time.perf_counter()
-  last[0] = t0
-  kw = ({"text": text_for(job["frames"] / synthesis.TEXT_FPS), "n_frames": job["frames"]} if job["route"] == "text"
-        else {"audio": job["audio"]})
-  res = synth.synthesize(job["video"], job["out"], progress=progress, **kw)
-  total = time.perf_counter() - t0
-  stage = {k: v[1] - v[0] for k, v in marks.items()}
-  _emit(route=job["route"], frames=res.frames, total_s=total, load_s=load_s,
-        fps=res.frames / total,
-        fps_warm=res.frames / max(total - gen["compile_s"] - taem["compile_s"], 1e-9),
+  for k in sizes:
+    runner.run_batched(synth.wav2lip, drive[:k], faces6[:k], batch_size, method)
+  return time.perf_counter() - t0
+
+
+def work_synthesis(job: dict) -> None:
+  """One end-to-end synthesis timed per stage through the progress callback, then the same
+  job again with every jitted shape compiled (the difference is the compile time), then the
+  generator alone on the run's shapes."""
+  t0 = time.perf_counter()
+  synth = Synthesizer(job["wav2lip"], job["taem"], options=Options(batch_size=job["batch_size"]))
+  g2p.g2p_words(GRID_SENTENCES[0])  # loads g2p_en and the tagger, once per process like dlib
+  synth.detector.detect(np.zeros((64, 64, 3), np.uint8))
+  load_s = time.perf_counter() - t0
+  kw = ({"text": text_for(job["frames"] / VIDEO_FPS), "n_frames": job["frames"]}
+        if job["route"] == "text" else {"audio": job["audio"]})
+  progress, spans, start = _stage_clock()
+
+  def run():
+    start()
+    t = time.perf_counter()
+    res = synth.synthesize(job["video"], job["out"], progress=progress, **kw)
+    return res, time.perf_counter() - t, spans()
+
+  peak_rss_reset()
+  res, total, stage = run()
+  peak = peak_rss_bytes()
+  _, warm, warm_stage = run()
+  method = "decode" if job["route"] == "text" else "__call__"
+  generator_s = _generator_seconds(synth, res.frames, job["batch_size"], method)
+  _emit(route=job["route"], frames=res.frames, total_s=total, load_s=load_s, peak_rss=peak,
+        fps=res.frames / total, fps_warm=res.frames / warm, warm_total_s=warm,
         detect_s=stage.get("detect", 0.0), text_s=stage.get("text", 0.0),
-        render_s=stage.get("render", 0.0), generator_s=gen["s"], taem_s=taem["s"],
-        compile_s=gen["compile_s"] + taem["compile_s"],
-        frames_other_s=inside["s"] - gen["s"] - gen["compile_s"], encode_wait_s=stage.get("render", 0.0) - inside["s"])
+        render_s=stage.get("render", 0.0), generator_s=generator_s,
+        compile_s=max(0.0, total - warm),
+        render_other_s=max(0.0, warm_stage.get("render", 0.0) - generator_s))
 
 
 def work_train(job: dict) -> None:
   """experiments/train.py in this process (its peak RSS is ours); reads steps/s it logged."""
-  import runpy
-  from taem_jax.train import reporting
   with tempfile.TemporaryDirectory() as tmp:
     # Two logging windows: the first holds the compilation, the second is timed.
     steps = job["steps"]
@@ -429,7 +408,6 @@ def work_train(job: dict) -> None:
     wall = time.perf_counter() - t0
     recs = reporting.read_jsonl(pathlib.Path(tmp) / "metrics.jsonl", kind="train")
     sps = [r["steps_per_sec"] for r in recs if "steps_per_sec" in r][-1]
-    import jax
     _emit(steps_per_s=sps, steps=steps, wall_s=wall, devices=jax.device_count())
 
 
@@ -462,12 +440,11 @@ def _log(msg: str) -> None:
 
 
 def _versions(torch_py: pathlib.Path | None) -> dict:
-  import importlib.metadata as md
   out = {"python": platform.python_version()}
   for name in ("jax", "jaxlib", "flax", "numpy", "dlib", "opencv-python-headless"):
     try:
-      out[name] = md.version(name)
-    except md.PackageNotFoundError:
+      out[name] = importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
       pass
   if torch_py is not None:
     r = subprocess.run([str(torch_py), "-c", "import torch, platform; print(torch.__version__, "
@@ -631,9 +608,9 @@ def run_frontend(args, report, media):
 def run_synthesis(args, report, ckpt, folder):
   recs_all, lines = [], [
       f"### End-to-end synthesis, Wav2Lip width {args.synthesis_width:g}, {args.size}x{args.size} "
-      f"face video at 25 fps, batch {args.batch_size}, XLA flags '{args.flags}'", "",
+      f"face video at {VIDEO_FPS:g} fps, batch {args.batch_size}, XLA flags '{args.flags}'", "",
       "| input | frames | fps (incl. compile) | fps (compile excluded) | detect s | text s | "
-      "generator s | compile s | crop/paste/read s | encode wait s | total s | peak RSS MiB |",
+      "render s | generator s | compile s | read/crop/paste/encode s | total s | peak RSS MiB |",
       "|---|---|---|---|---|---|---|---|---|---|---|---|"]
   for seconds in args.synthesis_seconds:
     img, vid, wav = _media(folder, seconds, args.size)
@@ -643,23 +620,23 @@ def run_synthesis(args, report, ckpt, folder):
       _log(f"synthesis: {seconds:g} s from {route}")
       recs, err = _spawn("synthesis", {
           "wav2lip": str(ckpt[0]), "taem": str(ckpt[1]), "video": str(vid), "audio": str(wav),
-          "route": route, "frames": int(round(seconds * 25)), "batch_size": args.batch_size,
+          "route": route, "frames": int(round(seconds * VIDEO_FPS)), "batch_size": args.batch_size,
           "out": str(folder / f"out_{route}.mp4")}, FLAG_SETS[args.flags])
       name = f"{seconds:g} s video + {'audio' if route == 'audio' else 'text'}"
       for r in recs:
         r["input"] = name
         lines.append(
             f"| {name} | {r['frames']} | {r['fps']:.1f} | {r['fps_warm']:.1f} | "
-            f"{r['detect_s']:.1f} | {r['text_s']:.1f} | {r['generator_s']:.1f} | "
-            f"{r['compile_s']:.1f} | {r['frames_other_s']:.1f} | "
-            f"{r['encode_wait_s']:.1f} | {r['total_s']:.1f} | {_mib(r)} |")
+            f"{r['detect_s']:.1f} | {r['text_s']:.1f} | {r['render_s']:.1f} | "
+            f"{r['generator_s']:.1f} | {r['compile_s']:.1f} | {r['render_other_s']:.1f} | "
+            f"{r['total_s']:.1f} | {_mib(r)} |")
       if err:
         lines.append(f"| {name} | failed: {err} |" + " |" * 10)
       recs_all += recs
-  audio = [r for r in recs_all if r["route"] == "audio"]
-  if len(audio) >= 2:  # the streaming criterion: memory must not grow with the input
-    ratio = audio[-1]["peak_rss"] / audio[0]["peak_rss"]
-    lines += ["", f"peak RSS {audio[-1]['input']} / {audio[0]['input']} = {ratio:.2f} "
+  by_audio = [r for r in recs_all if r["route"] == "audio"]
+  if len(by_audio) >= 2:  # the streaming criterion: memory must not grow with the input
+    ratio = by_audio[-1]["peak_rss"] / by_audio[0]["peak_rss"]
+    lines += ["", f"peak RSS {by_audio[-1]['input']} / {by_audio[0]['input']} = {ratio:.2f} "
               f"({'within' if ratio <= 1.5 else 'ABOVE'} the 1.5x streaming budget)"]
   report["synthesis"] = {"records": recs_all}
   return lines

@@ -19,19 +19,27 @@ Wav2Lip's evaluation does):
 
 Metrics per clip (taem_jax.metrics): SSIM and PSNR on 96x96 crops of both videos cut with the
 ground truth's face boxes; LMD between the mouth landmarks of generated and ground-truth frames,
-both fitted by dlib inside the ground truth's face box (in 96-px box units); LSE-D / LSE-C of the generated video against the **ground-truth audio**
-(for the text methods that is the speech the face should be saying; for the cascade it is not
-the audio it was driven by). Columns are averaged over clips.
+both fitted by dlib inside the ground truth's face box (in 96-px box units); LSE-D / LSE-C of
+the generated video against the **ground-truth audio** (for the text methods that is the speech
+the face should be saying; for the cascade it is not the audio it was driven by). Columns are
+averaged over clips.
 """
 from __future__ import annotations
 
 import dataclasses
 import pathlib
+import tempfile
 from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
+from taem_jax import audio, face, metrics, video
+from taem_jax.data import builder_class, pipeline, prepare
 from taem_jax.errors import UserError
+from taem_jax.metrics.report import KEYS, Table
+from taem_jax.rates import SAMPLES_PER_FRAME, VIDEO_FPS
+from taem_jax.synthesis.text_path import speak_phonemes
+from taem_jax.text import PhonemeVocab
 
 # name -> (input kind, row label used in the paper's table)
 METHODS = {
@@ -40,7 +48,6 @@ METHODS = {
     "taem": ("text", "TAEM + Wav2Lip"),
 }
 VARIANT_LABEL = "TAEM + Wav2Lip, {}"  # row label of a `variants` entry
-DURATION_FPS = 100.0
 MAX_LENGTH_SLACK = 2  # frames an audio-driven output may differ from the truth by (rounding)
 
 
@@ -68,10 +75,8 @@ class EvalClip:
   def speech(self) -> np.ndarray:
     """The ground-truth speech at 16 kHz, cut or padded to the clip's length as the builder
     does (corpus audio often ends a little before the video). Shapes: -> (n_frames * 640,)."""
-    from taem_jax import audio  # pylint: disable=g-import-not-at-top
-    from taem_jax.data import prepare  # pylint: disable=g-import-not-at-top
     src = self.audio if self.audio is not None else self.video
-    return prepare.fit_length(audio.load_audio(src), self.n_frames * prepare.SAMPLES_PER_FRAME)
+    return prepare.fit_length(audio.load_audio(src), self.n_frames * SAMPLES_PER_FRAME)
 
 
 def load_clips(dataset: str, manual_dir, dataset_dir, split: str = "test",
@@ -85,10 +90,6 @@ def load_clips(dataset: str, manual_dir, dataset_dir, split: str = "test",
     split: which split to evaluate.
     limit: at most this many clips (the first ones in id order), None = all.
   """
-  import tempfile  # pylint: disable=g-import-not-at-top
-
-  from taem_jax.data import builder_class, pipeline  # pylint: disable=g-import-not-at-top
-  from taem_jax.text import PhonemeVocab  # pylint: disable=g-import-not-at-top
   source = pipeline.open_split(dataset_dir, split)
   vocab = PhonemeVocab.from_json(pipeline.dataset_metadata(dataset_dir)["vocab"])
   root = pathlib.Path(manual_dir).expanduser()
@@ -122,12 +123,8 @@ def tts_speech(clip: EvalClip, voice: str = "en-us") -> np.ndarray:
   """The cascade baseline's speech: espeak-ng says the clip's phonemes, each stretched to its
   ground-truth duration. Shapes: -> (4 * n_frames * 40,) float32 at 16 kHz (= n_frames / 25 s).
   """
-  from taem_jax import audio  # pylint: disable=g-import-not-at-top
-  from taem_jax.text import espeak  # pylint: disable=g-import-not-at-top
-  syn = espeak.synthesize_phonemes(list(clip.phonemes), voice=voice)
-  bounds = [e.start for e in syn.phonemes] + [syn.phonemes[-1].end]
-  wav = espeak.stretch_segments(syn.wav, syn.sr, bounds, clip.durations / DURATION_FPS)
-  return audio.load_audio(wav, orig_sr=syn.sr)
+  wav, sr = speak_phonemes(list(clip.phonemes), clip.durations, voice)
+  return audio.load_audio(wav, orig_sr=sr)
 
 
 def synthesize(synth, method: str, clip: EvalClip, out: pathlib.Path, voice: str = "en-us"):
@@ -173,9 +170,8 @@ class _Truth:
 
 
 def _truth(clip: EvalClip, detector) -> _Truth:
-  from taem_jax import face, video  # pylint: disable=g-import-not-at-top
   frames, fps = video.read_video(clip.video)
-  if abs(fps - 25.0) > 1e-2:
+  if abs(fps - VIDEO_FPS) > 1e-2:
     raise UserError(f"{clip.video} is {fps:g} fps; the metrics need 25 fps ground truth (convert "
                     "it as the builder does, e.g. ffmpeg -r 25)")
   frames = frames[:clip.n_frames]
@@ -193,7 +189,6 @@ def _mouths_in_boxes(frames, track, detector):
   Both videos of a pair are measured this way, so a generated face that the detector would
   miss (or find elsewhere) is still compared at the same place, by the same fit.
   """
-  from taem_jax import face, metrics  # pylint: disable=g-import-not-at-top
   pts = np.zeros((len(frames), face.MOUTH.stop - face.MOUTH.start, 2), np.float32)
   for t in np.flatnonzero(track.valid):
     pts[t] = detector.face_in_box(frames[t], track.boxes[t]).landmarks[face.MOUTH]
@@ -202,10 +197,9 @@ def _mouths_in_boxes(frames, track, detector):
 
 def clip_metrics(gen_path, truth: _Truth, scorer, detector) -> dict[str, float]:
   """SSIM, PSNR, LMD, LSE-D, LSE-C of one generated video against its ground truth."""
-  from taem_jax import metrics, video  # pylint: disable=g-import-not-at-top
   gen, fps = video.read_video(gen_path)
-  if abs(fps - 25.0) > 1e-2:
-    raise UserError(f"{gen_path} is {fps:g} fps, the ground truth 25 fps")
+  if abs(fps - VIDEO_FPS) > 1e-2:
+    raise UserError(f"{gen_path} is {fps:g} fps, the ground truth {VIDEO_FPS:g} fps")
   n = min(len(gen), len(truth.frames))
   if abs(len(gen) - len(truth.frames)) > MAX_LENGTH_SLACK:
     raise UserError(f"{gen_path} has {len(gen)} frames but its ground truth has "
@@ -244,7 +238,6 @@ def evaluate(clips: Sequence[EvalClip], synth, methods: Sequence[str], out_dir, 
   Returns:
     {method: {"clips": {uid: metrics}, "mean": metrics}}.
   """
-  from taem_jax import face, metrics  # pylint: disable=g-import-not-at-top
   unknown = [m for m in methods if m not in METHODS]
   if unknown:
     raise UserError(f"unknown method {unknown[0]!r}: choose from {', '.join(METHODS)}")
@@ -279,7 +272,6 @@ def evaluate(clips: Sequence[EvalClip], synth, methods: Sequence[str], out_dir, 
 
 def table(results: dict[str, dict], title: str, note: str = ""):
   """A `metrics.Table` with one row per method, in METHODS order, then the TAEM variants."""
-  from taem_jax.metrics.report import KEYS, Table  # pylint: disable=g-import-not-at-top
   t = Table(title, note=note)
   rows = [(m, *METHODS[m]) for m in METHODS if m in results]
   rows += [(m, "text", VARIANT_LABEL.format(variant_name(m))) for m in results

@@ -19,9 +19,12 @@ import uuid
 import wave
 from collections.abc import Iterable, Iterator
 
+import cv2
+import imageio_ffmpeg
 import numpy as np
 
 from taem_jax.errors import UserError
+from taem_jax.rates import SAMPLE_RATE, VIDEO_FPS
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 # Exact BGR <-> YUV rounding in ffmpeg's scaler: with the default flags every encode/decode round
@@ -31,7 +34,6 @@ _SWS = ["-sws_flags", "accurate_rnd+full_chroma_int"]
 
 def ffmpeg_exe() -> str:
   """Path of imageio-ffmpeg's bundled ffmpeg binary."""
-  import imageio_ffmpeg  # pylint: disable=g-import-not-at-top
   return imageio_ffmpeg.get_ffmpeg_exe()
 
 
@@ -106,7 +108,6 @@ def probe(path) -> VideoInfo:
 
 def _count_frames(path: pathlib.Path) -> int:
   # Stream copy into the null muxer counts packets without decoding (fast on long videos).
-  import imageio_ffmpeg  # pylint: disable=g-import-not-at-top
   try:
     return int(imageio_ffmpeg.count_frames_and_secs(str(path))[0])
   except (RuntimeError, OSError, ValueError) as e:
@@ -115,7 +116,6 @@ def _count_frames(path: pathlib.Path) -> int:
 
 def read_image(path) -> np.ndarray:
   """A still image as uint8 BGR. Shapes: -> (H, W, 3)."""
-  import cv2  # pylint: disable=g-import-not-at-top
   p = _existing_file(path)
   img = cv2.imread(str(p), cv2.IMREAD_COLOR)
   if img is None:
@@ -160,7 +160,6 @@ def _iter_frames(p: pathlib.Path, chunk: int, max_frames: int | None, start: int
     if start == 0:
       yield read_image(p)[None]
     return
-  import imageio_ffmpeg  # pylint: disable=g-import-not-at-top
   seek = ["-ss", f"{(start - 0.5) / fps:.6f}"] if start else None
   reader = imageio_ffmpeg.read_frames(str(p), pix_fmt="bgr24", input_params=seek,
                                       output_params=_SWS)
@@ -190,7 +189,7 @@ def _iter_frames(p: pathlib.Path, chunk: int, max_frames: int | None, start: int
     reader.close()
 
 
-def read_video(path, image_fps: float = 25.0) -> tuple[np.ndarray, float]:
+def read_video(path, image_fps: float = VIDEO_FPS) -> tuple[np.ndarray, float]:
   """All frames of a video (or an image as one frame) and its frame rate.
 
   Args:
@@ -208,7 +207,82 @@ def read_video(path, image_fps: float = 25.0) -> tuple[np.ndarray, float]:
   return frames, float(info.fps or image_fps)
 
 
-def extract_audio(path, sr: int = 16000) -> np.ndarray:
+class FrameSource:
+  """Frames of a face video (or one image) fetched by index in any order, in bounded memory.
+
+  Ascending indices come from one sequential decoder (reopened with a seek when the order
+  jumps forward or restarts); descending runs (a ping-pong loop) are read in blocks that end
+  at the requested frame, each block one seek + sequential decode.
+
+  Args:
+    path: the video file.
+    n_frames: its frame count.
+    fps: its frame rate (for seeks).
+    chunk: frames per sequential read.
+    block: frames per backwards block.
+    image: a still image to return for every index instead of reading `path`.
+
+  Shapes:
+    `get(j)` -> (H, W, 3) uint8 BGR.
+  """
+
+  def __init__(self, path: pathlib.Path, n_frames: int, fps: float | None, chunk: int,
+               block: int, image: np.ndarray | None = None):
+    self.path, self.n, self.fps = path, n_frames, fps
+    self.chunk, self.block = chunk, max(1, block)
+    self.image = image
+    self._it: Iterator[np.ndarray] | None = None
+    self._buf: np.ndarray | None = None  # current sequential chunk
+    self._buf_start = 0  # source index of self._buf[0]
+    self._blk: np.ndarray | None = None
+    self._blk_start = 0
+    self._prev = -1
+
+  def _read(self, start: int, count: int) -> np.ndarray:
+    parts = list(iter_frames(self.path, chunk=count, max_frames=count, start=start,
+                             fps=self.fps))
+    if not parts:
+      raise UserError(f"{self.path}: cannot read frame {start} (the file changed or is damaged)")
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+  def _sequential(self, j: int) -> np.ndarray | None:
+    if self._buf is not None and self._buf_start <= j < self._buf_start + len(self._buf):
+      return self._buf[j - self._buf_start]
+    if self._it is None or self._buf is None or j < self._buf_start:
+      return None
+    while self._buf_start + len(self._buf) <= j:
+      nxt = next(self._it, None)
+      if nxt is None:
+        return None
+      self._buf_start += len(self._buf)
+      self._buf = nxt
+    return self._buf[j - self._buf_start]
+
+  def get(self, j: int) -> np.ndarray:
+    """Frame `j` of the source."""
+    if self.image is not None:
+      return self.image
+    descending = j < self._prev
+    self._prev = j
+    if self._blk is not None and self._blk_start <= j < self._blk_start + len(self._blk):
+      return self._blk[j - self._blk_start]
+    frame = None if descending else self._sequential(j)
+    if frame is not None:
+      return frame
+    if descending:
+      start = max(0, j + 1 - self.block)
+      self._blk, self._blk_start = self._read(start, j + 1 - start), start
+      return self._blk[j - start]
+    # (Re)open the sequential decoder at j.
+    self._it = iter_frames(self.path, chunk=self.chunk, start=j, fps=self.fps)
+    self._buf = next(self._it, None)
+    self._buf_start = j
+    if self._buf is None:
+      raise UserError(f"{self.path}: cannot read frame {j} (the file changed or is damaged)")
+    return self._buf[0]
+
+
+def extract_audio(path, sr: int = SAMPLE_RATE) -> np.ndarray:
   """The audio track of a video (or any audio file) as mono float32 at `sr` Hz.
 
   Shapes:
@@ -244,7 +318,12 @@ def write_wav(path, samples: np.ndarray, sr: int) -> None:
     f.writeframes(np.ascontiguousarray(x).tobytes())
 
 
-def _check_output(path) -> pathlib.Path:
+def check_output(path) -> pathlib.Path:
+  """The .mp4 path to write, after checking its name and its folder (one line each).
+
+  Raises:
+    UserError: not an .mp4, the folder is missing or not a folder, the path is a folder.
+  """
   p = pathlib.Path(path).expanduser()
   if p.suffix.lower() != ".mp4":
     raise UserError(f"output video must be an .mp4 file, got {p}")
@@ -255,6 +334,38 @@ def _check_output(path) -> pathlib.Path:
     raise UserError(f"output folder is not a folder: {folder}")
   if p.is_dir():
     raise UserError(f"output path is a folder: {p}")
+  return p
+
+
+def check_writable_output(path) -> pathlib.Path:
+  """`check_output`, then a probe file proves the folder writable (nothing is left behind).
+
+  For checking a job before any heavy work; `write_video` finds the same problems only once
+  it starts writing.
+  """
+  p = check_output(path)
+  probe_file = p.parent / f".{p.stem}.{os.getpid()}.{uuid.uuid4().hex[:8]}.check"
+  try:
+    probe_file.touch()
+  except OSError as e:
+    raise UserError(f"cannot write to output folder {p.parent}: {e.strerror}") from None
+  probe_file.unlink(missing_ok=True)
+  return p
+
+
+def check_input_file(path, what: str = "input") -> pathlib.Path:
+  """An input file that exists, is a file and is not empty, e.g. `what="face"`.
+
+  Raises:
+    UserError: "<what> file not found: ...", "... is not a file", "... is empty (0 bytes)".
+  """
+  p = pathlib.Path(path).expanduser()
+  if not p.exists():
+    raise UserError(f"{what} file not found: {p}")
+  if not p.is_file():
+    raise UserError(f"{what} input is not a file: {p}")
+  if p.stat().st_size == 0:
+    raise UserError(f"{what} file is empty (0 bytes): {p}")
   return p
 
 
@@ -273,7 +384,7 @@ def single_frames(frames) -> Iterator[np.ndarray]:
 
 
 def write_video(path, frames: Iterable[np.ndarray] | np.ndarray, fps: float, audio_wav=None,
-                audio_sr: int = 16000, *, crf: int = 18, preset: str = "veryfast",
+                audio_sr: int = SAMPLE_RATE, *, crf: int = 18, preset: str = "veryfast",
                 lossless: bool = False) -> int:
   """Encodes frames (+ audio) to a browser-playable H.264/AAC mp4, streaming, atomically.
 
@@ -300,7 +411,7 @@ def write_video(path, frames: Iterable[np.ndarray] | np.ndarray, fps: float, aud
   Raises:
     UserError: bad output path or folder not writable, missing audio file, ffmpeg failure.
   """
-  out = _check_output(path)
+  out = check_output(path)
   if not fps or fps <= 0:
     raise UserError(f"frame rate must be positive, got {fps}")
   audio_path = None

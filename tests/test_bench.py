@@ -71,12 +71,13 @@ def test_quick_synthesis_and_training(tmp_path):
 _GEN = """
 import sys, numpy as np, jax.numpy as jnp
 from porting import families
-from taem_jax import generate, models
+from taem_jax import models
+from taem_jax.synthesis import runner
 x = families.make_inputs("wav2lip", 2, seed=0)
 out = {}
 for impl in ("subpixel", "direct"):
-  g, s = generate.eval_split(models.create("wav2lip", seed=1, width=0.25, convt_impl=impl))
-  out[impl] = np.asarray(generate._generate_batch(
+  g, s = runner.eval_split(models.create("wav2lip", seed=1, width=0.25, convt_impl=impl))
+  out[impl] = np.asarray(runner.generate_batch(
       g, s, jnp.asarray(x["audio"].transpose(0, 2, 3, 1)),
       jnp.asarray(x["face"].transpose(0, 2, 3, 1))))
 np.savez(sys.argv[1], **out)

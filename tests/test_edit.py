@@ -9,7 +9,10 @@ import cv2
 import numpy as np
 import pytest
 
-from taem_jax import audio, editing, synthesis, video
+from taem_jax import audio, synthesis, video
+from taem_jax.cli import synthesize as synthesize_cli
+from taem_jax.errors import UserError
+from taem_jax.synthesis import editing
 from taem_jax.text import espeak, g2p
 from test_synthesis import OPTS, _fails, ckpts, synth  # noqa: F401
 
@@ -112,11 +115,11 @@ def test_find_words():
   assert editing.find_words(words, "saw THE") == (2, 4)
   assert editing.find_words(words, "it left") == (7, 9)
   assert editing.find_words(words, (0, 2)) == (0, 2)
-  with pytest.raises(synthesis.UserError, match="occurs 2 times"):
+  with pytest.raises(UserError, match="occurs 2 times"):
     editing.find_words(words, "cat")
-  with pytest.raises(synthesis.UserError, match="not in the transcript"):
+  with pytest.raises(UserError, match="not in the transcript"):
     editing.find_words(words, "dog")
-  with pytest.raises(synthesis.UserError, match="outside"):
+  with pytest.raises(UserError, match="outside"):
     editing.find_words(words, (3, 12))
 
 
@@ -180,7 +183,6 @@ def test_own_length(synth, clip, tmp_path):  # noqa: F811
 
 def test_cli(ckpts, clip, tmp_path, capsys):  # noqa: F811
   """In-process (the jitted calls are already compiled): an edit and one-line errors."""
-  from taem_jax import synthesis_cli  # pylint: disable=g-import-not-at-top
   root, _ = clip
   out = tmp_path / "e.mp4"
   base = ["--wav2lip", str(ckpts / "wav2lip"), "--taem", str(ckpts / "taem"), "--batch_size", "8",
@@ -194,13 +196,13 @@ def test_cli(ckpts, clip, tmp_path, capsys):  # noqa: F811
       (["--edit", "on Monday", "--to", "", "--transcript", SENTENCE], "replacement text is empty"),
   ):
     with pytest.raises(SystemExit) as e:
-      synthesis_cli.main(base + extra)
+      synthesize_cli.main(base + extra)
     assert e.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error:") and msg in err[0], err
     assert not any(tmp_path.iterdir())
-  assert synthesis_cli.main(base + ["--edit", "on Monday", "--to", "on Friday", "--transcript",
-                                    SENTENCE, "--fade", "2"]) == 0
+  assert synthesize_cli.main(base + ["--edit", "on Monday", "--to", "on Friday",
+                                     "--transcript", SENTENCE, "--fade", "2"]) == 0
   said = capsys.readouterr().out
   assert "re-synthesised, 2 cross-faded" in said, said
   src, got = _decode(root / "talk.mp4"), _decode(out)

@@ -1,11 +1,12 @@
-"""generate_from_audio: official input construction, batching/padding, face cycling."""
+"""runner.generate_from_audio: official input construction, batching/padding, face cycling."""
 import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
 
-from taem_jax import audio, generate, models
+from taem_jax import audio, models
 from taem_jax.errors import UserError
+from taem_jax.synthesis import runner
 
 SR = 16000
 
@@ -31,25 +32,25 @@ def _faces(n, seed=1):
 
 def test_face_inputs_follow_official_inference():
   faces = _faces(2)
-  x = generate.face_inputs(faces)
+  x = runner.face_inputs(faces)
   assert x.shape == (2, 96, 96, 6) and x.dtype == np.float32
   np.testing.assert_array_equal(x[:, :48, :, :3], faces[:, :48] / np.float32(255))
   np.testing.assert_array_equal(x[:, 48:, :, :3], 0.0)
   np.testing.assert_array_equal(x[..., 3:], faces / np.float32(255))
-  np.testing.assert_allclose(generate.face_inputs(faces / 255.0), x, atol=1e-7)
+  np.testing.assert_allclose(runner.face_inputs(faces / 255.0), x, atol=1e-7)
 
 
 def test_generate_matches_direct_model_calls(model):
   wav = _wav(0.45)
   faces = _faces(3)
-  out = generate.generate_from_audio(model, faces, wav, fps=25, batch_size=3)
+  out = runner.generate_from_audio(model, faces, wav, fps=25, batch_size=3)
   mel = audio.melspectrogram(wav)
   n = audio.num_video_frames(len(mel), 25)
   assert out.shape == (n, 96, 96, 3) and out.dtype == np.uint8
   assert n > 3 and n % 3 != 0  # several batches, the last one padded
   # reference: the model applied frame by frame (eval mode), faces cycled i mod 3
   mels = audio.mel_windows(mel, n, 25)
-  x = generate.face_inputs(faces[np.arange(n) % 3])
+  x = runner.face_inputs(faces[np.arange(n) % 3])
   ref_model = models.create("wav2lip", seed=0, width=0.0625)
   ref_model.output_block[0].bn.mean[...] = jnp.full((2,), 0.3)
   ref_model.eval()
@@ -58,18 +59,18 @@ def test_generate_matches_direct_model_calls(model):
   # float rounding may flip a truncation by one level
   assert np.abs(out.astype(int) - ref_u8.astype(int)).max() <= 1
   # batch size does not change the result (padding is dropped)
-  out_big = generate.generate_from_audio(model, faces, wav, fps=25, batch_size=64)
+  out_big = runner.generate_from_audio(model, faces, wav, fps=25, batch_size=64)
   assert np.abs(out_big.astype(int) - out.astype(int)).max() <= 1
 
 
 def test_generate_leaves_model_mode_alone_and_compiles_once_per_shape(model):
   model.train()
-  before = generate._generate_batch._cache_size()
+  before = runner.generate_batch._cache_size()
   wav, faces = _wav(0.3, seed=2), _faces(1)
-  a = generate.generate_from_audio(model, faces, wav, batch_size=4)
-  after_first = generate._generate_batch._cache_size()
-  b = generate.generate_from_audio(model, faces, wav, batch_size=4)
-  assert generate._generate_batch._cache_size() == after_first <= before + 1
+  a = runner.generate_from_audio(model, faces, wav, batch_size=4)
+  after_first = runner.generate_batch._cache_size()
+  b = runner.generate_from_audio(model, faces, wav, batch_size=4)
+  assert runner.generate_batch._cache_size() == after_first <= before + 1
   np.testing.assert_array_equal(a, b)
   assert not model.output_block[0].bn.use_running_average  # caller's mode untouched
   np.testing.assert_allclose(np.asarray(model.output_block[0].bn.mean[...]), 0.3)  # no update
@@ -77,20 +78,20 @@ def test_generate_leaves_model_mode_alone_and_compiles_once_per_shape(model):
 
 
 def test_bucket_sizes():
-  assert generate.bucket_size(100, 64) == 64
-  assert generate.bucket_size(64, 64) == 64
-  assert generate.bucket_size(5, 64) == 8
-  assert generate.bucket_size(1, 64) == 1
-  assert generate.bucket_size(40, 48) == 48
+  assert runner.bucket_size(100, 64) == 64
+  assert runner.bucket_size(64, 64) == 64
+  assert runner.bucket_size(5, 64) == 8
+  assert runner.bucket_size(1, 64) == 1
+  assert runner.bucket_size(40, 48) == 48
 
 
 def test_generate_input_errors(model):
   wav = _wav(0.3)
   with pytest.raises(UserError, match=r"\(N, 96, 96, 3\)"):
-    generate.generate_from_audio(model, np.zeros((2, 64, 64, 3), np.uint8), wav)
+    runner.generate_from_audio(model, np.zeros((2, 64, 64, 3), np.uint8), wav)
   with pytest.raises(UserError, match=r"\[0, 1\]"):
-    generate.generate_from_audio(model, np.full((1, 96, 96, 3), 200.0), wav)
+    runner.generate_from_audio(model, np.full((1, 96, 96, 3), 200.0), wav)
   with pytest.raises(UserError, match="no face"):
-    generate.generate_from_audio(model, np.zeros((0, 96, 96, 3), np.uint8), wav)
+    runner.generate_from_audio(model, np.zeros((0, 96, 96, 3), np.uint8), wav)
   with pytest.raises(UserError, match="1-D"):
-    generate.generate_from_audio(model, _faces(1), np.zeros((0,), np.float32))
+    runner.generate_from_audio(model, _faces(1), np.zeros((0,), np.float32))

@@ -9,6 +9,7 @@ import dataclasses
 import json
 import os
 import pathlib
+import shlex
 import shutil
 import subprocess
 import sys
@@ -20,11 +21,13 @@ import pytest
 import soundfile as sf
 from flax import nnx
 
-from taem_jax import models, synthesis, video
+from taem_jax import models, paths, synthesis, video
+from taem_jax.cli import synthesize as synthesize_cli
 from taem_jax.errors import UserError
 from taem_jax.face import SpeakerEmbedder
 from taem_jax.models import pretrained, taem_checkpoint
 from taem_jax.models.taem import TAEM, TAEMConfig
+from taem_jax.synthesis import runner
 from taem_jax.text import PhonemeVocab
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -329,14 +332,14 @@ def test_error_during_render_leaves_nothing(synth, media, outdir, monkeypatch):
   def boom(*a, **k):
     raise UserError("simulated failure half-way")
   calls = {"n": 0}
-  real = synthesis.generate.run_batched
+  real = runner.run_batched
 
   def flaky(*a, **k):
     calls["n"] += 1
     if calls["n"] == 2:
       boom()
     return real(*a, **k)
-  monkeypatch.setattr(synthesis.generate, "run_batched", flaky)
+  monkeypatch.setattr(runner, "run_batched", flaky)
   _fails(lambda: synth.synthesize(media / "face.png", outdir / "o.mp4",
                                   audio=media / "a16k.wav"), "half-way", outdir)
   assert calls["n"] == 2
@@ -438,6 +441,39 @@ def test_cli_batch_good_and_bad_rows(ckpts, media, outdir):
   assert errors[-1] == "error: 5 of 7 jobs failed (see the lines above)"
   assert sorted(p.name for p in outdir.iterdir()) == ["good.mp4", "good_text.mp4", "jobs.csv"]
   assert "wrote" in r.stdout and video.probe(outdir / "good_text.mp4").fps == 25
+
+
+def test_cli_help_example_runs_on_the_demo_models(media, tmp_path):
+  """--help's first example, exactly as written, with the committed demo models (no flags)."""
+  r = _cli("--help")
+  assert r.returncode == 0, r.stderr
+  example = next(ln.strip() for ln in r.stdout.splitlines()
+                 if ln.strip().startswith("taem-synthesize "))
+  args = shlex.split(example)[1:]
+  assert "--wav2lip" not in args and "--taem" not in args, example
+  face, out = args[args.index("--face") + 1], args[args.index("--out") + 1]
+  cv2.imwrite(str(tmp_path / face), cv2.imread(str(media / "face.png")))  # the user's photo
+  r = _cli(*args, cwd=tmp_path)
+  assert r.returncode == 0, r.stderr[-3000:]
+  notes = [ln for ln in r.stderr.splitlines() if "demo-scale models" in ln]
+  assert len(notes) == 1 and "generated sample corpus" in notes[0], r.stderr[-3000:]
+  info = video.probe(tmp_path / out)
+  assert info.fps == 25 and info.n_frames > 5 and info.audio_codec == "aac"
+  assert f"wrote {out} (" in r.stdout
+
+
+def test_cli_without_demo_models_says_what_to_pass(media, outdir, tmp_path, monkeypatch, capsys):
+  monkeypatch.setenv("TAEM_XLA_DEFAULTS", "0")  # leave this process's XLA_FLAGS alone
+  monkeypatch.setattr(paths, "DEMO_DIR", tmp_path / "no_demo")
+  job = ["--face", str(media / "face.png"), "--text", "Hi.", "--out", str(outdir / "o.mp4")]
+  for extra, msg in (([], "pass --wav2lip DIR and --taem DIR"),
+                     (["--taem", str(tmp_path)], "--taem needs the Wav2Lip checkpoint")):
+    with pytest.raises(SystemExit) as e:
+      synthesize_cli.main(job + extra)
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and msg in err[0], err
+  _assert_clean(outdir)
 
 
 def test_export_taem_from_training_workdir(tmp_path):

@@ -166,3 +166,29 @@ def test_unwritable_folder_is_a_user_error(tmp_path):
 def test_iter_frames_checks_the_file_at_the_call(tmp_path):
   with pytest.raises(UserError, match="no such file"):
     video.iter_frames(tmp_path / "missing.mp4")  # no iteration needed
+
+
+def test_path_checks_are_one_line_and_leave_nothing(tmp_path):
+  assert video.check_writable_output(tmp_path / "o.mp4") == tmp_path / "o.mp4"
+  assert list(tmp_path.iterdir()) == []  # the write probe is gone
+  for path, msg in ((tmp_path / "o.avi", "must be an .mp4"),
+                    (tmp_path / "no" / "o.mp4", "output folder does not exist")):
+    with pytest.raises(UserError, match=msg):
+      video.check_output(path)
+  (tmp_path / "empty.png").write_bytes(b"")
+  for path, msg in ((tmp_path / "nope.png", "face file not found"),
+                    (tmp_path, "face input is not a file"),
+                    (tmp_path / "empty.png", r"face file is empty \(0 bytes\)")):
+    with pytest.raises(UserError, match=msg):
+      video.check_input_file(path, "face")
+
+
+def test_frame_source_reads_any_order_exactly(tmp_path):
+  frames = gradient_frames(12)
+  path = tmp_path / "v.mp4"
+  video.write_video(path, frames, 25, lossless=True)
+  src = video.FrameSource(path, 12, 25.0, chunk=4, block=3)
+  order = [0, 1, 2, 5, 11, 10, 9, 8, 7, 3, 4, 6, 0]  # forwards, a jump, backwards, restarts
+  np.testing.assert_array_equal(np.stack([src.get(j) for j in order]), frames[order])
+  still = video.FrameSource(path, 1, None, chunk=4, block=3, image=frames[5])
+  np.testing.assert_array_equal(still.get(7), frames[5])

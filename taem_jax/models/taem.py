@@ -30,8 +30,9 @@ Array = jax.Array
 # Mel frames (100 fps, hop 10 ms) per video frame (25 fps). The subsampler's two stride-2 convs
 # implement exactly this ratio; other video rates are resampled to 25 fps in preprocessing.
 MEL_FRAMES_PER_VIDEO_FRAME = 4
-# Upper bound on one predicted phoneme duration at inference (mel frames = 100 s).
-MAX_PHONEME_FRAMES = 10_000
+# Upper bound on one predicted phoneme duration at inference (mel frames = 2 s): the model's
+# predicted-duration path and text synthesis (`Options.max_phoneme_frames`) share it.
+MAX_PHONEME_FRAMES = 200
 
 
 @dataclasses.dataclass(frozen=True)
@@ -166,6 +167,36 @@ def fit_durations(weights: Array, total: Array, valid: Array, minimum: Array) ->
   bounds = jnp.round(cum / denom * rest[:, None].astype(jnp.float32)).astype(jnp.int32)
   share = jnp.diff(bounds, axis=1, prepend=jnp.zeros_like(bounds[:, :1]))
   return jnp.where(valid, minimum + share, 0).astype(jnp.int32)
+
+
+def predicted_durations(dur_pred, phonemes, valid, config: TAEMConfig, *,
+                        cap: float = MAX_PHONEME_FRAMES, fallback: int | None = None, xp=jnp):
+  """The duration predictor's output as mel frames: the one rounding rule of TAEM inference.
+
+  weights = the prediction in frames (expm1 of log(d + 1) if `config.log_duration`), clipped
+  to [0, cap] (so an untrained predictor cannot overflow to inf), 0 at padding; rounded =
+  round(weights), at least `config.min_duration` for non-pause phonemes (`minimum`). With
+  `fallback`, a row whose rounded durations are all 0 gets `fallback` frames per phoneme
+  (text synthesis must give frames; the model's own forward pass keeps the empty output).
+
+  `xp` is the array module: jnp inside the model (jit-friendly), np for float64 host arrays.
+
+  Shapes:
+    dur_pred: (..., l_t) float; phonemes: (..., l_t) int; valid: (..., l_t) bool.
+    returns weights (..., l_t) float, rounded (..., l_t) int32, minimum (..., l_t) int32.
+  """
+  cap = float(cap)
+  pred = xp.expm1(xp.minimum(dur_pred, math.log1p(cap))) if config.log_duration else dur_pred
+  weights = xp.where(valid, xp.clip(pred, 0.0, cap), 0.0)
+  nonpause = valid
+  for pid in config.pause_ids:
+    nonpause = nonpause & (phonemes != pid)
+  minimum = xp.where(nonpause, config.min_duration, 0).astype(xp.int32)
+  rounded = xp.maximum(xp.round(weights).astype(xp.int32), minimum)
+  if fallback is not None:
+    empty = xp.sum(rounded, axis=-1, keepdims=True) == 0
+    rounded = xp.where(empty & valid, int(fallback), rounded).astype(xp.int32)
+  return weights, rounded, minimum
 
 
 def _mask_time(x: Array, mask: Array) -> Array:
@@ -359,16 +390,8 @@ class TAEM(nnx.Module):
         fit = True
       guess_frames = -(-total // r)
     else:
-      # Capped at MAX_PHONEME_FRAMES so an untrained predictor cannot overflow to inf.
-      cap = float(MAX_PHONEME_FRAMES)
-      pred = jnp.expm1(jnp.minimum(dur_pred, math.log1p(cap))) if c.log_duration else dur_pred
-      weights = jnp.where(phoneme_mask, jnp.clip(pred, 0.0, cap), 0.0)
-      nonpause = phoneme_mask
-      for pid in c.pause_ids:
-        nonpause = nonpause & (phonemes != pid)
-      minimum = jnp.where(nonpause, c.min_duration, 0).astype(jnp.int32)
+      weights, rounded, minimum = predicted_durations(dur_pred, phonemes, phoneme_mask, c)
       if n_frames is None:
-        rounded = jnp.maximum(jnp.round(weights).astype(jnp.int32), minimum)
         guess_frames = -(-jnp.sum(rounded, axis=1) // r)
       else:
         guess_frames = n_frames.astype(jnp.int32)

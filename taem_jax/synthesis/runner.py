@@ -1,4 +1,4 @@
-"""Audio-driven Wav2Lip generation on 96x96 face crops, batched and jit-compiled.
+"""The Wav2Lip runner: generation on 96x96 face crops, batched in bucketed shapes, jit-compiled.
 
 Face detection, cropping and paste-back live elsewhere (taem_jax/face); this module only turns
 (face crops, speech) into generated crops, following the official `inference.py`:
@@ -16,8 +16,8 @@ from flax import nnx
 
 from taem_jax import audio
 from taem_jax.errors import UserError
-
-FACE_SIZE = 96
+from taem_jax.face.crop import to_uint8
+from taem_jax.rates import FACE_SIZE, VIDEO_FPS
 
 
 def face_inputs(faces: np.ndarray) -> np.ndarray:
@@ -56,24 +56,36 @@ def as_unit_float(faces: np.ndarray) -> np.ndarray:
   return np.clip(faces, 0.0, 1.0).astype(np.float32)
 
 
-def to_uint8(frames) -> np.ndarray:
-  """[0, 1] float frames -> uint8 by truncation (x * 255 cast), as the official inference."""
-  return (np.asarray(frames, np.float32) * 255.0).astype(np.uint8)
-
-
 @functools.partial(jax.jit, static_argnums=(0, 4))
-def _generate_batch(graphdef, state, drive, faces, method="__call__"):
+def generate_batch(graphdef, state, drive, faces, method: str = "__call__"):
+  """One jitted generator call on one batch (compiled once per shape and method).
+
+  Args:
+    graphdef, state: `eval_split(model)`.
+    method: "__call__" (driven by mel windows) or "decode" (driven by latents z).
+
+  Shapes:
+    drive: (B, 80, 16, 1) mel windows or (B, D) latents; faces: (B, 96, 96, 6)
+    -> (B, 96, 96, 3) float in [0, 1].
+  """
   model = nnx.merge(graphdef, state)
   return getattr(model, method)(drive, faces)
 
 
-def bucket_size(n: int, batch_size: int) -> int:
-  """Batch shape used for `n` frames: batch_size, or the next power of two if n is smaller
-  (bounds the number of compiled shapes to ~log2(batch_size) while not padding a short clip
-  up to a large batch)."""
-  if n >= batch_size:
+def bucket_size(n: int, batch_size: int | None = None, *, floor: int = 1) -> int:
+  """Padded shape for `n` items: the next power of two >= n, at least `floor`, and at most
+  `batch_size` (which is used as it is once n reaches it).
+
+  Powers of two bound the number of compiled shapes to ~log2 of the largest while not padding
+  a short input up to a large batch: the generator's batches and TAEM's phoneme and frame
+  lengths all use it.
+
+  Example: bucket_size(5, 64) -> 8; bucket_size(100, 64) -> 64; bucket_size(5, floor=16) -> 16.
+  """
+  if batch_size is not None and n >= batch_size:
     return batch_size
-  return min(batch_size, 1 << max(0, (n - 1).bit_length()))
+  size = max(floor, 1 << max(0, (int(n) - 1).bit_length()))
+  return size if batch_size is None else min(batch_size, size)
 
 
 def eval_split(model: nnx.Module):
@@ -107,13 +119,13 @@ def run_batched(model: nnx.Module, mels: np.ndarray, faces6: np.ndarray,
     if k < bs:  # pad with copies of the last row; padded outputs are dropped below
       m = np.concatenate([m, np.repeat(m[-1:], bs - k, axis=0)])
       f = np.concatenate([f, np.repeat(f[-1:], bs - k, axis=0)])
-    y = _generate_batch(graphdef, state, jnp.asarray(m), jnp.asarray(f), method)
+    y = generate_batch(graphdef, state, jnp.asarray(m), jnp.asarray(f), method)
     out.append(np.asarray(y)[:k])
   return np.concatenate(out) if out else np.zeros((0, FACE_SIZE, FACE_SIZE, 3), np.float32)
 
 
 def generate_from_audio(model: nnx.Module, faces_96: np.ndarray, wav: np.ndarray, *,
-                        fps: float = 25.0, batch_size: int = 64) -> np.ndarray:
+                        fps: float = VIDEO_FPS, batch_size: int = 64) -> np.ndarray:
   """Lip-syncs face crops to speech with a Wav2Lip generator.
 
   The number of output frames follows the official inference for the audio length

@@ -1,5 +1,6 @@
 """Talking-face synthesis from text or audio on a face image or video (one job or a batch).
 
+  taem-synthesize --face me.jpg --text "Hello there." --out hello.mp4
   taem-synthesize --face me.jpg --text "Hello there." --taem ckpt/taem --wav2lip ckpt/wav2lip \\
       --out hello.mp4 [--speech]
   taem-synthesize --face talk.mp4 --audio speech.m4a --wav2lip ckpt/wav2lip --out synced.mp4
@@ -7,11 +8,14 @@
   taem-synthesize --face talk.mp4 --transcript "I will meet you on Monday." \\
       --edit "on Monday" --to "on Friday" --taem ckpt/taem --wav2lip ckpt/wav2lip --out edited.mp4
 
-(also `python experiments/synthesize.py ...`). The output is an H.264 + AAC mp4 that browsers
-play. Text gives a 25 fps video with a silent audio track, or with --speech an espeak-ng voice
-timed to the lips; audio gives the face video's frame rate with that audio. A face video shorter
-than the speech plays forwards and backwards; a longer one is cut. Frames without a face are
-passed through unchanged.
+(also `python experiments/synthesize.py ...`). Without --wav2lip and --taem the demo-scale
+models committed in checkpoints/demo are used (trained on the generated sample corpus, not on
+a real dataset: they show the pipeline, not the paper's quality).
+
+The output is an H.264 + AAC mp4 that browsers play. Text gives a 25 fps video with a silent
+audio track, or with --speech an espeak-ng voice timed to the lips; audio gives the face video's
+frame rate with that audio. A face video shorter than the speech plays forwards and backwards; a
+longer one is cut. Frames without a face are passed through unchanged.
 
 Editing (--edit OLD --to NEW --transcript TEXT): only the frames where the video says OLD are
 re-synthesised to say NEW (same length; --fade frames cross-faded at each edge), every other
@@ -35,8 +39,13 @@ import pathlib
 import sys
 import warnings
 
-from taem_jax.errors import UserError, cli_main
+from tqdm import tqdm
 
+from taem_jax import paths, xla_flags
+from taem_jax.errors import UserError, cli_main
+from taem_jax.synthesis import Options, Synthesizer
+
+_DEFAULTS = Options()  # the flags' defaults
 _STAGES = {"detect": "frames", "text": "chunks", "render": "frames", "align": "steps"}  # bar units
 
 
@@ -52,7 +61,6 @@ class _Bars:
       return
     if stage != self.stage:
       self.close()
-      from tqdm import tqdm  # pylint: disable=g-import-not-at-top
       self.bar = tqdm(total=total, desc=f"{self.label}{stage}", unit=_STAGES.get(stage, "it"),
                       file=sys.stderr, leave=True, dynamic_ncols=True)
       self.stage = stage
@@ -91,23 +99,27 @@ def _parser() -> argparse.ArgumentParser:
                  "the old words' frames")
   p.add_argument("--lossy", action="store_true", help="with --edit: browser-playable H.264 "
                  "yuv420p instead of lossless (untouched frames then only visually identical)")
-  p.add_argument("--wav2lip", required=True, help="Wav2Lip checkpoint directory")
-  p.add_argument("--taem", help="TAEM checkpoint directory (for text)")
+  p.add_argument("--wav2lip", help="Wav2Lip checkpoint directory (default, with no --taem "
+                 "either: the committed demo models)")
+  p.add_argument("--taem", help="TAEM checkpoint directory (for text and --edit)")
   p.add_argument("--speech", action="store_true", help="text: add an espeak-ng voice timed to "
                  "TAEM's durations (default: silent audio track)")
-  p.add_argument("--voice", default="en-us", help="espeak-ng voice for --speech")
+  p.add_argument("--voice", default=_DEFAULTS.voice, help="espeak-ng voice for --speech")
   p.add_argument("--arcface", help="ArcFace ONNX file, for a TAEM trained on ArcFace embeddings")
-  p.add_argument("--batch_size", type=int, default=64, help="frames per generator batch")
-  p.add_argument("--detect_stride", type=int, default=5,
+  p.add_argument("--batch_size", type=int, default=_DEFAULTS.batch_size,
+                 help="frames per generator batch")
+  p.add_argument("--detect_stride", type=int, default=_DEFAULTS.detect_stride,
                  help="run the face detector every k frames (1: every frame)")
-  p.add_argument("--smooth", type=int, default=5, help="face-box smoothing window (frames)")
-  p.add_argument("--pads", type=int, nargs=4, default=(0, 10, 0, 0),
+  p.add_argument("--smooth", type=int, default=_DEFAULTS.smooth,
+                 help="face-box smoothing window (frames)")
+  p.add_argument("--pads", type=int, nargs=4, default=_DEFAULTS.pads,
                  metavar=("TOP", "BOTTOM", "LEFT", "RIGHT"), help="face crop padding (px)")
-  p.add_argument("--feather", type=float, default=0.0,
+  p.add_argument("--feather", type=float, default=_DEFAULTS.feather,
                  help="paste-back blend border as a fraction of the face box (0: hard paste)")
-  p.add_argument("--face_index", type=int, default=None,
+  p.add_argument("--face_index", type=int, default=_DEFAULTS.face_index,
                  help="which face to animate, counted from the left (default: the largest)")
-  p.add_argument("--fps", type=float, default=25.0, help="frame rate for an image with audio")
+  p.add_argument("--fps", type=float, default=_DEFAULTS.image_fps,
+                 help="frame rate for an image with audio")
   p.add_argument("--no_progress", action="store_true", help="no progress bars")
   return p
 
@@ -140,16 +152,43 @@ def _read_batch(path: str) -> list[dict]:
   return jobs
 
 
+DEMO_NOTE = ("note: no --wav2lip/--taem given: using the demo-scale models in {}, trained on "
+             "the generated sample corpus (they show the pipeline, not the paper's quality)")
+
+
+def _options(args) -> Options:
+  return Options(batch_size=args.batch_size, detect_stride=args.detect_stride,
+                 smooth=args.smooth, pads=tuple(args.pads), feather=args.feather,
+                 face_index=args.face_index, image_fps=args.fps, voice=args.voice)
+
+
+def _checkpoints(args) -> tuple[str, str | None]:
+  """(Wav2Lip dir, TAEM dir or None): the flags, or the committed demo models if neither is
+  given (said once on stderr)."""
+  if args.wav2lip is not None:
+    return args.wav2lip, args.taem
+  if args.taem is not None:
+    raise UserError("--taem needs the Wav2Lip checkpoint it was trained against: add "
+                    "--wav2lip DIR")
+  demo = [paths.demo_model("wav2lip"), paths.demo_model("taem")]
+  missing = [d for d in demo if not d.is_dir()]
+  if missing:
+    raise UserError(f"the demo models are not installed ({missing[0]} is missing): pass "
+                    "--wav2lip DIR and --taem DIR")
+  print(DEMO_NOTE.format(demo[0].parent), file=sys.stderr)
+  return str(demo[0]), str(demo[1])
+
+
 @cli_main
 def main(argv=None) -> int:
   # ffmpeg runs through subprocess (fork + immediate exec), which is safe with JAX's threads;
   # Python 3.12 warns about any fork in a threaded process.
   warnings.filterwarnings("ignore", message=r"os\.fork\(\) was called", category=RuntimeWarning)
   args = _parser().parse_args(argv)
-  from taem_jax import xla_flags  # pylint: disable=g-import-not-at-top
   xla_flags.prefer_eigen_convolutions()  # before JAX starts: 1.56x faster generator on CPU
+  options = _options(args)
   if args.edit is not None or args.to is not None:
-    return _edit(args)
+    return _edit(args, options)
   if args.transcript is not None:
     raise UserError("--transcript goes with --edit OLD --to NEW")
   if args.batch:
@@ -165,15 +204,11 @@ def main(argv=None) -> int:
       raise UserError("--out is required (the .mp4 to write)")
     jobs = [{"line": None, "face": args.face, "text": args.text, "audio": args.audio,
              "out": args.out}]
-  if any(j["text"] is not None for j in jobs) and not args.taem:
+  if any(j["text"] is not None for j in jobs) and args.wav2lip and not args.taem:
     raise UserError("text input needs a TAEM checkpoint: add --taem DIR (or use --audio)")
 
-  from taem_jax import synthesis  # pylint: disable=g-import-not-at-top  # (imports JAX)
-  options = synthesis.Options(batch_size=args.batch_size, detect_stride=args.detect_stride,
-                              smooth=args.smooth, pads=tuple(args.pads), feather=args.feather,
-                              face_index=args.face_index, image_fps=args.fps, voice=args.voice)
-  synth = synthesis.Synthesizer(args.wav2lip, args.taem, options=options,
-                                arcface_path=args.arcface)
+  wav2lip_dir, taem_dir = _checkpoints(args)
+  synth = Synthesizer(wav2lip_dir, taem_dir, options=options, arcface_path=args.arcface)
   failed = 0
   for job in jobs:
     where = f"row {job['line']}: " if job["line"] is not None else ""
@@ -202,7 +237,7 @@ def main(argv=None) -> int:
   return 0
 
 
-def _edit(args) -> int:
+def _edit(args, options: Options) -> int:
   if args.edit is None or args.to is None:
     raise UserError("editing needs both --edit OLD and --to NEW")
   if args.batch or args.text is not None:
@@ -213,14 +248,10 @@ def _edit(args) -> int:
     raise UserError("--edit needs --transcript \"...\": the words spoken in the video")
   if not args.out:
     raise UserError("--out is required (the .mp4 to write)")
-  if not args.taem:
+  if args.wav2lip and not args.taem:
     raise UserError("editing needs a TAEM checkpoint: add --taem DIR")
-  from taem_jax import synthesis  # pylint: disable=g-import-not-at-top  # (imports JAX)
-  options = synthesis.Options(batch_size=args.batch_size, detect_stride=args.detect_stride,
-                              smooth=args.smooth, pads=tuple(args.pads), feather=args.feather,
-                              face_index=args.face_index, voice=args.voice)
-  synth = synthesis.Synthesizer(args.wav2lip, args.taem, options=options,
-                                arcface_path=args.arcface)
+  wav2lip_dir, taem_dir = _checkpoints(args)
+  synth = Synthesizer(wav2lip_dir, taem_dir, options=options, arcface_path=args.arcface)
   bars = _Bars(not args.no_progress)
   try:
     res = synth.edit(args.face, args.out, transcript=args.transcript, old=args.edit,

@@ -30,46 +30,23 @@ so hour-long inputs run in flat memory (`experiments/bench.py --only synthesis
 from __future__ import annotations
 
 import dataclasses
-import functools
 import os
 import pathlib
-import uuid
 from collections.abc import Callable, Iterator
 
-import jax
-import jax.numpy as jnp
 import numpy as np
-from flax import nnx
+import soundfile as sf
 
 from taem_jax import audio as audio_lib
 from taem_jax import face as face_lib
-from taem_jax import generate, video
+from taem_jax import video
 from taem_jax.errors import UserError
-
-TEXT_FPS = 25.0  # TAEM's video rate (4 mel frames of 100 fps per frame)
-DURATION_FPS = 100.0  # TAEM duration unit (mel frames per second)
-
-Progress = Callable[[str, int, "int | None"], None]
-
-
-def _no_progress(stage: str, advance: int, total: int | None) -> None:
-  del stage, advance, total
-
-
-@dataclasses.dataclass(frozen=True)
-class Options:
-  """How a clip is synthesised (the CLI flags map one to one)."""
-  batch_size: int = 64  # generator batch (and frames per streamed chunk)
-  detect_stride: int = 5  # run the face detector every k frames (1 = every frame)
-  smooth: int = 5  # face-box moving average window in frames
-  pads: tuple[int, int, int, int] = (0, 10, 0, 0)  # crop pads (top, bottom, left, right)
-  feather: float = 0.0  # paste-back blend border, fraction of the box side (0 = hard paste)
-  face_index: int | None = None  # None: the largest face; k: the k-th face from the left
-  image_fps: float = 25.0  # output frame rate for a still image with audio
-  voice: str = "en-us"  # espeak-ng voice for `speech`
-  max_chunk_phonemes: int = 96  # text is split at pauses into TAEM calls of at most this
-  max_phoneme_frames: int = 200  # cap on one predicted duration (100 fps frames = 2 s)
-  block_bytes: int = 256 << 20  # memory for frames read backwards (ping-pong loops)
+from taem_jax.models import load_pretrained, taem_checkpoint
+from taem_jax.rates import SAMPLE_RATE, VIDEO_FPS
+from taem_jax.synthesis import editing, runner
+from taem_jax.synthesis.options import Options, Progress, no_progress
+from taem_jax.synthesis.text_path import TextPath
+from taem_jax.text import PhonemeVocab, g2p
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,165 +87,12 @@ def frame_schedule(n_out: int, n_src: int, out_fps: float, src_fps: float | None
   return np.where(k < n_src, k, period - k)
 
 
-def share_frames(total: int, weights) -> list[int]:
-  """Splits `total` frames over parts in proportion to `weights` (largest remainder), each
-  part at least 1 frame (so `total` must be >= the number of parts).
-
-  Example: share_frames(10, [3, 1]) -> [7, 3] (one frame each, the other 8 split 6 : 2).
-  """
-  w = np.maximum(np.asarray(weights, np.float64), 1e-9)
-  k = len(w)
-  if total < k:
-    raise UserError(f"cannot fit {k} text chunks into {total} frames; give a longer target")
-  exact = (total - k) * w / w.sum()
-  base = np.floor(exact).astype(np.int64)
-  rest = int(total - k - base.sum())
-  base[np.argsort(-(exact - base), kind="stable")[:rest]] += 1
-  return (base + 1).tolist()
-
-
-def _pow2_at_least(n: int, floor: int) -> int:
-  return max(floor, 1 << max(0, (int(n) - 1).bit_length()))
-
-
-def check_output_path(out) -> pathlib.Path:
-  """The .mp4 path to write, after checking its folder exists and is writable (one line each).
-  Nothing is left behind by the check."""
-  p = video._check_output(out)  # pylint: disable=protected-access
-  probe_file = p.parent / f".{p.stem}.{os.getpid()}.{uuid.uuid4().hex[:8]}.check"
-  try:
-    probe_file.touch()
-  except OSError as e:
-    raise UserError(f"cannot write to output folder {p.parent}: {e.strerror}") from None
-  probe_file.unlink(missing_ok=True)
-  return p
-
-
-def _face_path(face) -> pathlib.Path:
-  p = pathlib.Path(face).expanduser()
-  if not p.exists():
-    raise UserError(f"face file not found: {p}")
-  if not p.is_file():
-    raise UserError(f"face input is not a file: {p}")
-  if p.stat().st_size == 0:
-    raise UserError(f"face file is empty (0 bytes): {p}")
-  return p
-
-
 def _native_rate(path: pathlib.Path) -> int:
   """Sample rate of an audio file if soundfile can tell (0 otherwise)."""
-  import soundfile as sf  # pylint: disable=g-import-not-at-top
   try:
     return int(sf.info(str(path)).samplerate)
   except Exception:  # pylint: disable=broad-except  # not a soundfile format (mp4, m4a, ...)
     return 0
-
-
-def split_chunks(words, max_phonemes: int) -> list[list]:
-  """Splits `g2p_words(text)` output into TAEM calls at pauses.
-
-  A chunk starts at a pause word (sil/sp) and runs to the next pause once it holds
-  `max_phonemes` (sentences, i.e. `sil`, always start a new chunk); the final `sil` stays with
-  the last chunk, so no pause is doubled. A run of words without a pause longer than the limit
-  is cut between words.
-
-  Returns:
-    a list of chunks, each a list of `text.Word`.
-  """
-  chunks: list[list] = []
-  cur: list = []
-  count = 0
-  last = len(words) - 1
-  for i, w in enumerate(words):
-    n = len(w.phonemes)
-    boundary = w.is_pause and i != last and cur and (w.phonemes[0] == "sil" or
-                                                     count + n > max_phonemes)
-    if boundary or (cur and not w.is_pause and count + n > max_phonemes):
-      chunks.append(cur)
-      cur, count = [], 0
-    cur.append(w)
-    count += n
-  if cur:
-    chunks.append(cur)
-  return chunks
-
-
-# ----------------------------------------------------------------------------------------------
-# Jitted model calls.
-
-
-@functools.partial(jax.jit, static_argnums=(0, 7))
-def _taem_call(graphdef, state, phonemes, mask, speaker, durations, n_frames, max_frames):
-  model = nnx.merge(graphdef, state)
-  return model(phonemes, mask, speaker, durations, n_frames, deterministic=True,
-               max_frames=max_frames)
-
-
-# ----------------------------------------------------------------------------------------------
-# Streaming frame access in schedule order.
-
-
-class _FrameSource:
-  """Frames of the face input fetched by index in schedule order, in bounded memory.
-
-  Ascending indices come from one sequential decoder (reopened with a seek when the schedule
-  jumps forward or restarts); descending runs (ping-pong) are read in blocks that end at the
-  requested frame, each block one seek + sequential decode.
-  """
-
-  def __init__(self, path: pathlib.Path, n_frames: int, fps: float | None, chunk: int,
-               block: int, image: np.ndarray | None = None):
-    self.path, self.n, self.fps = path, n_frames, fps
-    self.chunk, self.block = chunk, max(1, block)
-    self.image = image
-    self._it: Iterator[np.ndarray] | None = None
-    self._buf: np.ndarray | None = None  # current sequential chunk
-    self._buf_start = 0  # source index of self._buf[0]
-    self._blk: np.ndarray | None = None
-    self._blk_start = 0
-    self._prev = -1
-
-  def _read(self, start: int, count: int) -> np.ndarray:
-    parts = list(video.iter_frames(self.path, chunk=count, max_frames=count, start=start,
-                                   fps=self.fps))
-    if not parts:
-      raise UserError(f"{self.path}: cannot read frame {start} (the file changed or is damaged)")
-    return parts[0] if len(parts) == 1 else np.concatenate(parts)
-
-  def _sequential(self, j: int) -> np.ndarray | None:
-    if self._buf is not None and self._buf_start <= j < self._buf_start + len(self._buf):
-      return self._buf[j - self._buf_start]
-    if self._it is None or self._buf is None or j < self._buf_start:
-      return None
-    while self._buf_start + len(self._buf) <= j:
-      nxt = next(self._it, None)
-      if nxt is None:
-        return None
-      self._buf_start += len(self._buf)
-      self._buf = nxt
-    return self._buf[j - self._buf_start]
-
-  def get(self, j: int) -> np.ndarray:
-    if self.image is not None:
-      return self.image
-    descending = j < self._prev
-    self._prev = j
-    if self._blk is not None and self._blk_start <= j < self._blk_start + len(self._blk):
-      return self._blk[j - self._blk_start]
-    frame = None if descending else self._sequential(j)
-    if frame is not None:
-      return frame
-    if descending:
-      start = max(0, j + 1 - self.block)
-      self._blk, self._blk_start = self._read(start, j + 1 - start), start
-      return self._blk[j - start]
-    # (Re)open the sequential decoder at j.
-    self._it = video.iter_frames(self.path, chunk=self.chunk, start=j, fps=self.fps)
-    self._buf = next(self._it, None)
-    self._buf_start = j
-    if self._buf is None:
-      raise UserError(f"{self.path}: cannot read frame {j} (the file changed or is damaged)")
-    return self._buf[0]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -276,8 +100,8 @@ class _FrameSource:
 
 
 @dataclasses.dataclass
-class _Plan:
-  """Everything decided before rendering."""
+class Plan:
+  """Everything decided about one job before any model runs (`Synthesizer.plan`)."""
   face: pathlib.Path
   out: pathlib.Path
   image: np.ndarray | None
@@ -307,8 +131,6 @@ class Synthesizer:
 
   def __init__(self, wav2lip_dir=None, taem_dir=None, *, options: Options = Options(),
                arcface_path=None, wav2lip=None, taem=None, taem_info=None):
-    from taem_jax.models import load_pretrained  # pylint: disable=g-import-not-at-top
-    from taem_jax.models import taem_checkpoint  # pylint: disable=g-import-not-at-top
     self.options = options
     if options.batch_size < 1:
       raise UserError(f"batch size must be >= 1, got {options.batch_size}")
@@ -324,12 +146,12 @@ class Synthesizer:
       self.taem, self.taem_info = taem_checkpoint.load_taem(taem_dir)
     self.embedder = None
     self.vocab = None
+    self.text: TextPath | None = None  # the TAEM text path, once the checkpoint is checked
     if self.taem is not None:
       self._check_taem(arcface_path)
     self._detector = None
 
   def _check_taem(self, arcface_path) -> None:
-    from taem_jax.text import PhonemeVocab  # pylint: disable=g-import-not-at-top
     info = self.taem_info
     where = info.path if info is not None else "the TAEM checkpoint"
     latent, have = int(self.taem.config.latent_dim), int(self.wav2lip.embed_dim)
@@ -357,7 +179,7 @@ class Synthesizer:
       raise UserError(f"{where} takes {self.taem.config.speaker_dim}-d speaker embeddings but the "
                       f"{kind} embedder gives {self.embedder.dim}-d")
     self.vocab = info.vocab
-    self._taem_split = nnx.split(self.taem)
+    self.text = TextPath(self.taem, self.vocab, self.options)
 
   @property
   def detector(self) -> face_lib.FaceDetector:
@@ -367,12 +189,12 @@ class Synthesizer:
 
   # -- checks ----------------------------------------------------------------------------------
 
-  def plan(self, face, out, *, text: str | None = None, audio=None) -> _Plan:
+  def plan(self, face, out, *, text: str | None = None, audio=None) -> Plan:
     """Validates one job's inputs (cheap: no model runs). Raises UserError with one line."""
     if (text is None) == (audio is None):
       raise UserError("give exactly one of text or audio")
-    out_p = check_output_path(out)
-    face_p = _face_path(face)
+    out_p = video.check_writable_output(out)
+    face_p = video.check_input_file(face, "face")
     if out_p.resolve() == face_p.resolve():
       raise UserError(f"the output {out_p} would overwrite the face input")
     image = None
@@ -386,11 +208,10 @@ class Synthesizer:
       n_src, src_fps = info.n_frames, info.fps
       if not src_fps:
         raise UserError(f"{face_p}: cannot tell its frame rate; re-encode it (e.g. to 25 fps)")
-    plan = _Plan(face_p, out_p, image, n_src, src_fps, TEXT_FPS)
+    plan = Plan(face_p, out_p, image, n_src, src_fps, VIDEO_FPS)
     if text is not None:
       if self.taem is None:
         raise UserError("text input needs a TAEM checkpoint (--taem DIR); or give --audio")
-      from taem_jax.text import g2p  # pylint: disable=g-import-not-at-top
       plan.words = g2p.g2p_words(text)
     else:
       plan.audio_file = pathlib.Path(audio).expanduser() if isinstance(
@@ -403,7 +224,9 @@ class Synthesizer:
 
   # -- stages ----------------------------------------------------------------------------------
 
-  def _track(self, plan: _Plan, progress: Progress) -> face_lib.FaceTrack:
+  def track(self, plan: Plan, progress: Progress = no_progress) -> face_lib.FaceTrack:
+    """The face track of the whole face input ("detect" stage); updates `plan.n_src` to the
+    decoded frame count."""
     o = self.options
     if plan.image is not None:
       frames = plan.image[None]
@@ -422,99 +245,57 @@ class Synthesizer:
     plan.n_src = len(track)  # the decoded count is the truth (container counts can be off)
     return track
 
-  def _speaker(self, plan: _Plan, track: face_lib.FaceTrack) -> np.ndarray:
+  def speaker(self, plan: Plan, track: face_lib.FaceTrack) -> np.ndarray:
+    """The speaker embedding of the first frame with a face. Shapes: -> (S,) float32."""
     t = int(np.flatnonzero(track.valid)[0])
     if plan.image is not None:
       frame = plan.image
     else:
       frame = next(iter(video.iter_frames(plan.face, chunk=1, max_frames=1, start=t,
                                           fps=plan.src_fps)))[0]
-    return self.embedder.embed(frame, track.face(t)).astype(np.float32)
+    return self.embed_speaker(frame, track.face(t))
 
-  def _predict_durations(self, ids: np.ndarray, speaker: np.ndarray) -> np.ndarray:
-    """TAEM's predicted mel-frame durations, rounded as TAEM rounds them, capped.
+  def embed_speaker(self, frame: np.ndarray, face) -> np.ndarray:
+    """The speaker embedding TAEM takes, of `face` (a `face.Face`) in `frame`.
 
-    Shapes: ids (L,) int32; speaker (S,) -> (L,) int32.
+    Shapes: frame (H, W, 3) uint8 BGR -> (S,) float32.
     """
-    cfg = self.taem.config
-    n = len(ids)
-    lb = _pow2_at_least(n, 16)
-    ph = np.zeros((1, lb), np.int32)
-    ph[0, :n] = ids
-    mask = np.arange(lb)[None] < n
-    graphdef, state = self._taem_split
-    out = _taem_call(graphdef, state, jnp.asarray(ph), jnp.asarray(mask),
-                     jnp.asarray(speaker[None]), None, None, 1)
-    pred = np.asarray(out["log_dur_pred"][0, :n], np.float64)
-    cap = float(self.options.max_phoneme_frames)
-    w = np.expm1(np.minimum(pred, np.log1p(cap))) if cfg.log_duration else pred
-    w = np.clip(w, 0.0, cap)
-    minimum = np.where(np.isin(ids, cfg.pause_ids), 0, cfg.min_duration)
-    d = np.maximum(np.round(w), minimum).astype(np.int32)
-    if d.sum() == 0:
-      d[:] = 4  # a predictor that silences everything still gives one frame per phoneme
-    return d
+    if self.embedder is None:
+      raise UserError("speaker embeddings need a TAEM checkpoint (--taem DIR)")
+    return self.embedder.embed(frame, face).astype(np.float32)
 
-  def _text_latents(self, words, speaker: np.ndarray, progress: Progress, speech: bool,
-                    n_frames: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
-    """z_t of every output frame (+ the stretched espeak speech at 22.05 kHz if `speech`).
+  def text_latents(self, words, speaker: np.ndarray, progress: Progress = no_progress,
+                   speech: bool = False, n_frames: int | None = None
+                   ) -> tuple[np.ndarray, tuple[np.ndarray, int] | None]:
+    """z_t of every output frame (+ espeak-ng speech and its rate if `speech`) for `words`
+    (`g2p.g2p_words` output); see `TextPath.latents`.
 
-    With `n_frames`, the predicted durations are fitted (by TAEM's own length fitting) so the
-    output has exactly that many frames; chunks share it in proportion to their predicted
-    lengths.
-
-    Shapes: -> z (n_frames, D) float32, speech (n_frames * sr / 25,) float32 or None.
+    Shapes: speaker (S,) -> z (n_frames, D) float32, speech (n_frames * sr / 25,) float32.
     """
-    from taem_jax.text import espeak  # pylint: disable=g-import-not-at-top
-    from taem_jax.text.phonemes import normalize_symbol  # pylint: disable=g-import-not-at-top
-    chunks = split_chunks(words, self.options.max_chunk_phonemes)
-    graphdef, state = self._taem_split
-    zs, sounds = [], []
-    planned = []
-    for chunk in chunks:
-      symbols = [p for w in chunk for p in w.phonemes]
-      ids = np.asarray(self.vocab.encode([normalize_symbol(p, self.vocab.stress)
-                                          for p in symbols]), np.int32)
-      d = self._predict_durations(ids, speaker)
-      planned.append((chunk, ids, d, max(1, -(-int(d.sum()) // 4))))
-    if n_frames is not None:
-      shares = share_frames(int(n_frames), [p[3] for p in planned])
-      planned = [(c, i, d, f) for (c, i, d, _), f in zip(planned, shares)]
-    for chunk, ids, d, frames in planned:
-      n = len(ids)
-      lb, fb = _pow2_at_least(n, 16), _pow2_at_least(frames, 32)
-      ph = np.zeros((1, lb), np.int32)
-      ph[0, :n] = ids
-      dur = np.zeros((1, lb), np.int32)
-      dur[0, :n] = d
-      out = _taem_call(graphdef, state, jnp.asarray(ph), jnp.asarray(np.arange(lb)[None] < n),
-                       jnp.asarray(speaker[None]), jnp.asarray(dur),
-                       jnp.asarray([frames], np.int32), fb)
-      zs.append(np.asarray(out["z"][0, :frames], np.float32))
-      if speech:
-        used = np.asarray(out["durations_used"][0, :n], np.float64)
-        syn = espeak.synthesize_phonemes([list(w.phonemes) for w in chunk],
-                                         voice=self.options.voice)
-        bounds = [e.start for e in syn.phonemes] + [syn.phonemes[-1].end]
-        wav = espeak.stretch_segments(syn.wav, syn.sr, bounds, used / DURATION_FPS)
-        want = int(round(frames / TEXT_FPS * syn.sr))
-        sounds.append((np.pad(wav, (0, max(0, want - len(wav))))[:want], syn.sr))
-      progress("text", 1, len(chunks))
-    z = np.concatenate(zs)
-    if not speech:
-      return z, None
-    sr = sounds[0][1]
-    return z, (np.concatenate([s for s, _ in sounds]).astype(np.float32), sr)
+    if self.text is None:
+      raise UserError("text input needs a TAEM checkpoint (--taem DIR); or give --audio")
+    return self.text.latents(words, speaker, speech=speech, n_frames=n_frames,
+                             progress=progress)
 
-  def _render(self, plan: _Plan, track: face_lib.FaceTrack, n_out: int, drive: Callable,
-              method: str, progress: Progress) -> Iterator[np.ndarray]:
-    """Output frames in chunks, generated and pasted back (a generator for the writer)."""
+  def render(self, plan: Plan, track: face_lib.FaceTrack, n_out: int, drive: Callable,
+             method: str, progress: Progress = no_progress) -> Iterator[np.ndarray]:
+    """Output frames in chunks of `batch_size`, generated and pasted back ("render" stage).
+
+    Args:
+      drive: output frame indices (n,) -> the generator's drive for them (mel windows, or
+        latents for `method="decode"`).
+      method: "__call__" (audio) or "decode" (TAEM latents).
+
+    Shapes:
+      yields (n, H, W, 3) uint8 BGR chunks, n_out frames in all (a generator for the writer).
+    """
     o = self.options
     sched = frame_schedule(n_out, plan.n_src, plan.out_fps, plan.src_fps)
     boxes = track.crop_boxes(o.pads)
     h, w = track.frame_size
     block = max(1, min(4 * o.batch_size, o.block_bytes // max(1, h * w * 3)))
-    source = _FrameSource(plan.face, plan.n_src, plan.src_fps, o.batch_size, block, plan.image)
+    source = video.FrameSource(plan.face, plan.n_src, plan.src_fps, o.batch_size, block,
+                               plan.image)
     image_crop = None
     if plan.image is not None and track.valid[0]:
       image_crop = face_lib.crop_face(plan.image, boxes[0])
@@ -530,13 +311,13 @@ class Synthesizer:
           crops = np.broadcast_to(image_crop, (len(idx),) + image_crop.shape)
         else:
           crops = face_lib.crop_faces(frames[idx], bx)
-        y = generate.run_batched(self.wav2lip, drive(i0 + idx), generate.face_inputs(crops),
-                                 o.batch_size, method)
-        frames[idx] = face_lib.paste_faces(frames[idx], generate.to_uint8(y), bx, o.feather)
+        y = runner.run_batched(self.wav2lip, drive(i0 + idx), runner.face_inputs(crops),
+                               o.batch_size, method)
+        frames[idx] = face_lib.paste_faces(frames[idx], face_lib.to_uint8(y), bx, o.feather)
       progress("render", i1 - i0, n_out)
       yield frames
 
-  # -- the public call -------------------------------------------------------------------------
+  # -- the public calls ------------------------------------------------------------------------
 
   def synthesize(self, face, out, *, text: str | None = None, audio=None, speech: bool = False,
                  progress: Progress | None = None, n_frames: int | None = None) -> Result:
@@ -564,20 +345,20 @@ class Synthesizer:
     Raises:
       UserError: one line for any bad input (see `plan`), a face input without any face.
     """
-    progress = progress or _no_progress
+    progress = progress or no_progress
     if n_frames is not None and int(n_frames) < 1:
       raise UserError(f"n_frames (the output length) must be >= 1, got {n_frames}")
     plan = self.plan(face, out, text=text, audio=audio)
-    track = self._track(plan, progress)
+    track = self.track(plan, progress)
     if plan.words is not None:
-      speaker = self._speaker(plan, track)
-      z, sound = self._text_latents(plan.words, speaker, progress, speech, n_frames)
+      speaker = self.speaker(plan, track)
+      z, sound = self.text_latents(plan.words, speaker, progress, speech, n_frames)
       n_out = len(z)
       drive = lambda idx: z[idx]  # noqa: E731
       method = "decode"
       audio_track, audio_sr = (sound if sound is not None else
-                               (np.zeros(int(np.ceil(n_out / TEXT_FPS * 16000)), np.float32),
-                                16000))
+                               (np.zeros(int(np.ceil(n_out / VIDEO_FPS * SAMPLE_RATE)),
+                                         np.float32), SAMPLE_RATE))
     else:
       mel = audio_lib.melspectrogram(plan.wav)
       n_out = (int(n_frames) if n_frames is not None
@@ -588,11 +369,11 @@ class Synthesizer:
         first, count = int(idx[0]), int(idx[-1] - idx[0] + 1)
         return audio_lib.mel_windows(mel, count, plan.out_fps, first)[idx - first]
       method = "__call__"
-      audio_track, audio_sr = plan.wav, audio_lib.SAMPLE_RATE
-      if plan.audio_file is not None and _native_rate(plan.audio_file) >= audio_lib.SAMPLE_RATE:
+      audio_track, audio_sr = plan.wav, SAMPLE_RATE
+      if plan.audio_file is not None and _native_rate(plan.audio_file) >= SAMPLE_RATE:
         audio_track = plan.audio_file  # muxed at its own quality (AAC re-encode)
         plan.wav = None  # only the mel is needed from here on
-    frames = self._render(plan, track, n_out, drive, method, progress)
+    frames = self.render(plan, track, n_out, drive, method, progress)
     written = video.write_video(plan.out, frames, plan.out_fps, audio_wav=audio_track,
                                 audio_sr=audio_sr)
     sched = frame_schedule(n_out, plan.n_src, plan.out_fps, plan.src_fps)
@@ -607,7 +388,8 @@ class Synthesizer:
     Only the frames of the replaced words are re-synthesised (TAEM text path -> Wav2Lip decode,
     fitted to the old words' length, so the video keeps its length and audio sync); the first
     and last `fade` of them are cross-faded with the original frames; every other frame is
-    copied unchanged. Details and the meaning of "unchanged" in `taem_jax.editing`.
+    copied unchanged. Details and the meaning of "unchanged" in
+    `taem_jax.synthesis.editing`.
 
     Args:
       face: the talking video (with its speech as audio track, or give `audio`).
@@ -636,7 +418,6 @@ class Synthesizer:
       UserError: one line: words not in the transcript (or ambiguous), empty replacement or
         transcript, no audio, no face in the span, an image instead of a video, bad output.
     """
-    from taem_jax import editing  # pylint: disable=g-import-not-at-top
     return editing.edit(self, face, out, transcript=transcript, old=old, new=new, audio=audio,
                         fade=fade, speech=speech, lossless=lossless,
                         keep_length=keep_length, progress=progress)
