@@ -17,6 +17,7 @@ import logging
 import pathlib
 import sys
 
+from taem_jax.data import builder_class
 from taem_jax.errors import UserError, cli_main
 
 
@@ -39,8 +40,8 @@ def main(argv=None):
   manual = pathlib.Path(args.manual_dir).expanduser()
   if not manual.is_dir():
     raise UserError(f"--manual_dir {manual} does not exist or is not a folder")
+  # Heavy (TensorFlow's loader): imported once the arguments are known to be sound.
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-  from taem_jax.data import builder_class  # pylint: disable=g-import-not-at-top
   cls = builder_class(args.dataset)
   names = [c.name for c in cls.BUILDER_CONFIGS]
   if args.config not in names:

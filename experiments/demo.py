@@ -10,7 +10,8 @@ Steps (each one is the project's own command line, so the demo is what a user wo
      it with the GRID builder;
   2. models, trained by this project on that corpus at demo scale: the lip-sync expert and the
      Wav2Lip generator (width 1/8, min_channels 16; `wav2lip_expert.py:tiny`,
-     `wav2lip_gen.py:tiny`) and TAEM against the frozen generator (`sample.py:demo`). By default the copies committed in
+     `wav2lip_gen.py:tiny`) and TAEM against the frozen generator (`sample.py:demo`), each
+     exported by `experiments/train.py --export`. By default the copies committed in
      checkpoints/demo/ are used (made by exactly `demo.py --train`, see its README); --train
      retrains them (600 / 1000 / 600 steps by default: about an hour here);
   3. `experiments/synthesize.py`: <out>/say.mp4, the face of speaker s1 saying --text, with an
@@ -27,13 +28,16 @@ import subprocess
 import sys
 import time
 
+import cv2
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from taem_jax.errors import UserError, cli_main  # noqa: E402  pylint: disable=g-import-not-at-top
+from taem_jax import paths, video  # noqa: E402
+from taem_jax.errors import UserError, cli_main  # noqa: E402
 
-COMMITTED = ROOT / "checkpoints" / "demo"
-MODELS = ("expert", "wav2lip", "taem")
+COMMITTED = paths.DEMO_DIR
+MODELS = paths.DEMO_MODELS
 CONFIGS = ROOT / "experiments" / "configs"
 
 
@@ -70,14 +74,8 @@ def train_models(corpus: pathlib.Path, runs: pathlib.Path, dst: pathlib.Path, st
        times)
   _run("train TAEM", [py, "experiments/train.py", *common,
                       f"--config={CONFIGS / 'sample.py'}:demo", f"--init_from={dst / 'wav2lip'}",
-                      f"--steps={steps[2]}", f"--workdir={runs / 'taem'}"], times)
-  from taem_jax.models import taem_checkpoint  # pylint: disable=g-import-not-at-top
-  from taem_jax.train import taem_task  # pylint: disable=g-import-not-at-top
-  import ml_collections  # pylint: disable=g-import-not-at-top
-  cfg = ml_collections.ConfigDict({"data": {"dataset": "sample", "builder_config": "dlib"}})
-  dataset_dir = taem_task.prepared_dataset_dir(cfg, None, str(corpus))
-  taem_checkpoint.export_from_workdir(runs / "taem", dst / "taem", dataset_dir=dataset_dir,
-                                      overwrite=True)
+                      f"--steps={steps[2]}", f"--workdir={runs / 'taem'}",
+                      f"--export={dst / 'taem'}"], times)
 
 
 def _curve(workdir: pathlib.Path, kind: str, key: str):
@@ -133,8 +131,6 @@ def main(argv=None):
           "pass --train to retrain)", flush=True)
 
   # A photographed face the models know: speaker s1's photo (first frame of one of its clips).
-  import cv2  # pylint: disable=g-import-not-at-top
-  from taem_jax import video  # pylint: disable=g-import-not-at-top
   first = sorted((corpus / "s1").glob("*.mp4"))[0]
   face = out / "face.png"
   cv2.imwrite(str(face), next(iter(video.iter_frames(first, chunk=1, max_frames=1)))[0])

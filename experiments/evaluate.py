@@ -30,7 +30,14 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
   sys.path.insert(0, str(ROOT))
 
+import ml_collections  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+from taem_jax import evaluation, metrics, xla_flags  # noqa: E402
+from taem_jax.data.prepared import prepared_dataset_dir  # noqa: E402
 from taem_jax.errors import UserError, cli_main  # noqa: E402
+from taem_jax.models import load_pretrained  # noqa: E402
+from taem_jax.synthesis import Synthesizer  # noqa: E402
 
 DATASETS = ("sample", "grid", "tcd_timit", "lrs2")
 
@@ -70,10 +77,8 @@ def parse_args(argv):
 @cli_main
 def main(argv=None):
   args = parse_args(sys.argv[1:] if argv is None else argv)
-  from taem_jax import xla_flags  # pylint: disable=g-import-not-at-top
   xla_flags.prefer_eigen_convolutions()  # before JAX starts: 1.56x faster generator on CPU
   methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-  from taem_jax import evaluation  # pylint: disable=g-import-not-at-top
   bad = [m for m in methods if m not in evaluation.METHODS]
   if bad or not methods:
     what = f"unknown method {bad[0]!r}" if bad else "no method given"
@@ -97,17 +102,12 @@ def main(argv=None):
   out.mkdir(parents=True, exist_ok=True)
 
   # Build (or find) the dataset before JAX starts its threads: building forks ffmpeg.
-  import ml_collections  # pylint: disable=g-import-not-at-top
-  from taem_jax.train import taem_task  # pylint: disable=g-import-not-at-top
   cfg = ml_collections.ConfigDict({"data": {"dataset": args.dataset,
                                             "builder_config": args.builder_config}})
-  dataset_dir = taem_task.prepared_dataset_dir(cfg, args.data_dir, str(manual))
+  dataset_dir = prepared_dataset_dir(cfg, args.data_dir, str(manual))
   builder = "grid" if args.dataset == "sample" else args.dataset
   clips = evaluation.load_clips(builder, manual, dataset_dir, args.split, args.limit)
 
-  from taem_jax import metrics  # pylint: disable=g-import-not-at-top
-  from taem_jax.models import load_pretrained  # pylint: disable=g-import-not-at-top
-  from taem_jax.synthesis import Synthesizer  # pylint: disable=g-import-not-at-top
   synth = Synthesizer(args.wav2lip, args.taem if "taem" in methods else None,
                       arcface_path=args.arcface)
   # One Synthesizer per Table 2 TAEM, all sharing the loaded Wav2Lip.
@@ -121,7 +121,6 @@ def main(argv=None):
 
   bar = None
   if not args.no_progress:
-    from tqdm import tqdm  # pylint: disable=g-import-not-at-top
     bar = tqdm(total=len(clips) * (len(methods) + len(variants)), desc="evaluate", unit="video",
                file=sys.stderr)
   results = evaluation.evaluate(

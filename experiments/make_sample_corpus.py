@@ -11,6 +11,9 @@ not the GRID corpus. Build it into a TFDS dataset with
 import argparse
 import sys
 
+from tqdm import tqdm
+
+from taem_jax.data.sample.generate import SampleCorpusConfig, generate_corpus
 from taem_jax.errors import cli_main
 
 
@@ -27,8 +30,6 @@ def parse_args(argv):
 @cli_main
 def main(argv=None):
   args = parse_args(sys.argv[1:] if argv is None else argv)
-  from tqdm import tqdm  # pylint: disable=g-import-not-at-top
-  from taem_jax.data.sample.generate import SampleCorpusConfig, generate_corpus  # pylint: disable=g-import-not-at-top
   cfg = SampleCorpusConfig(speakers=args.speakers, utterances=args.utterances, seed=args.seed,
                            frame_size=args.frame_size)
   bar = tqdm(total=cfg.speakers * cfg.utterances, unit="utt", desc="sample corpus")

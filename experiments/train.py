@@ -26,9 +26,11 @@ What happens:
     data order, so no step is lost or repeated.
   * Ctrl-C (or SIGTERM) finishes the current step, writes a checkpoint and exits with status 130.
   * A NaN/inf loss or gradient stops the run (exit 3) and names the step.
-  * --export=DIR writes the trained model (Wav2Lip expert or generator) as a directory that
-    taem_jax.models.load_pretrained reads, like a converted official checkpoint. Rerunning a
-    finished run with --export only exports.
+  * --export=DIR writes the trained model as a directory that synthesis loads: the Wav2Lip
+    expert or generator as taem_jax.models.load_pretrained reads it (like a converted official
+    checkpoint), TAEM as taem_jax.models.taem_checkpoint.load_taem reads it (weights plus its
+    phoneme vocabulary, speaker embedder, target and loss objective). Rerunning a finished run
+    with --export only exports.
   * Devices: all visible ones form a data-parallel mesh (batch split, parameters replicated).
     CPU: XLA_FLAGS=--xla_force_host_platform_device_count=N fakes N devices. Several hosts or
     processes: --distributed (and --coordinator_address/--num_processes/--process_id when
@@ -36,7 +38,7 @@ What happens:
 """
 from __future__ import annotations
 
-import os
+import importlib.util
 import pathlib
 import sys
 
@@ -44,12 +46,17 @@ _REPO = pathlib.Path(__file__).resolve().parents[1]
 if str(_REPO) not in sys.path:
   sys.path.insert(0, str(_REPO))
 
+import jax  # noqa: E402
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 from absl import logging as absl_logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
+from taem_jax.data.prepared import prepared_dataset_dir  # noqa: E402
 from taem_jax.errors import UserError, cli_main  # noqa: E402
+from taem_jax.train import mesh as mesh_lib  # noqa: E402
+from taem_jax.train import reporting, tasks  # noqa: E402
+from taem_jax.train import trainer as trainer_lib  # noqa: E402
 
 DATASETS = ("grid", "tcd_timit", "lrs2", "sample", "synthetic", "toy")
 CONFIG_DIR = _REPO / "experiments" / "configs"
@@ -70,10 +77,11 @@ flags.DEFINE_string("data_dir", None, "TFDS data directory holding (or receiving
 flags.DEFINE_string("manual_dir", None, "Folder with the raw corpus you downloaded (GRID, "
                     "TCD-TIMIT, LRS2) or generated (sample corpus).")
 flags.DEFINE_string("init_from", None, "Weights for a fresh run (ignored when --workdir holds a "
-                    "checkpoint): a converted Wav2Lip directory (python -m porting.convert) for the "
-                    "frozen target, or a finished training workdir.")
-flags.DEFINE_string("export", None, "After training, write the model as a load_pretrained "
-                    "directory here (Wav2Lip expert/generator tasks; replaces an existing one).")
+                    "checkpoint): a converted Wav2Lip directory (python -m porting.convert) for "
+                    "the frozen target, or a finished training workdir.")
+flags.DEFINE_string("export", None, "After training, write the model here as a directory "
+                    "that synthesis loads (a load_pretrained one for the Wav2Lip expert/generator, "
+                    "a TAEM checkpoint for TAEM; replaces an existing one).")
 flags.DEFINE_integer("steps", None, "Total training steps (overrides config.train.num_steps).")
 flags.DEFINE_integer("batch_size", None, "Global batch size (overrides config.data.batch_size).")
 flags.DEFINE_integer("num_devices", None, "Devices in the data mesh (default: all visible; "
@@ -86,35 +94,7 @@ flags.DEFINE_string("coordinator_address", None, "host:port of process 0 (with -
 flags.DEFINE_integer("num_processes", None, "Number of processes (with --distributed).")
 flags.DEFINE_integer("process_id", None, "This process's index (with --distributed).")
 
-GRID_HELP = """\
-the GRID corpus is not included and cannot be downloaded by this program.
-  To train on the real GRID corpus: download the per-speaker videos and the word alignments
-  from the GRID audio-visual sentence corpus page (Cooke, Barker, Cunningham & Shao, University
-  of Sheffield: spandh.dcs.shef.ac.uk/gridcorpus, also Zenodo record 3625687), unpack them so
-  the folder holds s1/*.mpg ... s34/*.mpg and alignments/s1/*.align ... (full layout:
-  taem_jax/data/grid/README.md), then run
-      .venv/bin/python experiments/train.py --dataset=grid --manual_dir=GRID_DIR \\
-          --init_from=WAV2LIP_DIR --workdir=runs/grid
-  To try everything without GRID, generate the built-in sample corpus (same layout, synthetic
-  speech and animated photos; it is not GRID) and train on it:
-      .venv/bin/python experiments/make_sample_corpus.py --out data/sample_corpus
-      .venv/bin/python experiments/train.py --dataset=sample --manual_dir=data/sample_corpus \\
-          --workdir=runs/sample"""
-
-MISSING_CORPUS_HELP = {
-    "tcd_timit": "TCD-TIMIT is not included: request it from the TCD-TIMIT site (Trinity College "
-                 "Dublin, sigmedia), unpack the 'volunteers' straight-camera videos, and pass "
-                 "--manual_dir=/path/to/TCD-TIMIT",
-    "lrs2": "LRS2 is not included: request it from the BBC/Oxford VGG LRS2 page (licence form), "
-            "unpack main/ and pretrain/, and pass --manual_dir=/path/to/LRS2",
-    "sample": "the sample corpus folder is missing: generate it with "
-              ".venv/bin/python experiments/make_sample_corpus.py --out data/sample_corpus and "
-              "pass --manual_dir=data/sample_corpus",
-}
-
-
 def _load_config_file(path: pathlib.Path):
-  import importlib.util  # pylint: disable=g-import-not-at-top
   spec = importlib.util.spec_from_file_location(f"_config_{path.stem}", path)
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
@@ -144,82 +124,6 @@ def load_config(dataset: str | None):
   return config
 
 
-def check_corpus(dataset: str) -> None:
-  """Fails with download instructions when a corpus that needs a folder has none."""
-  if dataset in ("toy", "synthetic"):
-    return
-  have_manual = FLAGS.manual_dir and os.path.isdir(os.path.expanduser(FLAGS.manual_dir))
-  have_prepared = FLAGS.data_dir and os.path.isdir(os.path.expanduser(FLAGS.data_dir))
-  if have_manual or have_prepared:
-    return
-  if FLAGS.manual_dir:
-    raise UserError(f"--manual_dir={FLAGS.manual_dir} does not exist. " +
-                    (GRID_HELP if dataset == "grid" else MISSING_CORPUS_HELP[dataset]))
-  raise UserError(GRID_HELP if dataset == "grid" else MISSING_CORPUS_HELP[dataset])
-
-
-# -- tasks: config -> (task, train iterator, eval-iterator factory) ---------------------------
-
-def build_toy(config, mesh, dataset_dir):
-  del dataset_dir  # in-memory data
-  from taem_jax.train import mesh as mesh_lib  # pylint: disable=g-import-not-at-top
-  from taem_jax.train import toy  # pylint: disable=g-import-not-at-top
-  mesh_lib.local_batch_size(config.data.batch_size, mesh)  # validates divisibility
-  task = toy.ToyTask(d_hidden=config.model.d_hidden, dropout=config.model.dropout)
-  n_train = config.data.num_train
-  # One draw of examples, split: held-out inputs are new, the target map is the same.
-  arrays = toy.toy_arrays(n_train + config.data.num_eval, seed=config.seed)
-  train = {k: v[:n_train] for k, v in arrays.items()}
-  held_out = {k: v[n_train:] for k, v in arrays.items()}
-  it = toy.toy_iterator(train, config.data.batch_size, seed=config.seed,
-                        load_delay=config.data.load_delay)
-  evals = lambda: toy.toy_iterator(held_out, config.data.batch_size, seed=0,  # noqa: E731
-                                   shuffle=False, repeat=False)
-  return task, it, evals
-
-
-def build_taem(config, mesh, dataset_dir):
-  from taem_jax.train import taem_task  # pylint: disable=g-import-not-at-top
-  task, it, evals = taem_task.build(config, mesh, dataset_dir=dataset_dir)
-  if (task.wav2lip_config is not None and config.target.require_pretrained
-      and not FLAGS.init_from and not _has_checkpoint(FLAGS.workdir)):
-    raise UserError(
-        "TAEM learns to imitate a pre-trained Wav2Lip's audio latent z_a: pass --init_from=DIR "
-        "with converted Wav2Lip weights (python -m porting.convert --src wav2lip.pth --dst DIR), "
-        "or build the dataset with cached z_a (experiments/build_dataset.py --config dlib_za); "
-        "--config.target.require_pretrained=False trains against a random Wav2Lip (smoke tests)")
-  return task, it, evals
-
-
-def _has_checkpoint(workdir: str) -> bool:
-  from taem_jax.train import checkpoint  # pylint: disable=g-import-not-at-top
-  d = os.path.join(workdir, "checkpoints")
-  if not os.path.isdir(d):
-    return False
-  store = checkpoint.CheckpointStore(d, async_save=False)
-  try:
-    return store.latest_step() is not None
-  finally:
-    store.close()
-
-
-def build_wav2lip(config, mesh, dataset_dir):
-  """The expert or generator task of experiments/configs/wav2lip_{expert,gen}.py."""
-  from taem_jax.train import wav2lip_task  # pylint: disable=g-import-not-at-top
-  if (config.task == "wav2lip" and not config.expert.dir and config.expert.require_pretrained
-      and not _has_checkpoint(FLAGS.workdir)):
-    raise UserError(
-        "the generator's sync loss needs a trained lip-sync expert: train one with "
-        "--config=experiments/configs/wav2lip_expert.py[:variant] --export=DIR and pass "
-        "--config.expert.dir=DIR (or a converted lipsync_expert.pth); "
-        "--config.expert.require_pretrained=False uses a random expert (smoke tests)")
-  return wav2lip_task.build(config, mesh, dataset_dir=dataset_dir)
-
-
-TASKS = {"toy": build_toy, "taem": build_taem, "expert": build_wav2lip,
-         "wav2lip": build_wav2lip}
-
-
 @cli_main
 def main(argv):
   if not FLAGS["verbosity"].present:
@@ -230,31 +134,25 @@ def main(argv):
   if not FLAGS.workdir:
     raise UserError("--workdir is required (where checkpoints and logs go; an existing run "
                     "there is resumed)")
-  dataset = FLAGS.dataset
-  config = load_config(dataset)
-  check_corpus(config.data.dataset)
-  if config.task not in TASKS:
-    raise UserError(f"config.task={config.task!r} is not one of {', '.join(TASKS)}")
+  config = load_config(FLAGS.dataset)
+  tasks.check_corpus(config.data.dataset, FLAGS.manual_dir, FLAGS.data_dir)
+  if config.task not in tasks.TASKS:
+    raise UserError(f"config.task={config.task!r} is not one of {', '.join(tasks.TASKS)}")
 
   if FLAGS.distributed:
-    from taem_jax.train import mesh as mesh_lib  # pylint: disable=g-import-not-at-top
     mesh_lib.initialize_distributed(FLAGS.coordinator_address, FLAGS.num_processes,
                                     FLAGS.process_id)
 
   dataset_dir = None
-  if config.data.dataset not in ("toy", "synthetic"):
+  if config.data.dataset not in tasks.IN_MEMORY:
     # Before the first device query: building a dataset forks ffmpeg, which must not happen
     # once JAX's threads run.
-    from taem_jax.train import taem_task  # pylint: disable=g-import-not-at-top
-    dataset_dir = taem_task.prepared_dataset_dir(config, FLAGS.data_dir, FLAGS.manual_dir,
-                                                 can_build=not FLAGS.distributed)
-
-  from taem_jax.train import mesh as mesh_lib  # pylint: disable=g-import-not-at-top
-  from taem_jax.train import reporting  # pylint: disable=g-import-not-at-top
-  from taem_jax.train import trainer as trainer_lib  # pylint: disable=g-import-not-at-top
+    dataset_dir = prepared_dataset_dir(config, FLAGS.data_dir, FLAGS.manual_dir,
+                                       can_build=not FLAGS.distributed)
 
   mesh = mesh_lib.make_mesh(config.train.num_devices or None)
-  task, train_it, eval_fn = TASKS[config.task](config, mesh, dataset_dir)
+  task, train_it, eval_fn = tasks.build(config, mesh, dataset_dir=dataset_dir,
+                                        workdir=FLAGS.workdir, init_from=FLAGS.init_from)
   hooks = reporting.default_hooks(FLAGS.workdir, progress=FLAGS.progress,
                                   tensorboard=FLAGS.tensorboard)
   trainer = trainer_lib.Trainer(task, config, FLAGS.workdir, train_it, eval_data=eval_fn,
@@ -266,13 +164,12 @@ def main(argv):
     sys.exit(3)
   finally:
     trainer.close()
-  import jax  # pylint: disable=g-import-not-at-top
   if FLAGS.export and jax.process_index() == 0:
     export = getattr(task, "export", None)
     if export is None:
       raise UserError(f"--export: the {config.task} task has no export format")
     for path in export(result.model, FLAGS.export, step=result.step, overwrite=True):
-      print(f"exported {path} (taem_jax.models.load_pretrained reads it)")
+      print(f"exported {path}")
   if jax.process_index() == 0:
     shown = ", ".join(f"{k}={v:.4g}" for k, v in sorted(result.last_metrics.items()))
     print(f"done: {result.step} steps in {FLAGS.workdir} (started from {result.resumed_from}); "

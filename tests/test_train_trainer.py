@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 from flax import nnx
 
+from taem_jax.data.memory import array_iterator
 from taem_jax.train import checkpoint as ckpt_lib
-from taem_jax.train import toy
 from taem_jax.train import trainer as trainer_lib
+from taem_jax.train.tasks import toy
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -56,9 +57,9 @@ def run(workdir, config, *, arrays=TRAIN, shuffle=True, hooks=()):
   rec = Recorder()
   trainer = trainer_lib.Trainer(
       toy.ToyTask(d_hidden=config.model.d_hidden, dropout=config.model.dropout), config,
-      workdir, toy.toy_iterator(arrays, config.data.batch_size, seed=config.seed,
-                                shuffle=shuffle),
-      eval_data=lambda: toy.toy_iterator(HELD_OUT, 16, seed=0, shuffle=False, repeat=False),
+      workdir, array_iterator(arrays, config.data.batch_size, seed=config.seed,
+                              shuffle=shuffle),
+      eval_data=lambda: array_iterator(HELD_OUT, 16, seed=0, shuffle=False, repeat=False),
       hooks=[rec, *hooks])
   try:
     result = trainer.run()
@@ -175,7 +176,7 @@ def test_load_arrays_and_init_from(tmp_path):
   # init_from: a new run starts from run a's weights (not from its optimizer or step).
   trainer = trainer_lib.Trainer(
       toy.ToyTask(), config, tmp_path / "b",
-      toy.toy_iterator(TRAIN, 16, seed=0), init_from=str(tmp_path / "a" / "checkpoints"))
+      array_iterator(TRAIN, 16, seed=0), init_from=str(tmp_path / "a" / "checkpoints"))
   config.train.num_steps = 0
   result = trainer.run()
   trainer.close()

@@ -14,8 +14,11 @@ from flax import nnx
 
 from taem_jax.errors import UserError
 from taem_jax.models import load_pretrained
-from taem_jax.train import reporting
-from taem_jax.train import wav2lip_task as w2l
+from taem_jax.data import windows
+from taem_jax.data.memory import array_iterator
+from taem_jax.data.synthetic import synthetic_clips
+from taem_jax.train import reporting, tasks
+from taem_jax.train.tasks import wav2lip as w2l
 from test_train_distributed import QUIET, _assert_same_params, _env  # noqa: E402
 import trainer_helpers  # noqa: E402
 
@@ -58,7 +61,7 @@ def test_expert_samples_pair_lower_halves_with_audio_and_offset_negatives():
   batch = coded_batch()
   batch["valid"][1] = False  # a filler row of a padded eval batch
   k, m = 8, 3
-  s = w2l.expert_samples(batch, np.random.default_rng(0), windows_per_clip=k, min_offset=m)
+  s = windows.expert_samples(batch, np.random.default_rng(0), windows_per_clip=k, min_offset=m)
   assert s["lips"].shape == (24, 5, 48, 96, 3) and s["mel"].shape == (24, 80, 16, 1)
   np.testing.assert_array_equal(s["weight"], np.repeat([1.0, 0.0, 1.0], k))
   for i in range(24):
@@ -81,17 +84,17 @@ def test_expert_samples_pair_lower_halves_with_audio_and_offset_negatives():
 
 def test_expert_samples_skip_clips_too_short_for_a_negative():
   batch = coded_batch(n_frames=(7, 20))
-  s = w2l.expert_samples(batch, np.random.default_rng(1), windows_per_clip=2, min_offset=3)
+  s = windows.expert_samples(batch, np.random.default_rng(1), windows_per_clip=2, min_offset=3)
   np.testing.assert_array_equal(s["weight"], [0, 0, 1, 1])
   with pytest.raises(UserError, match="min_offset"):
-    w2l.expert_samples(batch, np.random.default_rng(1), min_offset=0)
+    windows.expert_samples(batch, np.random.default_rng(1), min_offset=0)
 
 
 def test_generator_samples_reference_elsewhere_and_shifted_audio():
   batch = coded_batch()
   k = 16
-  s = w2l.generator_samples(batch, np.random.default_rng(0), windows_per_clip=k,
-                            audio_shift=-1, min_ref_offset=2)
+  s = windows.generator_samples(batch, np.random.default_rng(0), windows_per_clip=k,
+                                audio_shift=-1, min_ref_offset=2)
   for i in range(3 * k):
     clip = i // k
     st, r = int(s["start"][i]), int(s["ref_start"][i])
@@ -103,7 +106,8 @@ def test_generator_samples_reference_elsewhere_and_shifted_audio():
     np.testing.assert_array_equal(s["indiv_mels"][i, :, 0, 0, 0],
                                   np.arange(st - 1, st + 4) + 1000 * clip)
     assert s["mel"][i, 0, 0, 0] == st + 1000 * clip
-  s0 = w2l.generator_samples(batch, np.random.default_rng(0), windows_per_clip=k, audio_shift=0)
+  s0 = windows.generator_samples(batch, np.random.default_rng(0), windows_per_clip=k,
+                                 audio_shift=0)
   np.testing.assert_array_equal(s0["indiv_mels"][:, 0, 0, 0, 0],
                                 s0["start"] + 1000 * np.repeat(np.arange(3), k))
 
@@ -112,12 +116,12 @@ def test_generator_input_masks_the_lower_half():
   rs = np.random.RandomState(0)
   window = rs.randint(1, 255, (2, 5, 96, 96, 3)).astype(np.uint8)
   ref = rs.randint(0, 255, (2, 5, 96, 96, 3)).astype(np.uint8)
-  for x in (w2l.generator_input(window, ref),
-            np.asarray(w2l.generator_input(jnp.asarray(window / 255.0), jnp.asarray(ref)))):
+  for x in (windows.generator_input(window, ref),
+            np.asarray(windows.generator_input(jnp.asarray(window / 255.0), jnp.asarray(ref)))):
     assert x.shape == (2, 5, 96, 96, 6)
     assert (x[..., 48:, :, :3] == 0).all()
     assert (x[..., :48, :, :3] != 0).all()
-  x = w2l.generator_input(window, ref)
+  x = windows.generator_input(window, ref)
   np.testing.assert_array_equal(x[..., :48, :, :3], window[..., :48, :, :])
   np.testing.assert_array_equal(x[..., 3:], ref)
 
@@ -151,11 +155,10 @@ def test_mouth_motion_separates_following_from_copying():
 
 
 def test_window_iterator_is_deterministic_and_resumes():
-  from taem_jax.train import toy
-  clips = w2l.synthetic_clips(8, frames=16, seed=0)
-  make = lambda: w2l.WindowIterator(  # noqa: E731
-      toy.toy_iterator(clips, 4, seed=0),
-      lambda b, r: w2l.expert_samples(b, r, windows_per_clip=2), seed=5)
+  clips = synthetic_clips(8, frames=16, seed=0)
+  make = lambda: windows.WindowIterator(  # noqa: E731
+      array_iterator(clips, 4, seed=0),
+      lambda b, r: windows.expert_samples(b, r, windows_per_clip=2), seed=5)
   a = make()
   batches = [next(a) for _ in range(5)]
   b = make()
@@ -172,7 +175,7 @@ def test_window_iterator_is_deterministic_and_resumes():
 # -- tasks on synthetic clips ----------------------------------------------------------------
 
 def _run(config, workdir):
-  return trainer_helpers.run(w2l.build, config, workdir)
+  return trainer_helpers.run(tasks.build, config, workdir)
 
 
 def _mean(rec, key, steps):

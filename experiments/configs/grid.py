@@ -12,12 +12,8 @@ L_dis (train/mse) falls to a small fraction of its start within ~5k steps (the p
 convergence in about 5k), L_dur (train/duration, log domain) to ~0.1.
 `:tiny` is a seconds-long smoke run on a tiny corpus (tests).
 """
-import pathlib
-import sys
-
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-import taem_common  # noqa: E402  pylint: disable=g-import-not-at-top
+from taem_jax.train import config_defaults
 
 
 def get_config(arg=None):
-  return taem_common.get_config("grid", arg)
+  return config_defaults.taem_config("grid", arg)

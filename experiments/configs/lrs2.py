@@ -9,14 +9,10 @@ Clips vary in length, so several buckets (one compile each) are used; per-step c
 between the GRID and TCD-TIMIT figures. What it should reach: as grid.py.
 `:tiny` is the smoke-test size.
 """
-import pathlib
-import sys
-
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-import taem_common  # noqa: E402  pylint: disable=g-import-not-at-top
+from taem_jax.train import config_defaults
 
 
 def get_config(arg=None):
-  c = taem_common.get_config("lrs2", arg)
+  c = config_defaults.taem_config("lrs2", arg)
   c.data.eval_split = "val" if arg is None else c.data.eval_split  # LRS2 ships a val split
   return c

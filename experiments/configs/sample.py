@@ -13,14 +13,10 @@ eval/mse.
 2 + 2 FFT blocks, against the width-1/8 Wav2Lip of wav2lip_gen.py:tiny (pass its export with
 --init_from), batch 16, 600 steps.
 """
-import pathlib
-import sys
-
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-import taem_common  # noqa: E402  pylint: disable=g-import-not-at-top
+from taem_jax.train import config_defaults
 
 
 def get_config(arg=None):
-  c = taem_common.get_config("sample", arg)
+  c = config_defaults.taem_config("sample", arg)
   c.train.num_steps = 2000 if arg is None else c.train.num_steps  # small corpus: fewer steps
   return c

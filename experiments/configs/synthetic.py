@@ -11,15 +11,11 @@ with `:tiny` (150 steps), train/mse falls from ~1.2 to ~0.1 (after a ~100-step p
 train/duration from ~3 to ~0.2 (measured). The paper-size run was only timed here, not trained
 to convergence.
 """
-import pathlib
-import sys
-
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-import taem_common  # noqa: E402  pylint: disable=g-import-not-at-top
+from taem_jax.train import config_defaults
 
 
 def get_config(arg=None):
-  c = taem_common.get_config("synthetic", arg)
+  c = config_defaults.taem_config("synthetic", arg)
   c.target.z_a = "dataset"  # the synthetic batches carry z_a
   c.data.num_train = 256  # synthetic training examples
   c.data.num_eval = 32  # synthetic held-out examples

@@ -8,12 +8,8 @@ Clips are 2.5-8.1 s (up to 203 frames), so batches fall in the larger buckets an
 length). What it should reach: as grid.py (L_dis falls by >10x within ~5k steps).
 `:tiny` is the smoke-test size.
 """
-import pathlib
-import sys
-
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-import taem_common  # noqa: E402  pylint: disable=g-import-not-at-top
+from taem_jax.train import config_defaults
 
 
 def get_config(arg=None):
-  return taem_common.get_config("tcd_timit", arg)
+  return config_defaults.taem_config("tcd_timit", arg)

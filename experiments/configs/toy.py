@@ -16,7 +16,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.seed = 0  # model init, dropout reseeding and data order all derive from it
 
   c.data = ml_collections.ConfigDict()
-  c.data.dataset = "toy"  # in-memory arrays from taem_jax.train.toy.toy_arrays
+  c.data.dataset = "toy"  # in-memory arrays from taem_jax.train.tasks.toy.toy_arrays
   c.data.num_train = 512  # training examples
   c.data.num_eval = 128  # held-out examples (a different random draw)
   c.data.batch_size = 16  # global batch (split over devices and processes)

@@ -20,17 +20,13 @@ Variants (`--config=...wav2lip_expert.py:<variant>`):
          0.73; off-sync accuracy 0.73 at 400 and 600 (chance: sync_loss 0.69, accuracy 0.5).
   :synthetic in-memory synthetic clips (tests): width 1/16, 40 steps.
 
-Everything in wav2lip_common.py; here only what differs.
+Everything else is `taem_jax.train.config_defaults.wav2lip_config`; here only what differs.
 """
-import pathlib
-import sys
-
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-import wav2lip_common  # noqa: E402  pylint: disable=g-import-not-at-top
+from taem_jax.train import config_defaults
 
 
 def get_config(arg=None):
-  c = wav2lip_common.get_config("expert", arg)
+  c = config_defaults.wav2lip_config("expert", arg)
   c.data.batch_size = 64  # official expert batch: 64 pairs (here 64 clips x 1 window)
   c.train.num_steps = 500_000  # official training runs until eval loss ~0.25 (README)
   c.train.checkpoint_every = 10_000  # official: 10,000

@@ -25,20 +25,18 @@ Variants (`--config=...wav2lip_gen.py:<variant>`):
          1000 steps in ~33 min. Measured (`demo.py --train`, 2026-11-30, held-out clips, every
          250 steps): L1 0.218 -> 0.045 -> 0.036 -> 0.031 -> 0.030; expert sync loss 3.47 ->
          0.19 -> 0.20 -> 0.13 -> 0.13; mouth_corr 0.40 -> 0.52 -> 0.61 -> 0.66 -> 0.70,
-         mouth_amp 1.53 -> 0.32 -> 0.35 -> 0.44 -> 0.46 (`wav2lip_task.mouth_motion`: the mouth
+         mouth_amp 1.53 -> 0.32 -> 0.35 -> 0.44 -> 0.46 (`tasks.wav2lip.mouth_motion`: the mouth
          opens at the right times, but about half as far as the truth). The sample grids
          (<workdir>/samples/*.png: rows = reference, masked input, generated, ground truth)
          show a sharp upper face and a blurred mouth that still carries a ghost of the
          reference's lips.
   :synthetic in-memory synthetic clips (tests): width 1/16, random expert, 40 steps.
 
-Everything in wav2lip_common.py; here only what differs.
+Everything else is `taem_jax.train.config_defaults.wav2lip_config`; here only what differs.
 """
-import pathlib
-import sys
+import ml_collections
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-import wav2lip_common  # noqa: E402  pylint: disable=g-import-not-at-top
+from taem_jax.train import config_defaults
 
 
 def get_config(arg=None):
@@ -48,25 +46,25 @@ def get_config(arg=None):
   if extra not in ("", "gan"):
     raise ValueError(f"unknown variant suffix {extra!r} (known: +gan)")
   arg = arg or None
-  c = wav2lip_common.get_config("wav2lip", arg)
+  c = config_defaults.wav2lip_config("wav2lip", arg)
   c.model.convt_impl = "subpixel"  # transposed-conv implementation (speed only, same numbers)
   c.model.min_channels = 1  # no generator layer narrower than this (1 = plain width scaling)
   c.model.disc_width = 1.0  # width of the visual-quality discriminator (GAN only)
 
-  c.expert = ml_collections_dict(
+  c.expert = ml_collections.ConfigDict(dict(
       dir="",  # the trained expert: an --export dir (or converted lipsync_expert) or its workdir
       width=1.0,  # its width (must match the directory's)
       bn="batch",  # its BatchNorm during generator training: batch (official) | running
       require_pretrained=True,  # refuse a random expert (smoke tests set False)
-  )
+  ))
 
-  c.loss = ml_collections_dict(
+  c.loss = ml_collections.ConfigDict(dict(
       sync_weight=0.01,  # w_sync once on (official: 0.01; 0.03 with the GAN)
       sync_threshold=0.75,  # w_sync switches on once the mean sync loss < this (official 0.75)
       sync_ema_decay=0.9,  # running mean of the training sync loss for the switch (choice)
       gan=False,  # add the visual-quality discriminator (hq_wav2lip_train.py)
       disc_weight=0.07,  # w_gan (official)
-  )
+  ))
   c.train.num_steps = 300_000
   c.train.sample_every = 3000  # official: collages every 3,000 steps
   if arg == "grid":
@@ -120,7 +118,3 @@ def get_config(arg=None):
     c.optim.b1 = 0.5
   return c
 
-
-def ml_collections_dict(**fields):
-  import ml_collections  # pylint: disable=g-import-not-at-top
-  return ml_collections.ConfigDict(fields)

@@ -1,9 +1,14 @@
 """Datasets: the generated sample corpus (`sample/`), TFDS builders for GRID, TCD-TIMIT and LRS2
-(one folder each, sharing `corpus.py` and the front ends in `prepare.py`), and the grain input
-pipeline (`pipeline.py`).
+(one folder each, sharing `corpus.py` and the front ends in `prepare.py`), the grain input
+pipeline (`pipeline.py`), the lookup of a config's built dataset (`prepared.py`), and the
+training-side helpers: Wav2Lip window sampling (`windows.py`), synthetic data
+(`synthetic.py`) and in-memory iterators (`memory.py`).
 
 Builders by name: `builder_class("grid")` etc. (imports tensorflow_datasets lazily).
 """
+import importlib
+
+from taem_jax.errors import UserError
 
 BUILDERS = {
     "grid": "taem_jax.data.grid.grid_dataset_builder",
@@ -14,8 +19,6 @@ BUILDERS = {
 
 def builder_class(name: str):
   """The TFDS builder class of dataset `name` ('grid', 'tcd_timit', 'lrs2')."""
-  import importlib  # pylint: disable=g-import-not-at-top
-  from taem_jax.errors import UserError  # pylint: disable=g-import-not-at-top
   if name not in BUILDERS:
     raise UserError(f"unknown dataset {name!r}: choose one of {', '.join(BUILDERS)}")
   return importlib.import_module(BUILDERS[name]).Builder

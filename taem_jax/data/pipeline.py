@@ -42,9 +42,15 @@ import os
 import pathlib
 import uuid
 
+import grain
+import jax
 import numpy as np
+from absl import flags
 
+from taem_jax import audio
+from taem_jax.data import prepare
 from taem_jax.errors import UserError
+from taem_jax.rates import FACE_SIZE, Z_DIM
 
 DEFAULT_BUCKETS = ((48, 32), (80, 48), (128, 72), (192, 104), (256, 136), (384, 200),
                    (512, 264))
@@ -92,6 +98,7 @@ def open_split(dataset_dir, split: str):
     dataset_dir: the versioned dataset folder, e.g. `<data_dir>/grid/dlib/1.0.0`.
     split: 'train', 'test', 'val', ...
   """
+  # Heavy (TensorFlow): only readers of a built dataset pay for it.
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   d = pathlib.Path(dataset_dir).expanduser()
   if not (d / "dataset_info.json").is_file():
@@ -243,8 +250,6 @@ class LoadBatch:
     self.with_za = with_za
 
   def __call__(self, item):
-    from taem_jax import audio  # pylint: disable=g-import-not-at-top
-    from taem_jax.data import prepare  # pylint: disable=g-import-not-at-top
     bucket, rows = item
     lv, lt = self.buckets[bucket]
     b = self.batch_size
@@ -263,9 +268,9 @@ class LoadBatch:
         "valid": np.zeros((b,), bool),
     }
     if self.decode_faces:
-      out["faces"] = np.zeros((b, lv, prepare.FACE_SIZE, prepare.FACE_SIZE, 3), np.uint8)
+      out["faces"] = np.zeros((b, lv, FACE_SIZE, FACE_SIZE, 3), np.uint8)
     if has_za:
-      out["z_a"] = np.zeros((b, lv, prepare.Z_DIM), np.float32)
+      out["z_a"] = np.zeros((b, lv, Z_DIM), np.float32)
     for k, ex in enumerate(exs):
       n = int(ex["n_frames"])
       ph = np.asarray(ex["phonemes"], np.int32)
@@ -291,7 +296,6 @@ def _process_info(cfg: PipelineConfig) -> tuple[int, int]:
   if cfg.process_index is not None and cfg.process_count is not None:
     p, n = int(cfg.process_index), int(cfg.process_count)
   else:
-    import jax  # pylint: disable=g-import-not-at-top
     p, n = jax.process_index(), jax.process_count()
   if not 0 <= p < n:
     raise UserError(f"process_index {p} not in [0, {n})")
@@ -309,7 +313,6 @@ def make_dataset(source, cfg: PipelineConfig = PipelineConfig(), *, lengths=None
   Returns:
     (dataset, plan): iterate `iter(dataset)`; `plan.steps_per_epoch`, `plan.dropped`.
   """
-  import grain  # pylint: disable=g-import-not-at-top
   p, n = _process_info(cfg)
   lengths = example_lengths(source) if lengths is None else np.asarray(lengths)
   plan = DataPlan(lengths, cfg, n)
@@ -318,7 +321,6 @@ def make_dataset(source, cfg: PipelineConfig = PipelineConfig(), *, lengths=None
   it = ds.to_iter_dataset(grain.ReadOptions(num_threads=max(1, int(cfg.prefetch_batches)),
                                             prefetch_buffer_size=int(cfg.prefetch_batches)))
   if cfg.worker_count > 0:
-    from absl import flags  # pylint: disable=g-import-not-at-top
     if not flags.FLAGS.is_parsed():
       flags.FLAGS.mark_as_parsed()  # grain's workers read absl flags
     it = it.mp_prefetch(grain.MultiprocessingOptions(num_workers=int(cfg.worker_count)))

@@ -32,16 +32,22 @@ import uuid
 import zlib
 
 import cv2
+import jax
 import numpy as np
 
+from taem_jax import audio, face, video
+from taem_jax.data.sample import grammar
 from taem_jax.errors import UserError
+from taem_jax.models.pretrained import load_pretrained
+from taem_jax.models.targets import Wav2LipTarget
+from taem_jax.rates import (DUR_FRAMES_PER_VIDEO_FRAME, FACE_SIZE, SAMPLE_RATE,
+                            SAMPLES_PER_FRAME, VIDEO_FPS, Z_DIM)
+from taem_jax.text import aligner, g2p
+from taem_jax.text import alignments as A
+from taem_jax.text import phonemes as P
 
-FPS = 25.0
-SAMPLE_RATE = 16000
-SAMPLES_PER_FRAME = int(SAMPLE_RATE / FPS)  # 640
-DUR_FRAMES_PER_VIDEO_FRAME = 4  # 100 fps duration frames per 25 fps video frame
-FACE_SIZE = 96
-Z_DIM = 512
+# Read as prepare.FPS / prepare.Z_DIM by corpus.py until it imports taem_jax.rates itself.
+FPS = VIDEO_FPS
 
 
 class ClipError(Exception):
@@ -76,7 +82,7 @@ class Clip:
   grid_grammar: bool = False
 
 
-def resample_indices(n_src: int, src_fps: float, fps: float = FPS) -> np.ndarray:
+def resample_indices(n_src: int, src_fps: float, fps: float = VIDEO_FPS) -> np.ndarray:
   """Source frame shown at each output frame when converting src_fps -> fps (nearest frame).
 
   The output has round(n_src * fps / src_fps) frames; frame k maps to round(k * src_fps / fps).
@@ -156,28 +162,22 @@ class FrontEnd:
   @property
   def detector(self):
     if self._detector is None:
-      from taem_jax.face import FaceDetector  # pylint: disable=g-import-not-at-top
-      self._detector = FaceDetector()
+      self._detector = face.FaceDetector()
     return self._detector
 
   @property
   def embedder(self):
     if self._embedder is None:
-      from taem_jax.face import SpeakerEmbedder  # pylint: disable=g-import-not-at-top
-      self._embedder = SpeakerEmbedder(self.embedder_kind, self.arcface_path,
-                                       detector=self.detector)
+      self._embedder = face.SpeakerEmbedder(self.embedder_kind, self.arcface_path,
+                                            detector=self.detector)
     return self._embedder
 
   def _za(self, mel: np.ndarray, n_frames: int) -> np.ndarray:
-    import jax  # pylint: disable=g-import-not-at-top
-    from taem_jax import audio  # pylint: disable=g-import-not-at-top
     if self._target is None:
-      from taem_jax.models.pretrained import load_pretrained  # pylint: disable=g-import-not-at-top
-      from taem_jax.models.targets import Wav2LipTarget  # pylint: disable=g-import-not-at-top
       self._target = Wav2LipTarget(load_pretrained(self.wav2lip_dir, family="wav2lip"))
       self._encode = jax.jit(self._target.encode)
-    # Pad the frame count to a multiple of 25 so clips of similar length share one compile.
-    n_pad = int(np.ceil(n_frames / 25.0) * 25)
+    # Pad the frame count to whole seconds so clips of similar length share one compile.
+    n_pad = int(np.ceil(n_frames / VIDEO_FPS) * VIDEO_FPS)
     win = audio.mel_windows(mel, n_frames)
     win = np.concatenate([win, np.repeat(win[-1:], n_pad - n_frames, 0)])
     z = np.asarray(self._encode(win[None]))[0, :n_frames]
@@ -185,7 +185,6 @@ class FrontEnd:
 
   # -- the steps -------------------------------------------------------------------------------
   def _frames(self, clip: Clip):
-    from taem_jax import video  # pylint: disable=g-import-not-at-top
     try:
       frames, fps = video.read_video(clip.video)
     except (UserError, OSError, ValueError, RuntimeError) as e:
@@ -195,7 +194,6 @@ class FrontEnd:
     return frames[resample_indices(len(frames), fps)]
 
   def _audio(self, clip: Clip, n_frames: int) -> np.ndarray:
-    from taem_jax import audio, video  # pylint: disable=g-import-not-at-top
     try:
       if clip.audio is not None:
         wav = audio.load_audio(clip.audio, sr=SAMPLE_RATE)
@@ -208,7 +206,6 @@ class FrontEnd:
     return fit_length(np.asarray(wav, np.float32), n_frames * SAMPLES_PER_FRAME)
 
   def _faces(self, clip: Clip, frames: np.ndarray):
-    from taem_jax import face  # pylint: disable=g-import-not-at-top
     try:
       track = face.track_faces(frames, self.detector, stride=self.detect_stride,
                                source=str(clip.video))
@@ -223,8 +220,6 @@ class FrontEnd:
 
   def _durations(self, clip: Clip, wav: np.ndarray, n_frames: int):
     """(phoneme labels, durations summing to 4 n_frames)."""
-    from taem_jax.text import aligner  # pylint: disable=g-import-not-at-top
-    from taem_jax.text import alignments as A  # pylint: disable=g-import-not-at-top
     total = DUR_FRAMES_PER_VIDEO_FRAME * n_frames
     stress = self.vocab.stress
     try:
@@ -246,7 +241,6 @@ class FrontEnd:
         ali = aligner.align_text(wav, clip.text)
       intervals = A.durations_to_intervals(ali.labels, ali.durations)
       labels, d = A.to_frame_durations(intervals, total)
-      from taem_jax.text import phonemes as P  # pylint: disable=g-import-not-at-top
       return [P.normalize_symbol(l, stress) if not P.is_pause(l) else l for l in labels], d
     except UserError as e:
       raise ClipError("alignment", f"{clip.uid}: {e}") from None
@@ -262,7 +256,6 @@ class FrontEnd:
     wav = self._audio(clip, n)
     track, crops = self._faces(clip, frames)
     labels, durations = self._durations(clip, wav, n)
-    from taem_jax import audio  # pylint: disable=g-import-not-at-top
     mel = audio.melspectrogram(wav)
     rng = np.random.default_rng(_seed_of(clip.uid))
     valid = np.flatnonzero(track.valid)
@@ -285,15 +278,12 @@ class FrontEnd:
 
 
 def _is_pause(label: str) -> bool:
-  from taem_jax.text import phonemes as P  # pylint: disable=g-import-not-at-top
   return P.is_pause(label)
 
 
 def _pronounce(words, grid_grammar: bool):
   if grid_grammar:
-    from taem_jax.data.sample import grammar  # pylint: disable=g-import-not-at-top
     return grammar.word_phonemes(words)
-  from taem_jax.text import g2p  # pylint: disable=g-import-not-at-top
   return [tuple(g2p.word_to_phonemes(w)) for w in words]
 
 

@@ -9,22 +9,21 @@ A TAEM directory is a `pretrained.save_pretrained` directory of family "taem" (O
   target             the frozen backbone whose latent it imitates: {"name": "wav2lip",
                      "latent_dim": D, "config": Wav2Lip config or null}.
   training           optional, how it was trained: {"objective": the Table 2 loss row
-                     ("mse", "contrastive", ...), "step": int} (`export_from_workdir` writes it).
+                     ("mse", "contrastive", ...), "step": int} (training exports write it).
 
-`save_taem` writes one, `load_taem` reads one back and checks that the records agree with the
-model, and `export_from_workdir` turns a finished training run (`experiments/train.py
---workdir`) plus the dataset it was trained on into one.
+`save_taem` writes one and `load_taem` reads one back and checks that the records agree with
+the model. A training run writes one with `experiments/train.py --export DIR`
+(`TAEMTask.export`).
 """
 from __future__ import annotations
 
 import dataclasses
 import pathlib
 
-from flax import nnx
-
 from taem_jax.errors import UserError
 from taem_jax.models import pretrained
 from taem_jax.models.taem import TAEM, TAEMConfig
+from taem_jax.text import PhonemeVocab
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,7 +75,6 @@ def load_taem(path) -> tuple[TAEM, TAEMInfo]:
   Raises:
     UserError: not a TAEM directory (e.g. a Wav2Lip one), missing or inconsistent records.
   """
-  from taem_jax.text import PhonemeVocab  # pylint: disable=g-import-not-at-top
   d = pathlib.Path(path).expanduser()
   meta = pretrained.read_sidecar(d)
   if meta.get("family") != TAEM.family:
@@ -86,7 +84,7 @@ def load_taem(path) -> tuple[TAEM, TAEMInfo]:
   for key in ("vocab", "speaker_embedding"):
     if not isinstance(meta.get(key), dict):
       raise UserError(f"{d}: the TAEM checkpoint records no {key.replace('_', ' ')}; export it "
-                      "again with taem_jax.models.taem_checkpoint")
+                      "again (experiments/train.py --export)")
   vocab = PhonemeVocab.from_dict(meta["vocab"])
   cfg = TAEMConfig.from_dict(meta["config"])
   if len(vocab) != cfg.vocab_size:
@@ -105,43 +103,3 @@ def load_taem(path) -> tuple[TAEM, TAEMInfo]:
   return model, TAEMInfo(str(d), vocab, dict(spk), target,
                          dict(training) if isinstance(training, dict) else {})
 
-
-def export_from_workdir(workdir, dst_dir, *, dataset_dir, step: int | None = None,
-                        overwrite: bool = False) -> str:
-  """A TAEM directory from a training run and the dataset it was trained on.
-
-  Args:
-    workdir: `experiments/train.py --workdir` of a TAEM run.
-    dst_dir: where to write the TAEM directory.
-    dataset_dir: the prepared dataset (holds metadata.json with the vocabulary and embedder).
-    step: which checkpoint (default: the latest complete one).
-  """
-  import ml_collections  # pylint: disable=g-import-not-at-top
-  from taem_jax.data import pipeline  # pylint: disable=g-import-not-at-top
-  from taem_jax.text import PhonemeVocab  # pylint: disable=g-import-not-at-top
-  from taem_jax.train import checkpoint, taem_task  # pylint: disable=g-import-not-at-top
-
-  state, meta = checkpoint.load_arrays(pathlib.Path(workdir).expanduser() / "checkpoints", step)
-  if "taem" not in state.get("model", {}):
-    raise UserError(f"{workdir} is not a TAEM training run (its model has no 'taem' part)")
-  data_meta = pipeline.dataset_metadata(dataset_dir)
-  vocab = PhonemeVocab.from_json(data_meta["vocab"])
-  config = ml_collections.ConfigDict(meta["config"])
-  cfg = taem_task.taem_config_from(config, vocab=vocab, speaker_dim=int(data_meta["embed_dim"]))
-  model = TAEM(cfg, rngs=nnx.Rngs(0))
-  graph_state = nnx.state(model, nnx.Not(nnx.RngState))
-  try:
-    nnx.replace_by_pure_dict(graph_state, state["model"]["taem"])
-  except (KeyError, ValueError) as e:
-    raise UserError(f"{workdir}: its TAEM weights do not fit the dataset's vocabulary/embedder "
-                    f"({e}); pass the dataset the run was trained on") from None
-  nnx.update(model, graph_state)
-  w2l = meta["config"].get("target", {})
-  latent = cfg.latent_dim
-  target = {"name": "wav2lip", "latent_dim": latent,
-            "config": taem_task.target_wav2lip_config(w2l) if "wav2lip_width" in w2l else None}
-  spk = {"kind": data_meta["embedder"], "dim": int(data_meta["embed_dim"])}
-  loss = meta["config"].get("loss", {})
-  training = {"objective": loss.get("objective", "mse"), "step": meta.get("step")}
-  return save_taem(model, dst_dir, vocab=vocab, speaker_embedding=spk, target=target,
-                   training=training, overwrite=overwrite)

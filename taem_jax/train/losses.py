@@ -19,7 +19,7 @@ Array = jax.Array
 OBJECTIVES = ("mse", "contrastive", "mse+contrastive", "mse+task")
 
 
-def _masked_mean(x: Array, mask: Array) -> Array:
+def masked_mean(x: Array, mask: Array) -> Array:
   """Mean of x over entries where mask is True (0 if none). x and mask broadcast together."""
   m = jnp.broadcast_to(mask, x.shape).astype(jnp.float32)
   return jnp.sum(x.astype(jnp.float32) * m) / jnp.maximum(jnp.sum(m), 1.0)
@@ -30,7 +30,7 @@ def latent_mse(z_t: Array, z_a: Array, frame_mask: Array) -> Array:
 
   Shapes: z_t, z_a (B, l_v, D); frame_mask (B, l_v) bool -> scalar.
   """
-  return _masked_mean(jnp.square(z_t - z_a), frame_mask[..., None])
+  return masked_mean(jnp.square(z_t - z_a), frame_mask[..., None])
 
 
 def duration_loss(log_dur_pred: Array, durations: Array, phoneme_mask: Array, *,
@@ -45,7 +45,7 @@ def duration_loss(log_dur_pred: Array, durations: Array, phoneme_mask: Array, *,
   """
   d = durations.astype(jnp.float32)
   target = jnp.log1p(d) if log_domain else d
-  return _masked_mean(jnp.square(log_dur_pred - target), phoneme_mask)
+  return masked_mean(jnp.square(log_dur_pred - target), phoneme_mask)
 
 
 def info_nce(z_t: Array, z_a: Array, frame_mask: Array, temperature: float = 0.1) -> Array:
@@ -66,7 +66,7 @@ def info_nce(z_t: Array, z_a: Array, frame_mask: Array, temperature: float = 0.1
   logits = jnp.einsum("qd,kd->qk", q, k) / temperature  # (N, N)
   logits = jnp.where(m[None, :], logits, -1e30)
   nll = -jnp.diagonal(jax.nn.log_softmax(logits, axis=-1))
-  return _masked_mean(nll, m)
+  return masked_mean(nll, m)
 
 
 def _norm(x: Array, eps: float = 1e-12, keepdims: bool = False) -> Array:
@@ -115,7 +115,7 @@ def bce(prob: Array, target: Array | float, mask: Array | None = None) -> Array:
     return jnp.where(q > 0.0, jnp.minimum(-jnp.log(safe), 100.0), 100.0)
 
   loss = y * neg_log(p) + (1.0 - y) * neg_log(1.0 - p)
-  return _masked_mean(loss, jnp.ones_like(loss, bool) if mask is None else mask)
+  return masked_mean(loss, jnp.ones_like(loss, bool) if mask is None else mask)
 
 
 def expert_similarity(audio_emb: Array, face_emb: Array) -> Array:
@@ -175,7 +175,7 @@ def task_loss(z: Array, faces: Array, frames_gt: Array, sync_mel: Array, window_
   h, wd = faces.shape[2:4]
   gen = decode_fn(z.reshape(b * w, d), faces.reshape(b * w, h, wd, faces.shape[-1]))
   gen = gen.reshape(b, w, h, wd, gen.shape[-1])
-  l1 = _masked_mean(jnp.abs(gen - frames_gt), window_mask[:, None, None, None, None])
+  l1 = masked_mean(jnp.abs(gen - frames_gt), window_mask[:, None, None, None, None])
   stacked = lower_half_stack(gen)
   audio_emb, face_emb = expert_fn(sync_mel, stacked)
   sync = sync_loss(audio_emb, face_emb, window_mask)

@@ -12,8 +12,12 @@ import sys
 import time
 from typing import Any, Mapping
 
+import cv2
 import jax
 import numpy as np
+import tqdm
+
+from taem_jax.face.crop import to_uint8
 
 
 class ProgressBar:
@@ -24,7 +28,6 @@ class ProgressBar:
     self._bar = None
 
   def on_start(self, step: int, total: int, origin: str) -> None:
-    import tqdm  # pylint: disable=g-import-not-at-top
     self._bar = tqdm.tqdm(total=total, initial=step, desc=self._desc, unit="step",
                           dynamic_ncols=True, file=self._file or sys.stderr, smoothing=0.1)
     if origin != "scratch":
@@ -60,6 +63,7 @@ class TensorBoardWriter:
   """
 
   def __init__(self, logdir: str | os.PathLike, max_samples: int = 4):
+    # Heavy (protobuf, its own writers): imported only when TensorBoard is on.
     from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
     self._writer = SummaryWriter(os.fspath(logdir))
     self._max = max_samples
@@ -78,7 +82,7 @@ class TensorBoardWriter:
 
   def on_samples(self, step: int, samples: Mapping[str, np.ndarray]) -> None:
     for name, x in samples.items():
-      x = _to_uint8(np.asarray(x))[:self._max]
+      x = to_uint8(x)[:self._max]
       if x.ndim == 5:  # (N, T, H, W, C) -> (N, H, T*W, C)
         n, t, h, w, c = x.shape
         x = x.transpose(0, 2, 1, 3, 4).reshape(n, h, t * w, c)
@@ -151,10 +155,9 @@ class SampleImageWriter:
     self._max = max_samples
 
   def on_samples(self, step: int, samples: Mapping[str, np.ndarray]) -> None:
-    import cv2  # pylint: disable=g-import-not-at-top
     os.makedirs(self.directory, exist_ok=True)
     for name, x in samples.items():
-      x = _to_uint8(np.asarray(x))[:self._max]
+      x = to_uint8(x)[:self._max]
       if x.ndim == 5:
         n, t, h, w, c = x.shape
         x = x.transpose(0, 2, 1, 3, 4).reshape(n, h, t * w, c)
@@ -193,8 +196,3 @@ def default_hooks(workdir: str | os.PathLike, *, progress: bool = True,
     hooks.append(ProgressBar())
   return hooks
 
-
-def _to_uint8(x: np.ndarray) -> np.ndarray:
-  if x.dtype == np.uint8:
-    return x
-  return (np.clip(x, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)

@@ -1,8 +1,8 @@
 """The project's one trainer: data-parallel `jax.jit` steps, Orbax resume, hooks for logging.
 
-It is generic over a *task* (see `Task`): TAEM (issue 7) and the Wav2Lip expert/generator
-(issue 8) differ only in the model they build, the loss they compute and which parameters are
-trainable. Everything else lives here:
+It is generic over a *task* (see `Task`; the project's live in `taem_jax.train.tasks`): TAEM
+and the Wav2Lip expert/generator differ only in the model they build, the loss they compute,
+which parameters are trainable and how they export. Everything else lives here:
 
 * **Optimizer**: optax AdamW (β1, β2, ε, weight decay from `config.optim`) with linear warm-up,
   an optional cosine decay and global-norm clipping.
@@ -23,7 +23,7 @@ trainable. Everything else lives here:
   every process (as cluster schedulers do), since saving is a collective.
 
 Library rule: no printing here. Progress bars, TensorBoard and JSONL logs are hooks
-(`taem_jax.train.logging`) that the command-line layer passes in.
+(`taem_jax.train.reporting`) that the command-line layer passes in.
 """
 from __future__ import annotations
 
@@ -92,6 +92,10 @@ class Task(Protocol):
   #   samples(model, batch) -> dict[str, np.ndarray]    images (N,H,W,C) / videos (N,T,H,W,C)
   #                                                     uint8 or [0,1] float, for the writers
   #   load_init(model, path) -> None                    pretrained weights for --init_from
+  #   export(model, dst, *, step=None, overwrite=False) -> list[str]
+  #                                                     writes the trained model where
+  #                                                     synthesis loads it (--export); the
+  #                                                     toy task has none
 
 
 class Hook(Protocol):

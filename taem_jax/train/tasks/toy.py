@@ -1,20 +1,22 @@
-"""A tiny regression task and in-memory data source that exercise the trainer in seconds.
+"""A tiny regression task that exercises the trainer in seconds.
 
 Used by the trainer tests (resume after SIGKILL, 1 vs 2 devices, multi-process) and by
-`experiments/train.py --config=experiments/configs/toy.py`. It has dropout (so the per-step RNG
+`experiments/train.py --config=experiments/configs/toy.py` (its in-memory batches come from
+`taem_jax.data.memory.array_iterator`). It has dropout (so the per-step RNG
 reseeding matters) and a frozen layer (so the `trainable` filter matters).
 """
 from __future__ import annotations
 
 import dataclasses
-import time
 from typing import Mapping
 
-import grain
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
+
+from taem_jax.train import checkpoint
+from taem_jax.train.tasks.recipe import Recipe
 
 
 class ToyMLP(nnx.Module):
@@ -63,7 +65,6 @@ class ToyTask:
     return {"mse": jnp.mean((pred - batch["y"]) ** 2)}
 
   def load_init(self, model: ToyMLP, path: str) -> None:
-    from taem_jax.train import checkpoint  # pylint: disable=g-import-not-at-top
     checkpoint.load_model_weights(model, path)
 
 
@@ -76,32 +77,10 @@ def toy_arrays(n: int, d_in: int = 8, d_out: int = 4, seed: int = 0) -> dict[str
   return {"x": x, "y": y.astype(np.float32), "index": np.arange(n, dtype=np.int32)}
 
 
-def toy_iterator(arrays: Mapping[str, np.ndarray], global_batch_size: int, *, seed: int,
-                 shuffle: bool = True, repeat: bool = True, process_index: int | None = None,
-                 process_count: int | None = None, load_delay: float = 0.0
-                 ) -> grain.DatasetIterator:
-  """A grain iterator over in-memory arrays with the trainer's checkpointable protocol.
-
-  Every process walks the same shuffled order of global batches and keeps its own contiguous
-  slice of rows, so the global batch (and the result) does not depend on the process count.
-  `load_delay` seconds of sleep per batch stand in for a slow loader (tests kill runs mid-way).
-
-  Shapes:
-    returns batches with leaves (global_batch_size / process_count, ...).
-  """
-  pi = jax.process_index() if process_index is None else process_index
-  pc = jax.process_count() if process_count is None else process_count
-  local = global_batch_size // pc
-  n = len(next(iter(arrays.values())))
-  ds = grain.MapDataset.range(n)
-  if shuffle:
-    ds = ds.shuffle(seed=seed)
-  if repeat:  # after shuffle: grain draws a new permutation for every epoch
-    ds = ds.repeat(None)
-  ds = ds.batch(global_batch_size, drop_remainder=True)
-  def load(idx):
-    if load_delay:
-      time.sleep(load_delay)
-    return {k: v[idx[pi * local:(pi + 1) * local]] for k, v in arrays.items()}
-
-  return iter(ds.map(load))
+def recipe(config, dataset_dir) -> Recipe:
+  """The toy task of experiments/configs/toy.py and its examples (one draw, split: the
+  held-out inputs are new, the target map is the same)."""
+  del dataset_dir  # in-memory data
+  task = ToyTask(d_hidden=config.model.d_hidden, dropout=config.model.dropout)
+  return Recipe(task, arrays=toy_arrays(config.data.num_train + config.data.num_eval,
+                                        seed=config.seed))

@@ -1,6 +1,6 @@
 """Wav2Lip itself as trainer tasks: the lip-sync expert (SyncNet_color) and the generator.
 
-Two `taem_jax.train.trainer.Task`s, trained in this order (spec: wav2lip_family.md §5):
+Two `taem_jax.train.trainer.Task`s, trained in this order:
 
 * `ExpertTask`: SyncNet_color learns whether the lower halves of 5 consecutive face crops and a
   16-frame mel window (0.2 s) are in sync. Positives pair the window's frames with their own
@@ -12,10 +12,10 @@ Two `taem_jax.train.trainer.Task`s, trained in this order (spec: wav2lip_family.
   when `gan`). L_sync runs the frozen expert on the generated lower halves; w_sync is 0 until
   the sync loss first drops below a threshold, as in the official scripts.
 
-Samples are cut on the host from the data pipeline's clip batches (`faces`, `mel_windows`,
-`n_frames`, `valid`; see taem_jax/data/pipeline.py) by `WindowIterator`, whose random draws are
-a pure function of (seed, step): resuming a run redraws exactly the same windows, and every
-validation pass sees the same ones.
+Samples are cut on the host from the data pipeline's clip batches by
+`taem_jax.data.windows` (`expert_samples`, `generator_samples`, `WindowIterator`), whose random
+draws are a pure function of (seed, step): resuming a run redraws exactly the same windows, and
+every validation pass sees the same ones.
 
 BatchNorm, deliberately:
 * expert training: batch statistics (train mode) as the official script; validation and export
@@ -40,200 +40,25 @@ from __future__ import annotations
 import dataclasses
 import os
 import pathlib
-from typing import Any, Callable, Mapping
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from taem_jax.data.synthetic import synthetic_clips
+from taem_jax.data.windows import (HALF, WINDOW, WindowIterator, expert_samples,
+                                   generator_input, generator_samples)
 from taem_jax.errors import UserError
+from taem_jax.face.crop import to_uint8
+from taem_jax.models import load_pretrained, pretrained
 from taem_jax.models.syncnet import SyncNetColor
 from taem_jax.models.targets import frozen_call
 from taem_jax.models.wav2lip import Wav2Lip, Wav2LipDiscQual
-from taem_jax.train import losses
-
-WINDOW = 5  # video frames per window (Wav2Lip's syncnet_T)
-FACE = 96  # face crop side
-HALF = FACE // 2  # first row of the lower half
-
-
-# -- host-side sample construction -----------------------------------------------------------
-
-def _source_rows(n_frames: np.ndarray, valid: np.ndarray, need: int) -> tuple[np.ndarray,
-                                                                              np.ndarray]:
-  """Which clip each row samples from, and its weight (0: filler row or too short a clip).
-
-  Unusable rows borrow the first usable clip (weight 0), so batch statistics stay sensible.
-  """
-  usable = valid & (n_frames >= need)
-  first = int(np.argmax(usable)) if usable.any() else 0
-  rows = np.where(usable, np.arange(len(n_frames)), first)
-  return rows, usable.astype(np.float32)
-
-
-def _batch_fields(batch: Mapping[str, np.ndarray]):
-  n = np.asarray(batch["n_frames"]).astype(np.int64)
-  valid = np.asarray(batch.get("valid", np.ones(len(n), bool))).astype(bool)
-  return np.asarray(batch["faces"]), np.asarray(batch["mel_windows"], np.float32), n, valid
-
-
-def expert_samples(batch: Mapping[str, np.ndarray], rng: np.random.Generator, *,
-                   windows_per_clip: int = 1, min_offset: int = 1) -> dict[str, np.ndarray]:
-  """Expert training pairs: (lower halves of 5 frames, 16-frame mel window, in sync or not).
-
-  For each clip, `windows_per_clip` audio windows start at random frames a; labels alternate
-  from a random first label (half the pairs are positives). A positive takes the frames
-  a..a+4; a negative takes frames f..f+4 with |f - a| >= `min_offset` (official: any other
-  start, i.e. 1). The audio window is always `mel_windows[a]` (mel rows from int(3.2 a), 16
-  rows: the audio of frames a..a+4).
-
-  Shapes:
-    batch: faces (B, Lv, 96, 96, 3) uint8, mel_windows (B, Lv, 80, 16, 1), n_frames (B,),
-      valid (B,) optional.
-    returns (N = B * windows_per_clip): lips (N, 5, 48, 96, 3) uint8, mel (N, 80, 16, 1),
-      label (N,) float32 1/0, weight (N,) float32, audio_start (N,) int32,
-      face_start (N,) int32.
-  """
-  faces, mels, n, valid = _batch_fields(batch)
-  k = int(windows_per_clip)
-  if min_offset < 1:
-    raise UserError(f"min_offset must be >= 1 (a negative must be off sync), got {min_offset}")
-  rows, weights = _source_rows(n, valid, WINDOW + min_offset)
-  size = len(n) * k
-  out = {
-      "lips": np.zeros((size, WINDOW, FACE - HALF, FACE, 3), np.uint8),
-      "mel": np.zeros((size, *mels.shape[2:]), np.float32),
-      "label": np.zeros((size,), np.float32),
-      "weight": np.repeat(weights, k),
-      "audio_start": np.zeros((size,), np.int32),
-      "face_start": np.zeros((size,), np.int32),
-  }
-  for b, src in enumerate(rows):
-    last = int(n[src]) - WINDOW  # last window start
-    if last < min_offset:
-      continue  # nothing usable in the batch at all: zeros, weight 0
-    starts = np.arange(last + 1)
-    # audio starts that have at least one start far enough away for a negative
-    has_negative = starts[(starts >= min_offset) | (starts <= last - min_offset)]
-    first_label = int(rng.integers(2))
-    for j in range(k):
-      i = b * k + j
-      positive = (first_label + j) % 2 == 0
-      if positive:
-        a = int(rng.integers(last + 1))
-        f = a
-      else:
-        a = int(rng.choice(has_negative))
-        f = int(rng.choice(starts[np.abs(starts - a) >= min_offset]))
-      out["lips"][i] = faces[src, f:f + WINDOW, HALF:]
-      out["mel"][i] = mels[src, a]
-      out["label"][i] = float(positive)
-      out["audio_start"][i] = a
-      out["face_start"][i] = f
-  return out
-
-
-def generator_samples(batch: Mapping[str, np.ndarray], rng: np.random.Generator, *,
-                      windows_per_clip: int = 1, audio_shift: int = -1,
-                      min_ref_offset: int = 1) -> dict[str, np.ndarray]:
-  """Generator training windows, as wav2lip_train.py builds them.
-
-  For each clip, `windows_per_clip` windows start at random frames s; the reference window
-  starts at a random r with |r - s| >= `min_ref_offset` (official: any other frame, i.e. 1).
-  Frame s+t is conditioned on `mel_windows[s + t + audio_shift]` (official training uses the
-  window starting one video frame earlier: audio_shift = -1; official inference uses 0), and
-  the expert scores the window against `mel_windows[s]`.
-
-  Shapes:
-    batch: as `expert_samples`.
-    returns (N = B * windows_per_clip): window (N, 5, 96, 96, 3) uint8 (ground truth),
-      reference (N, 5, 96, 96, 3) uint8, indiv_mels (N, 5, 80, 16, 1), mel (N, 80, 16, 1),
-      weight (N,) float32, start (N,) int32, ref_start (N,) int32.
-  """
-  faces, mels, n, valid = _batch_fields(batch)
-  k = int(windows_per_clip)
-  if audio_shift > 0:
-    raise UserError(f"audio_shift must be <= 0 (the window's audio may start before it), got "
-                    f"{audio_shift}")
-  if min_ref_offset < 1:
-    raise UserError(f"min_ref_offset must be >= 1 (the reference must be another window), "
-                    f"got {min_ref_offset}")
-  lo = -audio_shift  # first start whose per-frame audio windows all exist
-  rows, weights = _source_rows(n, valid, WINDOW + lo + min_ref_offset)
-  size = len(n) * k
-  out = {
-      "window": np.zeros((size, WINDOW, FACE, FACE, 3), np.uint8),
-      "reference": np.zeros((size, WINDOW, FACE, FACE, 3), np.uint8),
-      "indiv_mels": np.zeros((size, WINDOW, *mels.shape[2:]), np.float32),
-      "mel": np.zeros((size, *mels.shape[2:]), np.float32),
-      "weight": np.repeat(weights, k),
-      "start": np.zeros((size,), np.int32),
-      "ref_start": np.zeros((size,), np.int32),
-  }
-  for b, src in enumerate(rows):
-    last = int(n[src]) - WINDOW
-    if last < lo + min_ref_offset:
-      continue
-    starts = np.arange(last + 1)
-    # window starts with audio for every frame and a reference start far enough away
-    ok = starts[(starts >= lo) & ((starts >= min_ref_offset) |
-                                  (starts <= last - min_ref_offset))]
-    for j in range(k):
-      i = b * k + j
-      s = int(rng.choice(ok))
-      r = int(rng.choice(starts[np.abs(starts - s) >= min_ref_offset]))
-      out["window"][i] = faces[src, s:s + WINDOW]
-      out["reference"][i] = faces[src, r:r + WINDOW]
-      out["indiv_mels"][i] = mels[src, s + audio_shift:s + audio_shift + WINDOW]
-      out["mel"][i] = mels[src, s]
-      out["start"][i] = s
-      out["ref_start"][i] = r
-  return out
-
-
-def generator_input(window, reference):
-  """The generator's face input: (target with rows 48..95 zeroed | reference) on channels.
-
-  Works on numpy or JAX arrays, uint8 or float (the dtype is kept).
-
-  Shapes:
-    window, reference (..., 96, 96, 3) -> (..., 96, 96, 6).
-  """
-  xp = jnp if isinstance(window, jax.Array) or isinstance(reference, jax.Array) else np
-  h = window.shape[-3]
-  keep = (xp.arange(h) < h // 2).astype(window.dtype)[:, None, None]
-  return xp.concatenate([window * keep, reference], axis=-1)
-
-
-class WindowIterator:
-  """Clip batches -> training samples, with the trainer's checkpointable iterator protocol.
-
-  The random draws of batch i come from `np.random.default_rng([seed, i])`, so a resumed
-  iterator (same inner position, same i) produces the same samples, and a fresh iterator over
-  held-out clips produces the same validation samples every time.
-  """
-
-  def __init__(self, clips, make_samples: Callable[[Mapping[str, np.ndarray],
-                                                    np.random.Generator], dict],
-               seed: int):
-    self._clips, self._make, self._seed, self._count = clips, make_samples, int(seed), 0
-
-  def __iter__(self):
-    return self
-
-  def __next__(self) -> dict[str, np.ndarray]:
-    batch = next(self._clips)
-    rng = np.random.default_rng([self._seed, self._count])
-    self._count += 1
-    return self._make(batch, rng)
-
-  def get_state(self) -> dict:
-    return {"clips": self._clips.get_state(), "count": self._count}
-
-  def set_state(self, state: Mapping[str, Any]) -> None:
-    self._clips.set_state(state["clips"])
-    self._count = int(state["count"])
+from taem_jax.rates import FACE_SIZE
+from taem_jax.train import checkpoint, losses
+from taem_jax.train.tasks.recipe import Recipe
 
 
 # -- the expert ------------------------------------------------------------------------------
@@ -247,11 +72,8 @@ def _lips_input(lips: jax.Array) -> jax.Array:
 
 def _load_into(model: nnx.Module, path, family: str, what: str) -> None:
   """Copies a `save_pretrained` directory or a training workdir's weights into `model`."""
-  from taem_jax.models import load_pretrained  # pylint: disable=g-import-not-at-top
-  from taem_jax.models import pretrained  # pylint: disable=g-import-not-at-top
   p = pathlib.Path(path).expanduser()
   if (p / "checkpoints").is_dir() or (p.name == "checkpoints" and p.is_dir()):
-    from taem_jax.train import checkpoint  # pylint: disable=g-import-not-at-top
     try:
       checkpoint.load_model_weights(model, p / "checkpoints" if p.name != "checkpoints" else p)
     except (KeyError, ValueError, TypeError) as e:
@@ -321,7 +143,6 @@ class ExpertTask:
   def export(self, model: SyncNetColor, dst, *, step: int | None = None,
              overwrite: bool = False) -> list[str]:
     """Writes a `load_pretrained` directory (family 'syncnet_color'); returns [dst]."""
-    from taem_jax.models import pretrained  # pylint: disable=g-import-not-at-top
     model.eval()
     return [pretrained.save_pretrained(model, dst, family="syncnet_color",
                                        config=model.get_config(), overwrite=overwrite,
@@ -452,12 +273,12 @@ class Wav2LipTask:
     gt = batch["window"].astype(jnp.float32) / 255.0  # (N, 5, 96, 96, 3)
     ref = batch["reference"].astype(jnp.float32) / 255.0
     n, t = gt.shape[:2]
-    x = generator_input(gt, ref).reshape(n * t, FACE, FACE, 6)
+    x = generator_input(gt, ref).reshape(n * t, FACE_SIZE, FACE_SIZE, 6)
     mels = batch["indiv_mels"].reshape(n * t, *batch["indiv_mels"].shape[2:])
     gen = model.generator(mels, x).reshape(gt.shape)
     mask = batch["weight"] > 0
     out = {"gen": gen, "gt": gt, "ref": ref, "mask": mask}
-    out["l1"] = losses._masked_mean(jnp.abs(gen - gt),  # pylint: disable=protected-access
+    out["l1"] = losses.masked_mean(jnp.abs(gen - gt),
                                     mask[:, None, None, None, None])
     audio, face = frozen_call(model.expert)(batch["mel"], losses.lower_half_stack(gen))
     out["sync"] = losses.sync_loss(audio, face, mask)
@@ -475,7 +296,7 @@ class Wav2LipTask:
     l1_w = 1.0 - sync_w
     total_extra = 0.0
     if cfg.gan:
-      flat = lambda x: x.reshape(-1, FACE, FACE, 3)  # noqa: E731
+      flat = lambda x: x.reshape(-1, FACE_SIZE, FACE_SIZE, 3)  # noqa: E731
       frame_mask = jnp.repeat(out["mask"], WINDOW)
       fake = frozen_call(model.disc)(flat(out["gen"]))[:, 0]
       adv = losses.bce(fake, 1.0, frame_mask)
@@ -505,7 +326,7 @@ class Wav2LipTask:
     lower = out["mask"][:, None, None, None, None]
     err = jnp.abs(out["gen"] - out["gt"])[:, :, HALF:]
     metrics = {"l1": out["l1"], "sync": out["sync"],
-               "l1_lower": losses._masked_mean(err, lower)}  # pylint: disable=protected-access
+               "l1_lower": losses.masked_mean(err, lower)}
     metrics["mouth_corr"], metrics["mouth_amp"] = mouth_motion(out["gen"], out["gt"], out["ref"],
                                                                out["mask"])
     return metrics
@@ -520,15 +341,14 @@ class Wav2LipTask:
     gen = np.asarray(_render(model.generator, sub["indiv_mels"],
                              generator_input(sub["window"], sub["reference"])))
     rows = [sub["reference"], generator_input(sub["window"], sub["reference"])[..., :3],
-            (np.clip(gen, 0, 1) * 255 + 0.5).astype(np.uint8), sub["window"]]
+            to_uint8(gen), sub["window"]]
     grid = np.stack(rows, axis=1)  # (n, 4, 5, 96, 96, 3)
     n = grid.shape[0]
-    grid = grid.transpose(0, 1, 3, 2, 4, 5).reshape(n, 4 * FACE, WINDOW * FACE, 3)
+    grid = grid.transpose(0, 1, 3, 2, 4, 5).reshape(n, 4 * FACE_SIZE, WINDOW * FACE_SIZE, 3)
     return {"windows": np.ascontiguousarray(grid[..., ::-1])}  # BGR -> RGB
 
   def load_init(self, model: Wav2LipTrainModel, path: str) -> None:
     """`--init_from`: comma-separated Wav2Lip / discriminator dirs, or a generator workdir."""
-    from taem_jax.models import pretrained  # pylint: disable=g-import-not-at-top
     for part in [p for p in str(path).split(",") if p]:
       p = pathlib.Path(part).expanduser()
       if (p / "checkpoints").is_dir() or (p.name == "checkpoints" and p.is_dir()):
@@ -548,7 +368,6 @@ class Wav2LipTask:
   def export(self, model: Wav2LipTrainModel, dst, *, step: int | None = None,
              overwrite: bool = False) -> list[str]:
     """Writes `dst` (family 'wav2lip') and, with the GAN, `<dst>_disc` ('disc_qual')."""
-    from taem_jax.models import pretrained  # pylint: disable=g-import-not-at-top
     model.generator.eval()
     written = [pretrained.save_pretrained(model.generator, dst, family="wav2lip",
                                           config=model.generator.get_config(),
@@ -564,63 +383,9 @@ class Wav2LipTask:
 def _render(generator: Wav2Lip, indiv_mels, window_input):
   """Shapes: indiv_mels (n, 5, 80, 16, 1); window_input (n, 5, 96, 96, 6) uint8 -> floats."""
   n, t = window_input.shape[:2]
-  x = window_input.astype(jnp.float32).reshape(n * t, FACE, FACE, 6) / 255.0
+  x = window_input.astype(jnp.float32).reshape(n * t, FACE_SIZE, FACE_SIZE, 6) / 255.0
   out = generator(indiv_mels.reshape(n * t, *indiv_mels.shape[2:]), x)
-  return out.reshape(n, t, FACE, FACE, 3)
-
-
-# -- synthetic clips (tests, smoke runs) -----------------------------------------------------
-
-def synthetic_clips(n: int, *, frames: int = 24, visemes: int = 6, seed: int = 0
-                    ) -> dict[str, np.ndarray]:
-  """n clips whose mouth opening and audio spectrum follow the same hidden viseme sequence.
-
-  Each clip has a random background and upper-face colour (its "speaker"); each video frame
-  shows one viseme (runs of 1-4 frames): a dark mouth box whose height grows with the viseme
-  id. The mel spectrogram (80 fps, 3.2 rows per video frame) holds a fixed random spectrum
-  per viseme plus noise, cut into windows with the real `audio.mel_windows`. So the expert can
-  learn sync and the generator can learn to draw the mouth from the audio.
-
-  Shapes:
-    faces (n, frames, 96, 96, 3) uint8; mel_windows (n, frames, 80, 16, 1) float32;
-    n_frames (n,) int32; valid (n,) bool; index (n,) int32; visemes (n, frames) int32.
-  """
-  from taem_jax import audio  # pylint: disable=g-import-not-at-top
-  rs = np.random.RandomState(seed)
-  spectra = rs.uniform(-3.5, 2.0, (visemes, audio.N_MELS)).astype(np.float32)
-  out = {
-      "faces": np.zeros((n, frames, FACE, FACE, 3), np.uint8),
-      "mel_windows": np.zeros((n, frames, audio.N_MELS, 16, 1), np.float32),
-      "n_frames": np.full((n,), frames, np.int32),
-      "valid": np.ones((n,), bool),
-      "index": np.arange(n, dtype=np.int32),
-      "visemes": np.zeros((n, frames), np.int32),
-  }
-  yy = np.arange(FACE)[:, None]
-  xx = np.arange(FACE)[None, :]
-  for i in range(n):
-    seq = []
-    while len(seq) < frames:
-      seq += [rs.randint(visemes)] * rs.randint(1, 5)
-    seq = np.array(seq[:frames])
-    out["visemes"][i] = seq
-    bg = rs.randint(40, 200, 3)
-    skin = rs.randint(90, 240, 3)
-    face_box = (np.abs(yy - 50) < 40) & (np.abs(xx - 48) < 32)
-    for f, v in enumerate(seq):
-      img = np.empty((FACE, FACE, 3), np.float32)
-      img[:] = bg
-      img[face_box] = skin
-      img[(np.abs(yy - 30) < 4) & (np.abs(np.abs(xx - 48) - 14) < 5)] = 30  # eyes
-      half_h = 1 + 2 * v
-      img[(np.abs(yy - 70) <= half_h) & (np.abs(xx - 48) < 14)] = (20, 20, 90)  # mouth
-      img += rs.randn(FACE, FACE, 3) * 3.0
-      out["faces"][i, f] = np.clip(img, 0, 255).astype(np.uint8)
-    n_mel = int(np.ceil(frames * audio.MEL_FPS / 25.0)) + 16
-    row_frame = np.minimum((np.arange(n_mel) * 25.0 / audio.MEL_FPS).astype(int), frames - 1)
-    mel = spectra[seq[row_frame]] + 0.3 * rs.randn(n_mel, audio.N_MELS).astype(np.float32)
-    out["mel_windows"][i] = audio.mel_windows(np.clip(mel, -4, 4), frames)
-  return out
+  return out.reshape(n, t, FACE_SIZE, FACE_SIZE, 3)
 
 
 # -- config -> (task, data) ------------------------------------------------------------------
@@ -661,42 +426,28 @@ def make_task(config):
   raise ValueError(f"not a Wav2Lip task: {config.task!r}")
 
 
-def build(config, mesh, *, dataset_dir: str | os.PathLike | None = None
-          ) -> tuple[Any, WindowIterator, Callable[[], WindowIterator]]:
-  """(task, train iterator, eval-iterator factory) for a wav2lip_expert / wav2lip_gen config.
+def recipe(config, dataset_dir) -> Recipe:
+  """The expert or generator task of a wav2lip_expert / wav2lip_gen config and its data.
+
+  Clip batches (synthetic, or read from the built dataset by `tasks.build`) become training
+  windows through `WindowIterator`; held-out ones use `eval_windows_per_clip` and their own
+  seed, so every validation pass sees the same windows.
 
   Args:
-    dataset_dir: the built dataset (taem_task.prepared_dataset_dir); unused for 'synthetic'.
+    dataset_dir: unused (the clips are read by `tasks.build`).
   """
-  from taem_jax.train import mesh as mesh_lib  # pylint: disable=g-import-not-at-top
+  del dataset_dir
   data = config.data
-  local_clips = mesh_lib.local_batch_size(data.batch_size, mesh)
   task = make_task(config)
   sampler, eval_sampler = _sampler(config, False), _sampler(config, True)
-  if data.dataset == "synthetic":
-    from taem_jax.train import toy  # pylint: disable=g-import-not-at-top
-    clips = synthetic_clips(data.num_train + data.num_eval, frames=data.num_frames,
-                            seed=config.seed)
-    train = {k: v[:data.num_train] for k, v in clips.items()}
-    held = {k: v[data.num_train:] for k, v in clips.items()}
-    it = WindowIterator(toy.toy_iterator(train, data.batch_size, seed=config.seed), sampler,
-                        config.seed)
-    evals = lambda: WindowIterator(  # noqa: E731
-        toy.toy_iterator(held, data.batch_size, seed=0, shuffle=False, repeat=False),
-        eval_sampler, config.seed + 1)
-    return task, it, evals
 
-  from taem_jax.data import pipeline  # pylint: disable=g-import-not-at-top
-  if dataset_dir is None:
-    raise ValueError(f"dataset {data.dataset!r} needs dataset_dir (see prepared_dataset_dir)")
-  train_cfg = pipeline.PipelineConfig(
-      batch_size=local_clips, buckets=tuple(tuple(b) for b in data.buckets), seed=config.seed,
-      decode_faces=True, with_za=False, worker_count=data.worker_count)
-  train_src = pipeline.open_split(dataset_dir, data.train_split)
-  it = WindowIterator(pipeline.make_iterator(train_src, train_cfg), sampler, config.seed)
-  eval_src = pipeline.open_split(dataset_dir, data.eval_split)
-  eval_cfg = dataclasses.replace(train_cfg, shuffle=False, num_epochs=1, drop_remainder=False,
-                                 worker_count=0)
-  evals = lambda: WindowIterator(pipeline.make_iterator(eval_src, eval_cfg),  # noqa: E731
-                                 eval_sampler, config.seed + 1)
-  return task, it, evals
+  def wrap(batches, held_out: bool) -> WindowIterator:
+    if held_out:
+      return WindowIterator(batches, eval_sampler, config.seed + 1)
+    return WindowIterator(batches, sampler, config.seed)
+
+  arrays = None
+  if data.dataset == "synthetic":
+    arrays = synthetic_clips(data.num_train + data.num_eval, frames=data.num_frames,
+                             seed=config.seed)
+  return Recipe(task, arrays=arrays, decode_faces=True, with_za=False, wrap=wrap)

@@ -6,25 +6,31 @@ fly (frozen: excluded from the optimizer by `TAEMTask.trainable`, held in BatchN
 and wrapped in stop-gradient by `Wav2LipTarget`). Keeping both in one module keeps the frozen
 weights in the checkpoint, so a workdir is self-contained.
 
-`build(config, mesh, ...)` turns an experiments/configs/*.py config into (task, train iterator,
-eval-iterator factory) for `taem_jax.train.trainer.Trainer`.
+`recipe(config, dataset_dir)` turns an experiments/configs/*.py config into the task and the
+way its data is read (`taem_jax.train.tasks.build` makes the iterators); `TAEMTask.export`
+writes the trained TAEM as a `taem_checkpoint` directory that synthesis loads.
 """
 from __future__ import annotations
 
 import dataclasses
-import os
 import pathlib
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 import jax
-import jax.numpy as jnp
-import numpy as np
 from flax import nnx
 
+from taem_jax.data import pipeline
+from taem_jax.data.synthetic import synthetic_arrays, synthetic_vocab
 from taem_jax.errors import UserError
-from taem_jax.models.taem import MEL_FRAMES_PER_VIDEO_FRAME, TAEM, TAEMConfig
+from taem_jax.models import load_pretrained
+from taem_jax.models.taem import TAEM, TAEMConfig
+from taem_jax.models.taem_checkpoint import save_taem
 from taem_jax.models.targets import Wav2LipTarget
-from taem_jax.train import losses
+from taem_jax.models.wav2lip import Wav2Lip
+from taem_jax.rates import Z_DIM
+from taem_jax.text import PhonemeVocab
+from taem_jax.train import checkpoint, losses
+from taem_jax.train.tasks.recipe import Recipe
 
 
 class TAEMTrainModel(nnx.Module):
@@ -41,7 +47,6 @@ class TAEMTrainModel(nnx.Module):
     self.taem = TAEM(taem_config, rngs=rngs)
     self.wav2lip = nnx.data(None)  # a module or None: declared as data either way
     if wav2lip_config is not None:
-      from taem_jax.models.wav2lip import Wav2Lip  # pylint: disable=g-import-not-at-top
       self.wav2lip = Wav2Lip(**wav2lip_config, rngs=rngs)
       self.wav2lip.eval()
 
@@ -52,10 +57,17 @@ class TAEMTask:
 
   Batch fields used (see taem_jax/data/pipeline.py): phonemes, phoneme_mask, durations,
   n_frames, frame_mask, speaker, and z_a or mel_windows.
+
+  The last three fields are what `export` records beside the weights: the phoneme vocabulary,
+  the speaker embedder ({"kind", "dim"}) and the frozen target ({"name", "latent_dim",
+  "config"}); `recipe` fills them from the dataset and the config.
   """
   taem_config: TAEMConfig
   loss_config: losses.LossConfig
   wav2lip_config: dict | None = None
+  vocab: PhonemeVocab | None = None
+  speaker_embedding: dict | None = None
+  target: dict | None = None
 
   # Only TAEM learns; Wav2Lip stays as loaded.
   trainable = nnx.All(nnx.Param, nnx.PathContains("taem"))
@@ -103,10 +115,8 @@ class TAEMTask:
     """`--init_from`: a converted Wav2Lip directory (target) or a TAEM training workdir."""
     p = pathlib.Path(path).expanduser()
     if (p / "checkpoints").is_dir() or (p.name == "checkpoints" and p.is_dir()):
-      from taem_jax.train import checkpoint  # pylint: disable=g-import-not-at-top
       checkpoint.load_model_weights(model, p / "checkpoints" if p.name != "checkpoints" else p)
       return
-    from taem_jax.models import load_pretrained  # pylint: disable=g-import-not-at-top
     if model.wav2lip is None:
       raise UserError(f"--init_from={path} is a Wav2Lip checkpoint, but this run reads z_a "
                       "from the dataset and has no Wav2Lip to initialise; drop --init_from")
@@ -118,62 +128,20 @@ class TAEMTask:
     nnx.update(model.wav2lip, nnx.state(w2l))
     model.wav2lip.eval()
 
+  def export(self, model: TAEMTrainModel, dst, *, step: int | None = None,
+             overwrite: bool = False) -> list[str]:
+    """Writes a TAEM directory (`taem_checkpoint.load_taem` reads it); returns [dst].
 
-# -- synthetic data (tests, smoke runs) ------------------------------------------------------
-
-def synthetic_arrays(n: int, *, max_phonemes: int, max_frames: int, vocab_size: int,
-                     speaker_dim: int, latent_dim: int, seed: int = 0,
-                     with_mel: bool = False) -> dict[str, np.ndarray]:
-  """n padded TAEM examples whose z_a is a learnable function of the phonemes.
-
-  Each phoneme id p lasts 4 (1 + p mod 3) mel frames, i.e. whole video frames (so L_dur can be
-  learned and every video frame hears one phoneme), and z_a at video frame f is a fixed random
-  vector of the phoneme sounding in it, times a speaker-dependent gain.
-
-  With `with_mel`, `mel_windows` holds a fixed random (80, 16) pattern per phoneme at each
-  frame (-4 = silence after the end), for runs where Wav2Lip computes z_a.
-
-  Shapes:
-    phonemes, phoneme_mask, durations (n, max_phonemes); n_frames (n,); frame_mask (n,
-    max_frames); speaker (n, speaker_dim); z_a (n, max_frames, latent_dim); index (n,);
-    mel_windows (n, max_frames, 80, 16, 1) if with_mel.
-  """
-  rs = np.random.RandomState(seed)
-  table = rs.randn(vocab_size, latent_dim).astype(np.float32)
-  r = MEL_FRAMES_PER_VIDEO_FRAME
-  out = {
-      "phonemes": np.zeros((n, max_phonemes), np.int32),
-      "phoneme_mask": np.zeros((n, max_phonemes), bool),
-      "durations": np.zeros((n, max_phonemes), np.int32),
-      "n_frames": np.zeros((n,), np.int32),
-      "frame_mask": np.zeros((n, max_frames), bool),
-      "speaker": rs.randn(n, speaker_dim).astype(np.float32),
-      "z_a": np.zeros((n, max_frames, latent_dim), np.float32),
-      "index": np.arange(n, dtype=np.int32),
-  }
-  if with_mel:
-    patterns = np.clip(rs.randn(vocab_size, 80, 16, 1), -4, 4).astype(np.float32)
-    out["mel_windows"] = np.full((n, max_frames, 80, 16, 1), -4.0, np.float32)
-  for i in range(n):
-    while True:
-      length = rs.randint(max(2, max_phonemes // 2), max_phonemes + 1)
-      ph = rs.randint(1, vocab_size, length)
-      d = r * (1 + ph % 3)
-      frames = int(d.sum()) // r
-      if frames <= max_frames:
-        break
-    out["phonemes"][i, :length] = ph
-    out["phoneme_mask"][i, :length] = True
-    out["durations"][i, :length] = d
-    out["n_frames"][i] = frames
-    out["frame_mask"][i, :frames] = True
-    at = np.repeat(ph, d)  # phoneme id per mel frame
-    gain = 1.0 + 0.1 * np.tanh(out["speaker"][i, 0])
-    per_frame = at[r * np.arange(frames) + r // 2]
-    out["z_a"][i, :frames] = gain * table[per_frame]
-    if with_mel:
-      out["mel_windows"][i, :frames] = patterns[per_frame]
-  return out
+    Besides the weights it records the vocabulary, speaker embedder, target and
+    {"objective": the loss objective, "step": `step`}.
+    """
+    if self.vocab is None or self.speaker_embedding is None:
+      raise UserError("this TAEM task does not know its phoneme vocabulary and speaker "
+                      "embedder (build it with taem_jax.train.tasks.build) and cannot export")
+    training = {"objective": self.loss_config.objective, "step": step}
+    return [save_taem(model.taem, dst, vocab=self.vocab,
+                      speaker_embedding=self.speaker_embedding, target=self.target,
+                      training=training, overwrite=overwrite)]
 
 
 # -- config -> (task, data) ------------------------------------------------------------------
@@ -229,19 +197,25 @@ def target_wav2lip_config(target) -> dict:
   return cfg
 
 
-def build(config, mesh, *, dataset_dir: str | os.PathLike | None = None
-          ) -> tuple[TAEMTask, Any, Callable[[], Any]]:
-  """(task, train iterator, eval-iterator factory) for a TAEM config (see experiments/configs).
+def _task(config, taem_cfg: TAEMConfig, w2l: dict | None, vocab: PhonemeVocab,
+          embedder: str) -> TAEMTask:
+  target = {"name": "wav2lip", "latent_dim": taem_cfg.latent_dim,
+            "config": target_wav2lip_config(config.target)}
+  return TAEMTask(taem_cfg, _loss_config(config), w2l, vocab,
+                  {"kind": embedder, "dim": taem_cfg.speaker_dim}, target)
+
+
+def recipe(config, dataset_dir) -> Recipe:
+  """The TAEM task of a TAEM config and how its data is read (see `tasks.build`).
 
   Args:
-    dataset_dir: the built dataset (`prepared_dataset_dir`); unused for 'synthetic' data.
+    dataset_dir: the built dataset (`taem_jax.data.prepared.prepared_dataset_dir`); None for
+      'synthetic' data.
   """
-  from taem_jax.train import mesh as mesh_lib  # pylint: disable=g-import-not-at-top
   data = config.data
-  local_bs = mesh_lib.local_batch_size(data.batch_size, mesh)
   if data.dataset == "synthetic":
     spk_dim = int(config.model.get("speaker_dim", 128))
-    latent = int(config.model.get("latent_dim", 512))
+    latent = int(config.model.get("latent_dim", Z_DIM))
     taem_cfg = taem_config_from(config, vocab_size=data.vocab_size, speaker_dim=spk_dim)
     w2l = _wav2lip_config(config, with_za=config.target.z_a != "wav2lip")
     arrays = synthetic_arrays(data.num_train + data.num_eval, max_phonemes=data.max_phonemes,
@@ -250,69 +224,12 @@ def build(config, mesh, *, dataset_dir: str | os.PathLike | None = None
                               with_mel=w2l is not None)
     if w2l is not None:
       del arrays["z_a"]  # Wav2Lip computes it from the mel windows
-    from taem_jax.train import toy  # pylint: disable=g-import-not-at-top
-    train = {k: v[:data.num_train] for k, v in arrays.items()}
-    held = {k: v[data.num_train:] for k, v in arrays.items()}
-    task = TAEMTask(taem_cfg, _loss_config(config), w2l)
-    it = toy.toy_iterator(train, data.batch_size, seed=config.seed)
-    evals = lambda: toy.toy_iterator(held, data.batch_size, seed=0, shuffle=False,  # noqa: E731
-                                     repeat=False)
-    return task, it, evals
+    task = _task(config, taem_cfg, w2l, synthetic_vocab(data.vocab_size), "synthetic")
+    return Recipe(task, arrays=arrays)
 
-  from taem_jax.data import pipeline  # pylint: disable=g-import-not-at-top
-  from taem_jax.text import PhonemeVocab  # pylint: disable=g-import-not-at-top
-  if dataset_dir is None:
-    raise ValueError(f"dataset {data.dataset!r} needs dataset_dir (see prepared_dataset_dir)")
   meta = pipeline.dataset_metadata(dataset_dir)
   vocab = PhonemeVocab.from_json(meta["vocab"])
   taem_cfg = taem_config_from(config, vocab=vocab, speaker_dim=int(meta["embed_dim"]))
-  task = TAEMTask(taem_cfg, _loss_config(config), _wav2lip_config(config, meta["with_za"]))
-  buckets = tuple(tuple(b) for b in data.buckets)
-  train_cfg = pipeline.PipelineConfig(batch_size=local_bs, buckets=buckets, seed=config.seed,
-                                      decode_faces=False, with_za=task.wav2lip_config is None,
-                                      worker_count=data.worker_count)
-  train_src = pipeline.open_split(dataset_dir, data.train_split)
-  it = pipeline.make_iterator(train_src, train_cfg)
-  eval_src = pipeline.open_split(dataset_dir, data.eval_split)
-  eval_cfg = dataclasses.replace(train_cfg, shuffle=False, num_epochs=1, drop_remainder=False,
-                                 worker_count=0)
-  evals = lambda: pipeline.make_iterator(eval_src, eval_cfg)  # noqa: E731
-  return task, it, evals
-
-
-def prepared_dataset_dir(config, data_dir: str | None, manual_dir: str | None, *,
-                         can_build: bool = True) -> pathlib.Path:
-  """`<data_dir>/<builder>/<builder_config>/<version>`, building it from `manual_dir` if needed.
-
-  The sample corpus is built with the GRID builder (same layout) into `<manual_dir>/_tfds` by
-  default, so it can never be mistaken for a real GRID build in a shared data_dir. Call it
-  before JAX starts its threads (before the first device query): building forks ffmpeg.
-
-  Args:
-    can_build: False in multi-process runs, where a missing dataset is an error instead.
-  """
-  data = config.data
-  builder_name = "grid" if data.dataset == "sample" else data.dataset
-  if data_dir is None:
-    if data.dataset == "sample" and manual_dir:
-      data_dir = os.path.join(os.path.expanduser(manual_dir), "_tfds")
-    else:
-      data_dir = os.path.expanduser("~/tensorflow_datasets")
-  root = pathlib.Path(data_dir).expanduser() / builder_name / data.builder_config
-  versions = sorted(p for p in root.glob("*") if (p / "dataset_info.json").is_file())
-  if versions:
-    return versions[-1]
-  if not manual_dir:
-    raise UserError(f"no prepared {builder_name}/{data.builder_config} dataset in {data_dir}; "
-                    f"pass --manual_dir=<the {data.dataset} folder> to build it")
-  if not can_build:
-    raise UserError("build the dataset before a multi-process run: experiments/build_dataset.py "
-                    f"--dataset {builder_name} --manual_dir {manual_dir} --data_dir {data_dir}")
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-  from taem_jax.data import builder_class  # pylint: disable=g-import-not-at-top
-  builder = builder_class(builder_name)(
-      data_dir=str(pathlib.Path(data_dir).expanduser()), config=data.builder_config,
-      wav2lip_dir=config.get("target", {}).get("wav2lip_dir") or None)
-  builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
-      manual_dir=str(pathlib.Path(manual_dir).expanduser())))
-  return pathlib.Path(builder.data_dir)
+  task = _task(config, taem_cfg, _wav2lip_config(config, meta["with_za"]), vocab,
+               meta["embedder"])
+  return Recipe(task, decode_faces=False, with_za=task.wav2lip_config is None)
