@@ -27,5 +27,6 @@ setuptools.setup(
     install_requires=_requirements("requirements.txt"),
     extras_require={"test": _requirements("requirements-test.txt")},
     entry_points={"console_scripts": ["taem-doctor=taem_jax.doctor:main",
+                                      "taem-app=taem_jax.cli.app:main",
                                       "taem-synthesize=taem_jax.synthesis_cli:main"]},
 )

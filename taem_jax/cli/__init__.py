@@ -1,0 +1,1 @@
+"""Console scripts: argument parsing and printing for the taem-* commands."""

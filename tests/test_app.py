@@ -1,0 +1,267 @@
+"""The web app in a real browser: headless Chromium (Playwright) against `taem-app` on loopback.
+
+One server per module: experiments/app.py with the committed demo models, run under
+tests/offline_guard.py, so any network access by the server fails the last test; the browser's
+requests are recorded too and must all go to the loopback server. Faces are a real photo shipped
+in an installed package (skimage's astronaut) and a blank image. A screenshot of each finished
+page is saved under out/test-artifacts/.
+"""
+import os
+import pathlib
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+
+import cv2
+import numpy as np
+import pytest
+
+from taem_jax import video
+from taem_jax.face import FaceDetector
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+CHROMIUM = pathlib.Path("/usr/bin/chromium")
+ARTIFACTS = ROOT / "out" / "test-artifacts"
+# Flags that work as root on a closed network; Playwright adds --headless and its own profile.
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync"]
+START_S = 300  # server start: JAX import + loading the demo models on a busy 2-core box
+FIRST_S = 240  # the first generation compiles the models
+NEXT_S = 120
+
+sync_api = pytest.importorskip(
+    "playwright.sync_api", reason="playwright is not installed (bash setup.sh --test)")
+if not CHROMIUM.exists():
+  pytest.skip(f"{CHROMIUM} is missing: the browser tests need Debian's chromium "
+              "(bash setup.sh --test installs it)", allow_module_level=True)
+
+
+def _free_port() -> int:
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    return s.getsockname()[1]
+
+
+class Server:
+  """experiments/app.py in a subprocess under the offline guard."""
+
+  def __init__(self, log: pathlib.Path):
+    self.port = _free_port()
+    self.url = f"http://127.0.0.1:{self.port}/"
+    self.log_path = log
+    self._log = open(log, "w")  # pylint: disable=consider-using-with
+    self.proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "tests" / "offline_guard.py"),
+         str(ROOT / "experiments" / "app.py"), "--port", str(self.port), "--keep_minutes", "30"],
+        cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT, env=dict(os.environ))
+
+  def log(self) -> str:
+    self._log.flush()
+    return self.log_path.read_text(errors="replace")
+
+  def wait_ready(self) -> None:
+    t_end = time.monotonic() + START_S
+    while time.monotonic() < t_end:
+      if self.proc.poll() is not None:
+        raise AssertionError(f"the app exited with {self.proc.returncode}:\n{self.log()[-4000:]}")
+      try:
+        with urllib.request.urlopen(self.url, timeout=5) as r:
+          if r.status == 200:
+            return
+      except OSError:
+        pass
+      time.sleep(1.0)
+    raise AssertionError(f"the app did not answer in {START_S} s:\n{self.log()[-4000:]}")
+
+  def stop(self) -> int:
+    if self.proc.poll() is None:
+      self.proc.send_signal(signal.SIGINT)  # gradio closes its server on KeyboardInterrupt
+      try:
+        self.proc.wait(60)
+      except subprocess.TimeoutExpired:
+        self.proc.kill()
+        self.proc.wait(30)
+    self._log.close()
+    return self.proc.returncode
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory):
+  from taem_jax.data.sample import portraits  # pylint: disable=g-import-not-at-top
+  root = tmp_path_factory.mktemp("app_media")
+  portrait = portraits.make_portraits(1, 160, np.random.default_rng(0), FaceDetector())[0]
+  cv2.imwrite(str(root / "face.png"), portrait.image)
+  cv2.imwrite(str(root / "blank.png"), np.full((120, 120, 3), 200, np.uint8))
+  return root
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+  srv = Server(tmp_path_factory.mktemp("app_server") / "server.log")
+  try:
+    srv.wait_ready()
+    yield srv
+  finally:
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+  with sync_api.sync_playwright() as pw:
+    b = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_FLAGS)
+    try:
+      yield b
+    finally:
+      b.close()
+
+
+@pytest.fixture
+def open_page(browser, server):
+  """open_page() -> a new page on the app; every request it makes is checked to be local."""
+  contexts, requests = [], []
+
+  def make():
+    ctx = browser.new_context(viewport={"width": 1280, "height": 1000})
+    ctx.on("request", lambda r: requests.append(r.url))
+    contexts.append(ctx)
+    page = ctx.new_page()
+    page.goto(server.url, wait_until="domcontentloaded")
+    page.locator("#say-generate").wait_for(timeout=60_000)
+    return page
+
+  yield make
+  for ctx in contexts:
+    ctx.close()
+  remote = [u for u in requests if urllib.parse.urlsplit(u).scheme in ("http", "https", "ws",
+                                                                       "wss")
+            and urllib.parse.urlsplit(u).hostname != "127.0.0.1"]
+  assert not remote, f"the page reached beyond the app: {remote[:5]}"
+
+
+def _say(page, face: pathlib.Path, text: str, speech: bool = True) -> None:
+  page.locator("#say-face input[type=file]").set_input_files(str(face))
+  page.locator("#say-preview img").wait_for(timeout=60_000)  # the upload is done
+  page.locator("#say-text textarea").fill(text)
+  box = page.locator("#say-speech input[type=checkbox]")
+  if box.is_checked() != speech:
+    box.click()
+  page.locator("#say-generate").click()
+
+
+def _status(page, timeout_s: float) -> str:
+  """The status line once the request has finished (it is empty while it runs)."""
+  field = page.locator("#say-status textarea")
+  t_end = time.monotonic() + timeout_s
+  while time.monotonic() < t_end:
+    value = field.input_value()
+    if value.startswith(("wrote", "error")):
+      return value
+    page.wait_for_timeout(250)
+  raise AssertionError(f"no result in {timeout_s} s; status {field.input_value()!r}")
+
+
+def _fetch_video(page, server, dest: pathlib.Path) -> pathlib.Path:
+  el = page.locator("#say-video video")
+  el.wait_for(timeout=30_000)
+  src = el.get_attribute("src")
+  assert src, "the video element has no source"
+  with urllib.request.urlopen(urllib.parse.urljoin(server.url, src), timeout=60) as r:
+    dest.write_bytes(r.read())
+  return dest
+
+
+def _played_seconds(page) -> float:
+  """The duration the browser itself decoded from the video element (it plays the file)."""
+  page.wait_for_function("""() => { const v = document.querySelector('#say-video video');
+                                    return v && (v.error || v.readyState >= 1); }""",
+                         timeout=30_000)
+  err = page.evaluate("() => document.querySelector('#say-video video').error?.code ?? null")
+  assert err is None, f"the browser cannot play the video (MediaError {err})"
+  return float(page.evaluate("() => document.querySelector('#say-video video').duration"))
+
+
+def _shot(page, name: str) -> pathlib.Path:
+  ARTIFACTS.mkdir(parents=True, exist_ok=True)
+  path = ARTIFACTS / name
+  page.screenshot(path=str(path), full_page=True)
+  return path
+
+
+def _mouth_vs_upper_motion(frames: np.ndarray) -> tuple[float, float]:
+  """Mean frame-to-frame change (grey levels) in the lower and the upper half of the face box
+  found in the first frame. Shapes: frames (T, H, W, 3) uint8."""
+  faces = FaceDetector().detect(frames[0])
+  assert faces, "no face in the output video"
+  x1, y1, x2, y2 = np.round(max(faces, key=lambda f: f.box[2] - f.box[0]).box).astype(int)
+  x1, y1 = max(0, x1), max(0, y1)
+  mid = (y1 + y2) // 2
+  diff = np.abs(np.diff(frames.astype(np.int16), axis=0)).mean(axis=-1)
+  return float(diff[:, mid:y2, x1:x2].mean()), float(diff[:, y1:mid, x1:x2].mean())
+
+
+def test_say_text_plays_an_mp4_with_a_moving_mouth(open_page, server, media, tmp_path):
+  page = open_page()
+  _say(page, media / "face.png", "Hello there, how are you?", speech=True)
+  status = _status(page, FIRST_S)
+  assert status.startswith("wrote say.mp4 ("), status
+  n = int(status.split("(", 1)[1].split()[0])
+  out = _fetch_video(page, server, tmp_path / "say.mp4")
+  info = video.probe(out)
+  assert (info.video_codec, info.fps, info.has_audio) == ("h264", 25.0, True), info
+  frames = np.concatenate(list(video.iter_frames(out)))
+  assert frames.shape == (n, 160, 160, 3), frames.shape
+  assert 0.8 <= n / 25 <= 4.0, f"{n} frames for a five-word sentence"
+  assert abs(_played_seconds(page) - n / 25) < 0.15
+  lower, upper = _mouth_vs_upper_motion(frames)
+  assert lower > 0.5 and lower > 2 * upper, (lower, upper)
+  _shot(page, "app_say_text.png")
+
+
+def test_faceless_image_shows_the_error_and_the_next_request_works(open_page, server, media):
+  page = open_page()
+  _say(page, media / "blank.png", "Good morning.", speech=False)
+  status = _status(page, NEXT_S)
+  assert status.startswith("error: no face found in any of the 1 frame(s) of the face image "
+                           "blank.png"), status
+  assert "\n" not in status and "Traceback" not in page.content()
+  assert page.locator("#say-video video").count() == 0
+  _shot(page, "app_no_face_error.png")
+  _say(page, media / "face.png", "Good morning.", speech=False)
+  status = _status(page, NEXT_S)
+  assert status.startswith("wrote say.mp4"), status
+  page.locator("#say-video video").wait_for(timeout=30_000)
+  assert "Traceback" not in server.log()
+
+
+def test_three_requests_at_once_all_complete(open_page, server, media, tmp_path):
+  pages = [open_page() for _ in range(3)]
+  texts = ["Yes.", "Thank you.", "See you soon."]
+  for page, text in zip(pages, texts):
+    page.locator("#say-face input[type=file]").set_input_files(str(media / "face.png"))
+    page.locator("#say-preview img").wait_for(timeout=60_000)
+    page.locator("#say-text textarea").fill(text)
+    page.locator("#say-speech input[type=checkbox]").uncheck()
+  for page in pages:  # all three are queued before the first one is done
+    page.locator("#say-generate").click()
+  for k, page in enumerate(pages):
+    status = _status(page, 3 * NEXT_S)
+    assert status.startswith("wrote say.mp4"), (k, status)
+    out = _fetch_video(page, server, tmp_path / f"say{k}.mp4")
+    assert video.probe(out).n_frames == int(status.split("(", 1)[1].split()[0])
+  _shot(pages[-1], "app_three_at_once.png")
+
+
+def test_server_stops_cleanly_without_network_access(server):
+  log = server.log()
+  root = next((ln.split("files under ", 1)[1].strip() for ln in log.splitlines()
+               if "files under " in ln), None)
+  rc = server.stop()
+  log = server.log_path.read_text(errors="replace")
+  assert rc == 0, f"exit status {rc} (3: network access):\n{log[-3000:]}"
+  assert "offline_guard: network attempts" not in log
+  assert root and not pathlib.Path(root).exists(), root
