@@ -20,8 +20,6 @@ traceback. Each request writes into its own folder under a private temporary roo
 limited to `--max_upload_mb`. The server listens on 127.0.0.1 unless `--host` says otherwise,
 and makes no network access of its own (no analytics, no share link, no web fonts).
 """
-from __future__ import annotations
-
 import argparse
 import dataclasses
 import logging
@@ -29,6 +27,7 @@ import os
 import pathlib
 import re
 import shutil
+import signal
 import sys
 import tempfile
 import threading
@@ -354,6 +353,12 @@ def build_app(handlers: Handlers, models: list[ModelSet], samples: list[pathlib.
   limit = max(1, int(args.concurrency))
   run = dict(concurrency_limit=limit, concurrency_id="generate")  # one queue for all tabs
 
+  def clear(outputs):
+    """A click's first step, in the browser: empty the previous result and status."""
+    values = ", ".join("null" if isinstance(o, gr.Video) else "''" for o in outputs)
+    return dict(fn=None, inputs=None, outputs=outputs, js=f"() => [{values}]", queue=False,
+                api_visibility="private")
+
   def face_picker(tab: str):
     face = gr.File(label="Face: an image or a video", file_types=["image", "video"],
                    type="filepath", elem_id=f"{tab}-face")
@@ -361,7 +366,9 @@ def build_app(handlers: Handlers, models: list[ModelSet], samples: list[pathlib.
       gallery = gr.Gallery(value=[str(p) for p in samples], label="...or a sample face",
                            columns=len(samples), height=150, allow_preview=False,
                            interactive=False, elem_id=f"{tab}-samples")
-      gallery.select(_pick_sample(gr, samples), None, face, api_visibility="private")
+      def pick(evt: gr.SelectData):
+        return str(samples[evt.index])
+      gallery.select(pick, None, face, api_visibility="private")
     shown = gr.Image(label="Face used", interactive=False, height=200, elem_id=f"{tab}-preview")
     face.change(preview, face, shown, api_visibility="private")
     return face
@@ -392,11 +399,12 @@ def build_app(handlers: Handlers, models: list[ModelSet], samples: list[pathlib.
           go = gr.Button("Generate", variant="primary", elem_id="say-generate")
           status = gr.Textbox(label="Status", interactive=False, elem_id="say-status")
           out = gr.Video(label="Result", interactive=False, buttons=["download"],
-                         elem_id="say-video")
+                         height=360, elem_id="say-video")
 
       def say(lab, f, t, sp, v, progress=gr.Progress()):
         return handlers.say(lab, f, t, sp, v, progress=Progress(progress))
-      go.click(say, [model, face, text, speech, voice], [out, status], api_name="say", **run)
+      go.click(**clear([out, status])).then(say, [model, face, text, speech, voice],
+                                            [out, status], api_name="say", **run)
 
     with gr.Tab("Lip-sync audio", elem_id="tab-lipsync"):
       with gr.Row():
@@ -408,11 +416,12 @@ def build_app(handlers: Handlers, models: list[ModelSet], samples: list[pathlib.
           go2 = gr.Button("Generate", variant="primary", elem_id="lipsync-generate")
           status2 = gr.Textbox(label="Status", interactive=False, elem_id="lipsync-status")
           out2 = gr.Video(label="Result", interactive=False, buttons=["download"],
-                          elem_id="lipsync-video")
+                          height=360, elem_id="lipsync-video")
 
       def lipsync(lab, f, a, progress=gr.Progress()):
         return handlers.lipsync(lab, f, a, progress=Progress(progress))
-      go2.click(lipsync, [model, face2, audio], [out2, status2], api_name="lipsync", **run)
+      go2.click(**clear([out2, status2])).then(lipsync, [model, face2, audio], [out2, status2],
+                                               api_name="lipsync", **run)
 
     with gr.Tab("Edit words", elem_id="tab-edit"):
       with gr.Row():
@@ -437,12 +446,13 @@ def build_app(handlers: Handlers, models: list[ModelSet], samples: list[pathlib.
           status3 = gr.Textbox(label="Status", interactive=False, elem_id="edit-status")
           span = gr.Textbox(label="Changed span", interactive=False, elem_id="edit-span")
           out3 = gr.Video(label="Edited video", interactive=False, buttons=["download"],
-                          elem_id="edit-video")
+                          height=360, elem_id="edit-video")
 
       def edit(lab, c, a, tr, o, n, sp, fd, progress=gr.Progress()):
         return handlers.edit(lab, c, a, tr, o, n, sp, fd, progress=Progress(progress))
-      go3.click(edit, [model, clip, clip_audio, transcript, old, new, speech3, fade],
-                [out3, status3, span], api_name="edit", **run)
+      go3.click(**clear([out3, status3, span])).then(
+          edit, [model, clip, clip_audio, transcript, old, new, speech3, fade],
+          [out3, status3, span], api_name="edit", **run)
 
   blocks.queue(default_concurrency_limit=limit)
   # System fonts only: the page must not fetch web fonts (closed networks, privacy).
@@ -452,12 +462,6 @@ def build_app(handlers: Handlers, models: list[ModelSet], samples: list[pathlib.
                 show_error=False, ssr_mode=False, pwa=False, mcp_server=False, theme=theme,
                 footer_links=[], quiet=False)
   return blocks, launch
-
-
-def _pick_sample(gr, samples):
-  def pick(evt: gr.SelectData):
-    return str(samples[evt.index])
-  return pick
 
 
 # ----------------------------------------------------------------------------------------------
@@ -487,6 +491,11 @@ def _parser() -> argparse.ArgumentParser:
   return p
 
 
+def _interrupt(signum, frame):
+  del signum, frame
+  raise KeyboardInterrupt
+
+
 @cli_main
 def main(argv=None) -> int:
   # ffmpeg runs through subprocess (fork + immediate exec), which is safe with JAX's threads.
@@ -496,7 +505,12 @@ def main(argv=None) -> int:
     raise UserError(f"--concurrency must be >= 1, got {args.concurrency}")
   if args.max_upload_mb <= 0 or args.keep_minutes <= 0:
     raise UserError("--max_upload_mb and --keep_minutes must be > 0")
-  logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+  logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
+  LOG.setLevel(logging.INFO)
+  # Gradio stops its server on KeyboardInterrupt; SIGTERM (and a SIGINT that a background
+  # launch ignores) then also stop it cleanly, so the temporary root is removed.
+  for sig in (signal.SIGINT, signal.SIGTERM):
+    signal.signal(sig, _interrupt)
   xla_flags.prefer_eigen_convolutions()  # before JAX starts: faster generator on CPU
   args.root = pathlib.Path(tempfile.mkdtemp(prefix="taem-app-"))
   # Gradio reads these when it is imported: no telemetry, its files under our root.
