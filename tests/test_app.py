@@ -128,13 +128,18 @@ class Server:
     self.proc = subprocess.Popen(
         [sys.executable, str(ROOT / "tests" / "offline_guard.py"),
          str(ROOT / "experiments" / "app.py"), "--port", str(self.port), "--keep_minutes", "30"],
-        cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT, env=dict(os.environ))
+        cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT,
+        # The demo models are small: XLA's optimisation passes cost more than they save here.
+        env=dict(os.environ, JAX_DISABLE_MOST_OPTIMIZATIONS="true"))
+    self._ready = False
 
   def log(self) -> str:
     self._log.flush()
     return self.log_path.read_text(errors="replace")
 
   def wait_ready(self) -> None:
+    if self._ready:
+      return
     t_end = time.monotonic() + START_S
     while time.monotonic() < t_end:
       if self.proc.poll() is not None:
@@ -142,6 +147,7 @@ class Server:
       try:
         with urllib.request.urlopen(self.url, timeout=5) as r:
           if r.status == 200:
+            self._ready = True
             return
       except OSError:
         pass
@@ -171,22 +177,29 @@ def media(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def sync_api():
+  api = pytest.importorskip(
+      "playwright.sync_api", reason="playwright is not installed (bash setup.sh --test)")
+  if not CHROMIUM.exists():
+    pytest.skip(f"{CHROMIUM} is missing: the browser tests need Debian's chromium "
+                "(bash setup.sh --test installs it)")
+  return api
+
+
+@pytest.fixture(scope="module")
+def server(sync_api, tmp_path_factory):
+  """The app, starting (the browser and the media are made while it loads its models)."""
+  del sync_api  # only where the browser tests can run
   srv = Server(tmp_path_factory.mktemp("app_server") / "server.log")
   try:
-    srv.wait_ready()
     yield srv
   finally:
     srv.stop()
 
 
 @pytest.fixture(scope="module")
-def browser():
-  sync_api = pytest.importorskip(
-      "playwright.sync_api", reason="playwright is not installed (bash setup.sh --test)")
-  if not CHROMIUM.exists():
-    pytest.skip(f"{CHROMIUM} is missing: the browser tests need Debian's chromium "
-                "(bash setup.sh --test installs it)")
+def browser(sync_api, server):
+  del server  # started first: it takes longest
   with sync_api.sync_playwright() as pw:
     b = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_FLAGS)
     try:
@@ -196,11 +209,13 @@ def browser():
 
 
 @pytest.fixture
-def open_page(browser, server):
+def open_page(server, browser, media):
   """open_page() -> a new page on the app; every request it makes is checked to be local."""
+  del media  # made while the server loads its models
   contexts, requests = [], []
 
   def make():
+    server.wait_ready()
     ctx = browser.new_context(viewport={"width": 1280, "height": 1000})
     ctx.on("request", lambda r: requests.append(r.url))
     contexts.append(ctx)
@@ -349,8 +364,8 @@ def test_three_requests_at_once_all_complete(open_page, server, media, tmp_path)
   _shot(pages[-1], "app_three_at_once.png")
 
 
-def test_server_stops_cleanly_without_network_access(browser, server):
-  del browser  # only where the browser tests ran
+def test_server_stops_cleanly_without_network_access(server):
+  server.wait_ready()
   log = server.log()
   root = next((ln.split("files under ", 1)[1].strip() for ln in log.splitlines()
                if "files under " in ln), None)
