@@ -35,6 +35,7 @@ CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first
 START_S = 300  # server start: JAX import + loading the demo models on a busy 2-core box
 FIRST_S = 240  # the first generation compiles the models
 NEXT_S = 120
+MAX_UPLOAD_MB = 2
 
 
 
@@ -127,7 +128,8 @@ class Server:
     self._log = open(log, "w")  # pylint: disable=consider-using-with
     self.proc = subprocess.Popen(
         [sys.executable, str(ROOT / "tests" / "offline_guard.py"),
-         str(ROOT / "experiments" / "app.py"), "--port", str(self.port), "--keep_minutes", "30"],
+         str(ROOT / "experiments" / "app.py"), "--port", str(self.port), "--keep_minutes", "30",
+         "--max_upload_mb", str(MAX_UPLOAD_MB)],
         cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT,
         # The demo models are small: XLA's optimisation passes cost more than they save here.
         env=dict(os.environ, JAX_DISABLE_MOST_OPTIMIZATIONS="true"))
@@ -362,6 +364,16 @@ def test_three_requests_at_once_all_complete(open_page, server, media, tmp_path)
     out = _fetch_video(page, server, tmp_path / f"say{k}.mp4")
     assert video.probe(out).n_frames == int(status.split("(", 1)[1].split()[0])
   _shot(pages[-1], "app_three_at_once.png")
+
+
+def test_uploads_over_the_limit_are_refused(open_page, server):
+  page = open_page()
+  sizes = {}
+  for name, n in (("small.png", 1 << 20), ("big.png", (MAX_UPLOAD_MB << 20) + 1)):
+    r = page.request.post(server.url + "gradio_api/upload", multipart={
+        "files": {"name": name, "mimeType": "image/png", "buffer": b"\0" * n}})
+    sizes[name] = r.status
+  assert sizes == {"small.png": 200, "big.png": 413}, sizes
 
 
 def test_server_stops_cleanly_without_network_access(server):

@@ -458,7 +458,7 @@ def build_app(handlers: Handlers, models: list[ModelSet], samples: list[pathlib.
   # System fonts only: the page must not fetch web fonts (closed networks, privacy).
   theme = gr.themes.Default(font=["system-ui", "sans-serif"], font_mono=["monospace"])
   launch = dict(server_name=args.host, server_port=args.port, share=False,
-                max_file_size=f"{args.max_upload_mb}mb", allowed_paths=[str(args.root)],
+                max_file_size=int(args.max_upload_mb * (1 << 20)), allowed_paths=[str(args.root)],
                 show_error=False, ssr_mode=False, pwa=False, mcp_server=False, theme=theme,
                 footer_links=[], quiet=False)
   return blocks, launch
