@@ -292,7 +292,7 @@ class Handlers:
         raise UserError("no video: upload the talking video to edit")
       res = self.model(label).synth.edit(
           str(clip), folder / "edited.mp4", transcript=transcript or "", old=old or "",
-          new=new or "", audio=str(audio) if audio else None, fade=int(fade),
+          new=new or "", audio=str(audio) if audio else None, fade=int(3 if fade is None else fade),
           speech=bool(speech), lossless=False, progress=progress)
       s, e = res.new_span
       span.append(f"{s / res.fps:.2f} s - {e / res.fps:.2f} s (frames {s}..{e - 1} of "
