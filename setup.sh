@@ -25,6 +25,11 @@ say() { printf '[setup] %s\n' "$*"; }
 need_apt=()
 command -v espeak-ng >/dev/null 2>&1 || need_apt+=(espeak-ng)
 ldconfig -p 2>/dev/null | grep -q 'libespeak-ng\.so' || need_apt+=(libespeak-ng1)
+# --test: headless Chromium + its WebDriver for the web app's browser tests (tests/test_app.py).
+if [ "$WANT_TEST" = 1 ]; then
+  command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+  command -v chromedriver >/dev/null 2>&1 || need_apt+=(chromium-driver)
+fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     say "apt-get install ${need_apt[*]}"
