@@ -747,8 +747,8 @@ def main(argv=None):
   head = [f"# taem-jax benchmark, {started:%Y-%m-%d %H:%M} UTC{' (--quick)' if args.quick else ''}",
           "", f"* machine: {m['cpu']}, {m['cpus']} CPUs, {m['memory_gib']} GiB, "
           f"{' '.join(x for x in m['isa'] if x.startswith(('avx512f', 'avx512_bf16', 'amx')))}",
-          f"* versions: " + ", ".join(f"{k} {val}" for k, val in v.items()),
-          f"* XLA flag sets: " + "; ".join(f"{k} = '{val}'" for k, val in FLAG_SETS.items()) +
+          "* versions: " + ", ".join(f"{k} {val}" for k, val in v.items()),
+          "* XLA flag sets: " + "; ".join(f"{k} = '{val}'" for k, val in FLAG_SETS.items()) +
           f"; pipeline sections use '{args.flags}'",
           f"* load average at start: {load0[0]:.2f} {load0[1]:.2f} {load0[2]:.2f}"]
   print("\n".join(head), flush=True)

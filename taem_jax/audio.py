@@ -17,6 +17,7 @@ import pathlib
 import subprocess
 import tempfile
 
+import imageio_ffmpeg
 import numpy as np
 import soundfile as sf
 
@@ -79,7 +80,6 @@ def _read_file(path: pathlib.Path) -> tuple[np.ndarray, int]:
   # ffmpeg (bundled by imageio-ffmpeg) decodes everything else to a float wav at the native rate
   # and channel count, so resampling and down-mixing stay the same as for wav input.
   try:
-    import imageio_ffmpeg  # lazy: only for formats libsndfile cannot read
     exe = imageio_ffmpeg.get_ffmpeg_exe()
   except Exception as e:
     raise UserError(f"cannot decode audio file {path}: not readable by soundfile and no ffmpeg "

@@ -26,6 +26,11 @@ import numpy as np
 from taem_jax.errors import UserError
 from taem_jax.rates import SAMPLE_RATE, VIDEO_FPS
 
+# imageio-ffmpeg starts its frame readers with preexec_fn=os.setpgrp, which makes subprocess fork
+# this process (multithreaded once JAX runs: JAX warns that the fork may deadlock) instead of
+# spawning ffmpeg directly. Without it ffmpeg is spawned safely (and also receives Ctrl-C).
+os.environ.setdefault("IMAGEIO_FFMPEG_NO_PREVENT_SIGINT", "1")
+
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 # Exact BGR <-> YUV rounding in ffmpeg's scaler: with the default flags every encode/decode round
 # trip shifted colours by a few levels (grey 127 came back as 123/126/124, then 119/124/122).

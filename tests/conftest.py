@@ -1,6 +1,7 @@
 """Shared pytest setup: CPU JAX, no GPU probing noise, deterministic threads."""
 import os
 
+import jax
 import pytest
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
@@ -11,7 +12,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 def fast_compile():
   """XLA without most optimisation passes, for a module of tiny models (the passes cost more
   than they save there). Use with `pytestmark = pytest.mark.usefixtures("fast_compile")`."""
-  import jax  # pylint: disable=g-import-not-at-top
   old = jax.config.read("jax_disable_most_optimizations")
   jax.config.update("jax_disable_most_optimizations", True)
   yield

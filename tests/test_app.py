@@ -22,6 +22,7 @@ import pytest
 
 from taem_jax import video
 from taem_jax.cli import app
+from taem_jax.data.sample import portraits
 from taem_jax.errors import UserError
 from taem_jax.face import FaceDetector
 
@@ -170,7 +171,6 @@ class Server:
 
 @pytest.fixture(scope="module")
 def media(tmp_path_factory):
-  from taem_jax.data.sample import portraits  # pylint: disable=g-import-not-at-top
   root = tmp_path_factory.mktemp("app_media")
   portrait = portraits.make_portraits(1, 160, np.random.default_rng(0), FaceDetector())[0]
   cv2.imwrite(str(root / "face.png"), portrait.image)

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from taem_jax.data import pipeline as P
+from taem_jax.errors import UserError
 
 
 def _fake_source(n=23, seed=0, with_za=False):
@@ -118,7 +119,6 @@ def test_skip_face_decoding():
 
 
 def test_bad_config_messages():
-  from taem_jax.errors import UserError
   with pytest.raises(UserError, match="no complete batch"):
     P.make_iterator(_fake_source(n=3), _cfg(batch_size=8))
   with pytest.raises(UserError, match="increasing"):

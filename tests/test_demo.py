@@ -6,6 +6,8 @@ import sys
 
 import pytest
 
+from taem_jax import video
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
@@ -26,7 +28,6 @@ def test_demo_end_to_end(tmp_path):
                       "--utterances", "4", "--eval_clips", "1"], cwd=ROOT, capture_output=True,
                      text=True, timeout=1800)
   assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-  from taem_jax import video
   info = video.probe(out / "say.mp4")
   assert info.has_audio and info.n_frames > 10
   table = json.loads((out / "eval" / "table.json").read_text())

@@ -8,13 +8,15 @@ random-weight checkpoints of test_synthesis. Both the input and the output are d
 import cv2
 import numpy as np
 import pytest
+from test_synthesis import OPTS, _fails, ckpts, synth  # noqa: F401
 
 from taem_jax import audio, synthesis, video
 from taem_jax.cli import synthesize as synthesize_cli
+from taem_jax.data.sample import portraits
 from taem_jax.errors import UserError
+from taem_jax.face import FaceDetector
 from taem_jax.synthesis import editing
 from taem_jax.text import espeak, g2p
-from test_synthesis import OPTS, _fails, ckpts, synth  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("fast_compile")
 
@@ -23,8 +25,6 @@ SENTENCE = "I will meet you on Monday at noon."
 
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory):
-  from taem_jax.data.sample import portraits  # pylint: disable=g-import-not-at-top
-  from taem_jax.face import FaceDetector  # pylint: disable=g-import-not-at-top
   root = tmp_path_factory.mktemp("clip")
   said = espeak.synthesize(SENTENCE)
   n = int(len(said.wav) / said.sr * 25)

@@ -7,15 +7,17 @@ is perfect, the table and files are written) and the one-line refusals.
 """
 import json
 import pathlib
+import shutil
 import subprocess
 import sys
 
-import jax
 import numpy as np
 import pytest
+from flax import nnx
 
-from taem_jax import evaluation, metrics, models, synthesis, video
+from taem_jax import evaluation, face, metrics, models, synthesis, video
 from taem_jax.data import pipeline
+from taem_jax.data.grid import grid_dataset_builder
 from taem_jax.data.sample.generate import SampleCorpusConfig, generate_corpus
 from taem_jax.errors import UserError
 from taem_jax.face import SpeakerEmbedder
@@ -34,7 +36,6 @@ pytestmark = pytest.mark.usefixtures("fast_compile")
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
   import tensorflow_datasets as tfds
-  from taem_jax.data.grid import grid_dataset_builder
   root = tmp_path_factory.mktemp("eval")
   generate_corpus(root / "corpus", TINY)
   b = grid_dataset_builder.Builder(data_dir=str(root / "tfds"))
@@ -55,7 +56,6 @@ def ckpts(corpus, tmp_path_factory):
   cfg = TAEMConfig.from_vocab(vocab, hidden=32, latent_dim=32, speaker_dim=128,
                               encoder_layers=1, refiner_layers=1, heads=2, ffn_filter=64,
                               ffn_kernels=(3, 1), dp_filter=32)
-  from flax import nnx
   taem_checkpoint.save_taem(TAEM(cfg, rngs=nnx.Rngs(0)), root / "taem", vocab=vocab,
                             speaker_embedding=SpeakerEmbedder("dlib").describe())
   # A Table 2 variant: another TAEM that records its loss objective.
@@ -83,7 +83,6 @@ def test_load_clips_joins_dataset_and_files(clips, corpus):
 
 
 def test_load_clips_refuses_another_corpus(corpus, tmp_path):
-  import shutil
   # The same files under another speaker id: a corpus the dataset was not built from.
   for sub in ("s1", "alignments/s1"):
     shutil.copytree(corpus[0] / sub, tmp_path / sub.replace("s1", "s9"))
@@ -103,7 +102,6 @@ def test_tts_speech_has_the_clip_length_and_is_silent_in_pauses(clips):
 
 
 def test_ground_truth_against_itself_is_perfect(clips, ckpts):
-  from taem_jax import face
   det = face.FaceDetector()
   truth = evaluation._truth(clips[0], det)  # pylint: disable=protected-access
   scorer = metrics.scorer_for(models.load_pretrained(ckpts / "expert"), "expert")
@@ -136,7 +134,6 @@ def test_evaluate_three_methods(clips, ckpts, tmp_path):
 
 def test_evaluate_sends_each_variant_to_its_own_synthesizer(clips, ckpts, tmp_path):
   """Rows of `variants` are synthesised by their own Synthesizer (their own TAEM)."""
-  import shutil
   calls = []
 
   class Copy:  # stands in for a Synthesizer: "synthesises" the ground truth, says who it is

@@ -6,9 +6,11 @@ import pytest
 from flax import nnx
 
 from taem_jax.errors import UserError
+from taem_jax.models.syncnet import SyncNetColor
+from taem_jax.models.taem import TAEM, TAEMConfig
 from taem_jax.models.targets import TargetEncoder, Wav2LipTarget, frozen_call
+from taem_jax.models.wav2lip import Wav2Lip
 from taem_jax.train import losses
-
 
 # Tiny models: XLA's optimisation passes cost more than they save here.
 pytestmark = pytest.mark.usefixtures("fast_compile")
@@ -171,9 +173,6 @@ def test_combine_selects_table2_rows():
 
 
 def test_task_loss_gradient_reaches_taem_not_generator():
-  from taem_jax.models.syncnet import SyncNetColor
-  from taem_jax.models.taem import TAEM, TAEMConfig
-  from taem_jax.models.wav2lip import Wav2Lip
 
   gen = Wav2Lip(width=1 / 16, rngs=nnx.Rngs(0))
   target = Wav2LipTarget(gen)

@@ -5,7 +5,9 @@ TAEM); faces are real photos shipped in installed packages (skimage's astronaut)
 numpy tones. Each bad input checks the one-line message and that the output folder holds no
 file afterwards (no partial or temporary output).
 """
+import csv
 import dataclasses
+import importlib.util
 import json
 import os
 import pathlib
@@ -15,20 +17,22 @@ import subprocess
 import sys
 
 import cv2
-import jax
 import numpy as np
 import pytest
 import soundfile as sf
 from flax import nnx
 
-from taem_jax import models, paths, synthesis, video
+from taem_jax import audio, models, paths, synthesis, video
 from taem_jax.cli import synthesize as synthesize_cli
+from taem_jax.data.sample import portraits
 from taem_jax.errors import UserError
-from taem_jax.face import SpeakerEmbedder
+from taem_jax.face import FaceDetector, SpeakerEmbedder
 from taem_jax.models import pretrained, taem_checkpoint
 from taem_jax.models.taem import TAEM, TAEMConfig
 from taem_jax.synthesis import runner
-from taem_jax.text import PhonemeVocab
+from taem_jax.text import PhonemeVocab, g2p
+from taem_jax.train import losses
+from taem_jax.train.tasks import taem as taem_tasks
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 W2L_WIDTH = 1 / 16  # latent 32
@@ -80,8 +84,6 @@ def synth(ckpts):
 @pytest.fixture(scope="module")
 def media(tmp_path_factory):
   """A portrait (png), a 12-frame face video, one with faceless frames, one without faces."""
-  from taem_jax.data.sample import portraits  # pylint: disable=g-import-not-at-top
-  from taem_jax.face import FaceDetector  # pylint: disable=g-import-not-at-top
   root = tmp_path_factory.mktemp("media")
   portrait = portraits.make_portraits(1, 160, np.random.default_rng(0), FaceDetector())[0]
   img = portrait.image
@@ -139,7 +141,6 @@ def _frames(path):
 
 def _n_out(wav, fps=25):
   """Frames the official Wav2Lip rule makes for this audio."""
-  from taem_jax import audio  # pylint: disable=g-import-not-at-top
   return audio.num_video_frames(len(audio.melspectrogram(audio.load_audio(wav))), fps)
 
 
@@ -155,7 +156,6 @@ def test_frame_schedule_cuts_and_ping_pongs():
 
 
 def test_split_chunks_at_pauses():
-  from taem_jax.text import g2p  # pylint: disable=g-import-not-at-top
   words = g2p.g2p_words("Bin blue. Set red now, please. Go.")
   chunks = synthesis.split_chunks(words, max_phonemes=100)
   assert [w for c in chunks for w in c] == words  # nothing lost, nothing doubled
@@ -237,7 +237,6 @@ def test_text_silent_and_with_speech(synth, media, outdir):
   res = synth.synthesize(media / "face.png", outdir / "silent.mp4", text="Bin blue at F two now.")
   info = video.probe(outdir / "silent.mp4")
   assert res.fps == 25 and info.n_frames == res.frames > 3 and info.audio_codec == "aac"
-  from taem_jax import audio  # pylint: disable=g-import-not-at-top
   assert audio.is_silent(video.extract_audio(outdir / "silent.mp4"))
   res2 = synth.synthesize(media / "face.mp4", outdir / "speech.mp4",
                           text="Bin blue at F two now.", speech=True)
@@ -427,7 +426,6 @@ def test_cli_batch_good_and_bad_rows(ckpts, media, outdir):
       (str(media / "noface.mp4"), "Hello.", "", "bad4.mp4"),
       (str(media / "face.png"), "", str(media / "a16k.wav"), "missing/bad5.mp4"),
   ]
-  import csv  # pylint: disable=g-import-not-at-top
   with open(outdir / "jobs.csv", "w", newline="") as f:
     csv.writer(f).writerows(rows)
   r = _cli("--batch", str(outdir / "jobs.csv"), "--wav2lip", str(ckpts / "wav2lip"),
@@ -476,28 +474,19 @@ def test_cli_without_demo_models_says_what_to_pass(media, outdir, tmp_path, monk
   _assert_clean(outdir)
 
 
-def test_export_taem_from_training_workdir(tmp_path):
-  """A training run's checkpoint + its dataset's metadata -> a TAEM directory synthesis reads."""
-  import importlib.util  # pylint: disable=g-import-not-at-top
-  from taem_jax.train import checkpoint, losses, taem_task  # pylint: disable=g-import-not-at-top
+def test_taem_task_export_is_a_directory_synthesis_reads(tmp_path):
+  """A training task's TAEM + its dataset's vocabulary and embedder -> a TAEM directory."""
   spec = importlib.util.spec_from_file_location("cfg_sample", REPO / "experiments" / "configs" /
                                                 "sample.py")
   mod = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(mod)
   config = mod.get_config("tiny")
   vocab = PhonemeVocab()
-  cfg = taem_task.taem_config_from(config, vocab=vocab, speaker_dim=128)
-  task = taem_task.TAEMTask(cfg, losses.LossConfig(), None)
+  cfg = taem_tasks.taem_config_from(config, vocab=vocab, speaker_dim=128)
+  task = taem_tasks.TAEMTask(cfg, losses.LossConfig(objective=config.loss.objective), None,
+                             vocab, {"kind": "dlib", "dim": 128})
   model = task.make_model(nnx.Rngs(3))
-  store = checkpoint.CheckpointStore(tmp_path / "run" / "checkpoints", async_save=False)
-  store.save(7, {"model": nnx.to_pure_dict(nnx.state(model, nnx.Not(nnx.RngState))),
-                 "optimizer": {"step": np.array(7)}}, data_state={}, config=config.to_dict())
-  store.close()
-  (tmp_path / "ds").mkdir()
-  (tmp_path / "ds" / "metadata.json").write_text(json.dumps(
-      {"vocab": vocab.to_json(), "embedder": "dlib", "embed_dim": 128}))
-  taem_checkpoint.export_from_workdir(tmp_path / "run", tmp_path / "taem",
-                                      dataset_dir=tmp_path / "ds")
+  task.export(model, tmp_path / "taem", step=7)
   loaded, info = taem_checkpoint.load_taem(tmp_path / "taem")
   assert info.vocab == vocab and info.speaker_embedding == {"kind": "dlib", "dim": 128}
   assert info.training == {"objective": config.loss.objective, "step": 7}  # Table 2 row name

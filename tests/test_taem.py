@@ -8,6 +8,7 @@ from flax import nnx
 
 from taem_jax.models import taem as taem_lib
 from taem_jax.models.taem import TAEM, TAEMConfig, fit_durations, length_regulate
+from taem_jax.text.phonemes import PhonemeVocab
 from taem_jax.train import losses
 
 CFG = TAEMConfig.tiny()
@@ -268,7 +269,6 @@ def test_overfits_two_utterances():
 
 
 def test_config_from_vocab():
-  from taem_jax.text.phonemes import PhonemeVocab
   vocab = PhonemeVocab()
   cfg = TAEMConfig.from_vocab(vocab, speaker_dim=128)
   assert cfg.vocab_size == len(vocab) and cfg.speaker_dim == 128

@@ -4,7 +4,6 @@
 Every run trains the toy task's `:tiny` config (40 steps, checkpoint every 5, metrics every
 step) and is compared with one uninterrupted single-device run of the same config.
 """
-import json
 import os
 import pathlib
 import random
@@ -14,11 +13,10 @@ import sys
 
 import numpy as np
 import pytest
+import trainer_helpers
 
 from taem_jax.train import checkpoint as ckpt_lib
 from taem_jax.train import reporting
-
-import trainer_helpers
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 TRAIN = str(REPO / "experiments" / "train.py")

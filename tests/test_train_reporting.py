@@ -4,7 +4,7 @@ import json
 import struct
 
 import numpy as np
-from tensorboardX.proto import event_pb2
+from tensorboardX.proto import event_pb2  # noqa: TID253 - reads the writer's event files
 
 from taem_jax.train import reporting
 

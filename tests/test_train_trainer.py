@@ -9,6 +9,7 @@ import shutil
 import signal
 
 import jax
+import ml_collections
 import numpy as np
 import pytest
 from flax import nnx
@@ -17,6 +18,7 @@ from taem_jax.data.memory import array_iterator
 from taem_jax.train import checkpoint as ckpt_lib
 from taem_jax.train import trainer as trainer_lib
 from taem_jax.train.tasks import toy
+from taem_jax.train.trainer import make_optimizer
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -197,8 +199,7 @@ def test_resume_with_another_model_config_is_a_clear_error(tmp_path):
 
 
 def test_cosine_decay_steps_zero_means_the_whole_run():
-  import ml_collections  # pylint: disable=g-import-not-at-top
-  from taem_jax.train.trainer import make_optimizer  # pylint: disable=g-import-not-at-top
+
   optim = ml_collections.ConfigDict(dict(
       learning_rate=1e-3, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0, warmup_steps=10,
       schedule="cosine", decay_steps=0, final_lr_fraction=0.05, clip_grad_norm=0.0))

@@ -10,17 +10,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import trainer_helpers  # noqa: E402
 from flax import nnx
+from test_train_distributed import QUIET, _assert_same_params, _env  # noqa: E402
 
-from taem_jax.errors import UserError
-from taem_jax.models import load_pretrained
 from taem_jax.data import windows
 from taem_jax.data.memory import array_iterator
 from taem_jax.data.synthetic import synthetic_clips
+from taem_jax.errors import UserError
+from taem_jax.models import load_pretrained
+from taem_jax.train import checkpoint as ckpt_lib
 from taem_jax.train import reporting, tasks
 from taem_jax.train.tasks import wav2lip as w2l
-from test_train_distributed import QUIET, _assert_same_params, _env  # noqa: E402
-import trainer_helpers  # noqa: E402
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 TRAIN = str(REPO / "experiments" / "train.py")
@@ -337,7 +338,6 @@ def _cli(workdir, *extra, timeout=300):
 
 @pytest.mark.slow
 def test_generator_resumes_after_sigkill_and_exports(tmp_path):
-  from taem_jax.train import checkpoint as ckpt_lib
   ref = tmp_path / "reference"
   out = _cli(ref, f"--export={tmp_path / 'export'}")
   assert "exported" in out.stdout

@@ -1,5 +1,7 @@
 """Video I/O: H.264 + AAC mp4 round trips, streaming, atomic writes, clear errors."""
 import os
+import subprocess
+import sys
 
 import cv2
 import numpy as np
@@ -192,3 +194,20 @@ def test_frame_source_reads_any_order_exactly(tmp_path):
   np.testing.assert_array_equal(np.stack([src.get(j) for j in order]), frames[order])
   still = video.FrameSource(path, 1, None, chunk=4, block=3, image=frames[5])
   np.testing.assert_array_equal(still.get(7), frames[5])
+
+
+def test_reading_frames_after_jax_started_does_not_fork(tmp_path):
+  """ffmpeg readers are spawned, not forked: no 'os.fork() ... JAX is multithreaded' warning."""
+  out = tmp_path / "clip.mp4"
+  video.write_video(out, np.zeros((6, 32, 32, 3), np.uint8), fps=25)
+  code = ("import warnings, jax, jax.numpy as jnp\n"
+          "jax.jit(lambda a: a * 2)(jnp.ones((8, 8))).block_until_ready()\n"
+          "from taem_jax import video\n"
+          f"n = sum(len(c) for c in video.iter_frames({str(out)!r}, chunk=2))\n"
+          "print('frames', n)\n")
+  r = subprocess.run([sys.executable, "-W", "always", "-c", code], capture_output=True,
+                     text=True, check=False, env={k: v for k, v in os.environ.items()
+                                                  if k != "IMAGEIO_FFMPEG_NO_PREVENT_SIGINT"})
+  assert r.returncode == 0, r.stderr[-2000:]
+  assert "frames 6" in r.stdout
+  assert "os.fork() was called" not in r.stderr, r.stderr[-2000:]

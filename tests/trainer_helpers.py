@@ -1,5 +1,13 @@
 """What the trainer tests share: a hook that records what a run reports, and one short run."""
+import os
+import pathlib
+import signal
+import subprocess
+import time
+
+from taem_jax.train import checkpoint as ckpt_lib
 from taem_jax.train import mesh as mesh_lib
+from taem_jax.train import reporting
 from taem_jax.train import trainer as trainer_lib
 
 
@@ -43,14 +51,7 @@ def kill_at_step(cmd, env, workdir, kill_at: int, total_steps: int, timeout: flo
   Fails the test if the run ends by itself before the kill, or if a checkpoint of the whole
   run (`total_steps`) exists afterwards (the kill came too late to test anything).
   """
-  import os  # pylint: disable=g-import-not-at-top
-  import pathlib  # pylint: disable=g-import-not-at-top
-  import signal  # pylint: disable=g-import-not-at-top
-  import subprocess  # pylint: disable=g-import-not-at-top
-  import time  # pylint: disable=g-import-not-at-top
 
-  from taem_jax.train import checkpoint as ckpt_lib  # pylint: disable=g-import-not-at-top
-  from taem_jax.train import reporting  # pylint: disable=g-import-not-at-top
   workdir = pathlib.Path(workdir)
   proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
   log = workdir / "metrics.jsonl"

@@ -46,8 +46,6 @@ from taem_jax.text import aligner, g2p
 from taem_jax.text import alignments as A
 from taem_jax.text import phonemes as P
 
-# Read as prepare.FPS / prepare.Z_DIM by corpus.py until it imports taem_jax.rates itself.
-FPS = VIDEO_FPS
 
 
 class ClipError(Exception):

@@ -23,13 +23,11 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from taem_jax.rates import DUR_FRAMES_PER_VIDEO_FRAME
 from taem_jax.text.phonemes import PAUSES
 
 Array = jax.Array
 
-# Mel frames (100 fps, hop 10 ms) per video frame (25 fps). The subsampler's two stride-2 convs
-# implement exactly this ratio; other video rates are resampled to 25 fps in preprocessing.
-MEL_FRAMES_PER_VIDEO_FRAME = 4
 # Upper bound on one predicted phoneme duration at inference (mel frames = 2 s): the model's
 # predicted-duration path and text synthesis (`Options.max_phoneme_frames`) share it.
 MAX_PHONEME_FRAMES = 200
@@ -364,7 +362,9 @@ class TAEM(nnx.Module):
                durations: Array | None = None, n_frames: Array | None = None, *,
                deterministic: bool, max_frames: int | None = None) -> dict[str, Array]:
     c = self.config
-    r = MEL_FRAMES_PER_VIDEO_FRAME
+    # 100 fps mel frames per 25 fps video frame: the subsampler's two stride-2 convs implement
+    # exactly this ratio (other video rates are resampled to 25 fps in preprocessing).
+    r = DUR_FRAMES_PER_VIDEO_FRAME
     phoneme_mask = phoneme_mask.astype(bool)
     l_t = phonemes.shape[1]
 

@@ -22,8 +22,9 @@ from typing import Any
 
 import jax
 import numpy as np
-import orbax.checkpoint as ocp
+import orbax.checkpoint as ocp  # noqa: TID253 - this module is the Orbax checkpoint layer
 from flax import nnx
+from jax.experimental import multihost_utils
 
 from taem_jax.errors import UserError
 
@@ -38,7 +39,6 @@ def _gather_process_states(state: Any) -> list[Any]:
   """Every process's JSON-able iterator state, in process order (a collective if multi-host)."""
   if jax.process_count() == 1:
     return [state]
-  from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
   raw = np.frombuffer(json.dumps(state).encode(), np.uint8)
   sizes = multihost_utils.process_allgather(np.array([raw.size], np.int64)).reshape(-1)
   padded = np.zeros(int(sizes.max()), np.uint8)
