@@ -41,7 +41,7 @@ def main(argv=None):
   if not manual.is_dir():
     raise UserError(f"--manual_dir {manual} does not exist or is not a folder")
   # Heavy (TensorFlow's loader): imported once the arguments are known to be sound.
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  import tensorflow_datasets as tfds  # lazy: TFDS takes seconds to import
   cls = builder_class(args.dataset)
   names = [c.name for c in cls.BUILDER_CONFIGS]
   if args.config not in names:

@@ -15,7 +15,7 @@ def astronaut_bgr():
 
 
 def insightface_image(name):
-  import insightface  # pylint: disable=g-import-not-at-top
+  import insightface
   path = pathlib.Path(insightface.__file__).parent / "data" / "images" / name
   img = cv2.imread(str(path))
   assert img is not None, f"insightface sample image {path} is missing"

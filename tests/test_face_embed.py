@@ -17,7 +17,7 @@ def astronaut_bgr():
 
 
 def insightface_image(name):
-  import insightface  # pylint: disable=g-import-not-at-top
+  import insightface
   img = cv2.imread(str(pathlib.Path(insightface.__file__).parent / "data" / "images" / name))
   assert img is not None
   return img
@@ -25,8 +25,8 @@ def insightface_image(name):
 
 def random_arcface_onnx(path, seed=0, size=112, dim=512):
   """A random ArcFace-shaped model: input [N, 3, size, size] -> [N, dim]."""
-  import onnx  # pylint: disable=g-import-not-at-top
-  from onnx import TensorProto, helper, numpy_helper  # pylint: disable=g-import-not-at-top
+  import onnx
+  from onnx import TensorProto, helper, numpy_helper
   rng = np.random.default_rng(seed)
   w = numpy_helper.from_array(rng.normal(0, 0.1, (8, 3, 3, 3)).astype(np.float32), "w")
   m = numpy_helper.from_array(rng.normal(0, 0.1, (8, dim)).astype(np.float32), "m")
@@ -81,7 +81,7 @@ def test_no_face_is_a_user_error(dlib_embedder):
 
 def test_arcface_crop_matches_insightface_alignment(dlib_embedder):
   offline.no_insightface_downloads()
-  from insightface.utils import face_align  # pylint: disable=g-import-not-at-top
+  from insightface.utils import face_align
   img = astronaut_bgr()
   pts = dlib_embedder.detector.detect(img)[0].landmarks
   mine = face.arcface_crop(img, pts)
@@ -110,7 +110,7 @@ def test_arcface_onnx_embedding(tmp_path, dlib_embedder):
   np.testing.assert_allclose(np.linalg.norm(v), 1.0, rtol=1e-5)
   # Same as insightface's own ArcFace wrapper on the same aligned crop (RGB, (x-127.5)/127.5).
   offline.no_insightface_downloads()
-  from insightface.model_zoo import model_zoo  # pylint: disable=g-import-not-at-top
+  from insightface.model_zoo import model_zoo
   ref_model = model_zoo.get_model(str(path), providers=["CPUExecutionProvider"])
   crop = face.arcface_crop(img, emb.detector.detect(img)[0].landmarks)
   ref = ref_model.get_feat(crop).reshape(-1)

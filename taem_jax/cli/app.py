@@ -347,7 +347,7 @@ def preview(face):
 def build_app(handlers: Handlers, models: list[ModelSet], samples: list[pathlib.Path],
               voice_names: list[str], args):
   """The Gradio Blocks page (not launched). Returns (blocks, launch keyword arguments)."""
-  import gradio as gr  # pylint: disable=g-import-not-at-top  # heavy; only the app needs it
+  import gradio as gr  # lazy: heavy, and only the app needs it
 
   labels = [m.label for m in models]
   limit = max(1, int(args.concurrency))

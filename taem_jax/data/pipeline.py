@@ -99,7 +99,7 @@ def open_split(dataset_dir, split: str):
     split: 'train', 'test', 'val', ...
   """
   # Heavy (TensorFlow): only readers of a built dataset pay for it.
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  import tensorflow_datasets as tfds  # lazy: TFDS takes seconds to import
   d = pathlib.Path(dataset_dir).expanduser()
   if not (d / "dataset_info.json").is_file():
     raise UserError(f"{d} is not a built dataset (no dataset_info.json); build it with "

@@ -37,7 +37,7 @@ def prepared_dataset_dir(config, data_dir: str | None, manual_dir: str | None, *
     raise UserError("build the dataset before a multi-process run: experiments/build_dataset.py "
                     f"--dataset {builder_name} --manual_dir {manual_dir} --data_dir {data_dir}")
   # Heavy (TensorFlow): imported only when a dataset has to be built.
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  import tensorflow_datasets as tfds  # lazy: TFDS takes seconds to import
   builder = builder_class(builder_name)(
       data_dir=str(pathlib.Path(data_dir).expanduser()), config=data.builder_config,
       wav2lip_dir=config.get("target", {}).get("wav2lip_dir") or None)

@@ -83,7 +83,7 @@ def features(wav16k: np.ndarray) -> np.ndarray:
 
 def _dtw_path(cost: np.ndarray) -> np.ndarray:
   """Symmetric DTW (diagonal weight 2); returns the path as (L, 2) pairs in increasing order."""
-  import librosa  # pylint: disable=g-import-not-at-top
+  import librosa  # lazy: librosa takes seconds to import (numba)
   _, wp = librosa.sequence.dtw(C=cost, step_sizes_sigma=np.array([[1, 1], [0, 1], [1, 0]]),
                                weights_mul=np.array([2.0, 1.0, 1.0]), subseq=False,
                                backtrack=True)

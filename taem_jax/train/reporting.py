@@ -64,7 +64,7 @@ class TensorBoardWriter:
 
   def __init__(self, logdir: str | os.PathLike, max_samples: int = 4):
     # Heavy (protobuf, its own writers): imported only when TensorBoard is on.
-    from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
+    from tensorboardX import SummaryWriter  # lazy: only when TensorBoard logging is on
     self._writer = SummaryWriter(os.fspath(logdir))
     self._max = max_samples
 
