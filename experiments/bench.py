@@ -70,7 +70,7 @@ from taem_jax.text import PhonemeVocab, g2p  # noqa: E402
 from taem_jax.train import reporting  # noqa: E402
 
 # XLA:CPU flag sets. 'eigen' sends convolutions and dots to XLA's own (Eigen) kernels instead
-# of YNNPACK, which is faster for Wav2Lip's convs on this CPU (docs/performance.md section 9).
+# of YNNPACK, which is faster for Wav2Lip's convs on this CPU (README "Performance").
 FLAG_SETS = {
     "default": "",
     "eigen": xla_flags.EIGEN_CONVOLUTIONS,

@@ -1,4 +1,4 @@
-"""Wav2Lip training in JAX (issue 8): sample construction, the expert and generator tasks on
+"""Wav2Lip training in JAX: sample construction, the expert and generator tasks on
 synthetic clips, export -> load_pretrained, and SIGKILL resume through experiments/train.py."""
 import importlib.util
 import pathlib

@@ -40,7 +40,7 @@ def make_mesh(num_devices: int | None = None) -> jax.sharding.Mesh:
   """A 1-D `('data',)` mesh over all (or the first `num_devices`) global devices.
 
   `AxisType.Auto` is passed on purpose: `jax.make_mesh` defaults to Explicit axes, which break
-  NNX modules and some optax losses under plain data parallelism (docs/environment.md §9).
+  NNX modules and some optax losses under plain data parallelism.
   """
   n = jax.device_count() if num_devices is None else num_devices
   if n > jax.device_count():
