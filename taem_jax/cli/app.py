@@ -271,7 +271,7 @@ class Handlers:
       synth = self.model(label).with_voice(voice or DEFAULT_VOICE)
       res = synth.synthesize(self._face(face), folder / "say.mp4", text=text or "",
                              speech=bool(speech), progress=progress)
-      return res.out, _wrote(res)
+      return res.out, res.summary(pathlib.Path(res.out).name)
     return self._run("say", job)
 
   def lipsync(self, label, face, audio, progress=None):
@@ -280,7 +280,7 @@ class Handlers:
         raise UserError("no audio: upload an audio file or record one")
       res = self.model(label).synth.synthesize(self._face(face), folder / "lipsync.mp4",
                                                audio=str(audio), progress=progress)
-      return res.out, _wrote(res)
+      return res.out, res.summary(pathlib.Path(res.out).name)
     return self._run("lipsync", job)
 
   def edit(self, label, clip, audio, transcript, old, new, speech, fade, progress=None):
@@ -298,20 +298,9 @@ class Handlers:
       span.append(f"{s / res.fps:.2f} s - {e / res.fps:.2f} s (frames {s}..{e - 1} of "
                   f"{res.frames}; spoken words {res.words[0] + 1}..{res.words[1]} replaced by "
                   f"{new.strip()!r})")
-      return res.out, (f"wrote {pathlib.Path(res.out).name} ({res.frames} frames at "
-                       f"{res.fps:g} fps; {e - s} re-synthesised, {res.fade} cross-faded at "
-                       "each edge, all others copied)")
+      return res.out, res.summary(pathlib.Path(res.out).name)
     out, status = self._run("edit", job)
     return out, status, span[0] if span else ""
-
-
-def _wrote(res) -> str:
-  """The CLI's summary line of a Synthesizer result."""
-  extra = f", {res.faceless_frames} without a face (passed through)" if res.faceless_frames \
-      else ""
-  loop = ", face video looped" if res.looped else ""
-  return (f"wrote {pathlib.Path(res.out).name} ({res.frames} frames at {res.fps:g} fps{extra}"
-          f"{loop})")
 
 
 def sample_faces(root: pathlib.Path) -> list[pathlib.Path]:

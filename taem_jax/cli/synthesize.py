@@ -227,10 +227,7 @@ def main(argv=None) -> int:
       failed += 1
       continue
     bars.close()
-    extra = f", {res.faceless_frames} without a face (passed through)" if res.faceless_frames \
-        else ""
-    loop = ", face video looped" if res.looped else ""
-    print(f"wrote {res.out} ({res.frames} frames at {res.fps:g} fps{extra}{loop})")
+    print(res.summary())
   if failed:
     print(f"error: {failed} of {len(jobs)} jobs failed (see the lines above)", file=sys.stderr)
     return 2
@@ -259,9 +256,7 @@ def _edit(args, options: Options) -> int:
                      lossless=not args.lossy, keep_length=not args.own_length, progress=bars)
   finally:
     bars.close()
-  s, e = res.new_span
-  print(f"wrote {res.out} ({res.frames} frames at {res.fps:g} fps; frames {s}..{e - 1} "
-        f"re-synthesised, {res.fade} cross-faded at each edge, all others copied)")
+  print(res.summary())
   return 0
 
 

@@ -71,6 +71,13 @@ class EditResult:
   fade: int  # cross-faded frames at each edge of the span (inside it)
   faceless_frames: int  # span frames without a face (passed through)
 
+  def summary(self, name: str | None = None) -> str:
+    """The one line the CLI and the app show: what was written (`name`: default `out`)."""
+    s, e = self.new_span
+    return (f"wrote {name or self.out} ({self.frames} frames at {self.fps:g} fps; frames "
+            f"{s}..{e - 1} re-synthesised, {self.fade} cross-faded at each edge, all others "
+            "copied)")
+
 
 def _norm(word: str) -> str:
   return re.sub(r"[^a-z0-9']", "", word.lower())

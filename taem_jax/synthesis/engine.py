@@ -59,6 +59,14 @@ class Result:
   source_frames: int  # frames of the face input
   looped: bool  # the face video was shorter than the speech (ping-pong)
 
+  def summary(self, name: str | None = None) -> str:
+    """The one line the CLI and the app show: what was written (`name`: default `out`)."""
+    extra = f", {self.faceless_frames} without a face (passed through)" \
+        if self.faceless_frames else ""
+    loop = ", face video looped" if self.looped else ""
+    return (f"wrote {name or self.out} ({self.frames} frames at {self.fps:g} fps{extra}"
+            f"{loop})")
+
 
 # ----------------------------------------------------------------------------------------------
 # Small pure helpers.
