@@ -268,6 +268,19 @@ def num_video_frames(n_mel: int, fps: float = VIDEO_FPS) -> int:
   return i + 1
 
 
+def speech_frames(n_samples: int, fps: float = VIDEO_FPS, sr: int = SAMPLE_RATE) -> int:
+  """Video frames that cover `n_samples` of speech: ceil(duration * fps), at least 1.
+
+  This is the synthesis outputs' length, so no speech is lost. The official inference's count
+  (`num_video_frames`) stops at the last full mel window, 0.1-0.2 s before the audio ends; the
+  frames past it get the clamped last window (`mel_window_starts`), as in training.
+  """
+  if fps <= 0:
+    raise ValueError(f"fps must be positive, got {fps}")
+  # The small tolerance keeps an exact multiple (e.g. 2 s at 25 fps) from gaining a frame.
+  return max(1, math.ceil(int(n_samples) * float(fps) / sr - 1e-6))
+
+
 def mel_window_starts(n_frames: int, n_mel: int, fps: float = VIDEO_FPS, first: int = 0) -> np.ndarray:
   """Start row of the 16-frame mel window of each video frame (Wav2Lip inference rule).
 

@@ -246,3 +246,21 @@ def test_load_audio_via_ffmpeg(tmp_path):
   y = audio.load_audio(dst)
   assert y.dtype == np.float32 and abs(len(y) - 8000) < 2000
   assert np.abs(y).max() > 0.1
+
+
+@pytest.mark.parametrize("fps", [25, 29.97, 30])
+@pytest.mark.parametrize("seconds", [0.04, 1.0, 3.1, 11.0])
+def test_speech_frames_cover_the_speech(fps, seconds):
+  n_samples = int(round(seconds * 16000))
+  n = audio.speech_frames(n_samples, fps)
+  assert (n - 1) / fps < n_samples / 16000 <= n / fps + 1e-9  # the fewest frames that cover it
+  # Never fewer than the official inference's count, which drops the end.
+  n_mel = len(audio.melspectrogram(np.zeros(n_samples, np.float32)))
+  assert n >= audio.num_video_frames(n_mel, fps)
+
+
+def test_speech_frames_exact_multiple_and_bad_fps():
+  assert audio.speech_frames(32000, 25) == 50  # 2 s at 25 fps: no extra frame
+  assert audio.speech_frames(0, 25) == 1
+  with pytest.raises(ValueError):
+    audio.speech_frames(16000, 0)

@@ -41,11 +41,12 @@ def test_face_inputs_follow_official_inference():
 
 
 def test_generate_matches_direct_model_calls(model):
-  wav = _wav(0.45)
+  wav = _wav(0.5)
   faces = _faces(3)
   out = runner.generate_from_audio(model, faces, wav, fps=25, batch_size=3)
   mel = audio.melspectrogram(wav)
-  n = audio.num_video_frames(len(mel), 25)
+  n = audio.speech_frames(len(wav), 25)  # the whole speech: ceil(0.5 s * 25)
+  assert n == 13
   assert out.shape == (n, 96, 96, 3) and out.dtype == np.uint8
   assert n > 3 and n % 3 != 0  # several batches, the last one padded
   # reference: the model applied frame by frame (eval mode), faces cycled i mod 3

@@ -140,8 +140,8 @@ def _frames(path):
 
 
 def _n_out(wav, fps=25):
-  """Frames the official Wav2Lip rule makes for this audio."""
-  return audio.num_video_frames(len(audio.melspectrogram(audio.load_audio(wav))), fps)
+  """Frames that cover the whole speech: ceil(duration * fps)."""
+  return audio.speech_frames(len(audio.load_audio(wav)), fps)
 
 
 # -- pure helpers -----------------------------------------------------------------------------
@@ -211,6 +211,31 @@ def test_audio_longer_than_video_loops_ping_pong(ckpts, media, outdir):
   err = np.abs(corner(out) - corner(src[sched])).mean()
   wrong = np.abs(corner(out) - corner(src[np.arange(n) % 12])).mean()
   assert err < 3 and wrong > err + 1
+
+
+@pytest.mark.parametrize("fps,seconds", [(25, 3.10), (29.97, 1.03), (30, 2.0)])
+def test_output_keeps_the_whole_speech(synth, media, outdir, fps, seconds):
+  """The video is as long as the speech (within a frame) and the audio track is all of it."""
+  face = outdir.parent / f"face_{fps}.mp4"
+  frames = _frames(media / "face.mp4")
+  video.write_video(face, frames, fps)
+  sr = 16000
+  t = np.arange(int(round(seconds * sr))) / sr
+  wav = 0.3 * np.sin(2 * np.pi * 150 * t)
+  wav[t >= seconds - 0.12] = 0.3 * np.sin(2 * np.pi * 1000 * t[t >= seconds - 0.12])  # end mark
+  sf.write(str(outdir.parent / "speech.wav"), wav, sr)
+  res = synth.synthesize(face, outdir / "o.mp4", audio=outdir.parent / "speech.wav")
+  info = video.probe(outdir / "o.mp4")
+  assert res.frames == info.n_frames and abs(info.fps - fps) < 0.01
+  assert abs(res.frames / fps - seconds) <= 1 / fps + 1e-6
+  assert res.frames >= seconds * fps - 1e-6  # never shorter than the speech
+  track = video.extract_audio(outdir / "o.mp4")
+  assert len(track) >= len(wav) - 0.005 * sr  # AAC priming aside, every sample is there
+  # The end mark (a 1 kHz tone in the last 0.12 s) survived: the speech was not cut.
+  tail = track[int((seconds - 0.10) * sr):int((seconds - 0.02) * sr)]
+  spec = np.abs(np.fft.rfft(tail))
+  freqs = np.fft.rfftfreq(len(tail), 1 / sr)
+  assert abs(freqs[spec.argmax()] - 1000) < 30
 
 
 def test_video_longer_than_audio_is_cut(synth, media, outdir):

@@ -343,9 +343,10 @@ class Synthesizer:
       progress: optional callback `progress(stage, advance, total)`; stages "detect", "text",
         "render".
       n_frames: make the output exactly this many frames, e.g. to compare with a ground-truth
-        video frame by frame. Text: TAEM's predicted durations are fitted to it. Audio: one
-        frame per mel window as the training data has them (`audio.mel_windows`, edges padded)
-        instead of the official inference's count, which stops ~0.2 s before the audio ends.
+        video frame by frame. Text: TAEM's predicted durations are fitted to it. Audio: by
+        default the frames that cover the whole speech (`audio.speech_frames`), one mel window
+        each as the training data has them (`audio.mel_windows`, edges clamped), where the
+        official inference stops at the last full window, ~0.15 s before the audio ends.
 
     Returns:
       a `Result`.
@@ -369,8 +370,9 @@ class Synthesizer:
                                          np.float32), SAMPLE_RATE))
     else:
       mel = audio_lib.melspectrogram(plan.wav)
+      # The whole speech is shown (the official count stops ~0.15 s early).
       n_out = (int(n_frames) if n_frames is not None
-               else audio_lib.num_video_frames(len(mel), plan.out_fps))
+               else audio_lib.speech_frames(len(plan.wav), plan.out_fps))
 
       def drive(idx):
         idx = np.asarray(idx)

@@ -128,8 +128,8 @@ def generate_from_audio(model: nnx.Module, faces_96: np.ndarray, wav: np.ndarray
                         fps: float = VIDEO_FPS, batch_size: int = 64) -> np.ndarray:
   """Lip-syncs face crops to speech with a Wav2Lip generator.
 
-  The number of output frames follows the official inference for the audio length
-  (`audio.num_video_frames`); faces are cycled (i mod N) if there are fewer crops than frames
+  The output covers the whole speech (`audio.speech_frames`: ceil(duration * fps) frames, the
+  last ones driven by the clamped final mel window); faces are cycled (i mod N) if there are fewer crops than frames
   and extra crops are ignored. The model runs in eval mode (running BN statistics) in batches of
   one fixed shape (the last batch is padded, the padding dropped).
 
@@ -149,7 +149,7 @@ def generate_from_audio(model: nnx.Module, faces_96: np.ndarray, wav: np.ndarray
     raise UserError(f"wav must be a non-empty 1-D 16 kHz signal, got shape {wav.shape}")
   faces6 = face_inputs(faces_96)
   mel = audio.melspectrogram(wav)
-  n_frames = audio.num_video_frames(len(mel), fps)
+  n_frames = audio.speech_frames(len(wav), fps)
   mels = audio.mel_windows(mel, n_frames, fps)
   faces6 = faces6[np.arange(n_frames) % len(faces6)]
   return to_uint8(run_batched(model, mels, faces6, batch_size))
