@@ -124,3 +124,61 @@ def test_crop_puts_the_mouth_in_the_lower_half(detector):
   rows = (track.landmarks[0, :, 1] - y1) * 96.0 / (y2 - y1)
   assert rows[48:68].min() > 52 and rows[8] < 96
   assert rows[36:48].max() < 44
+
+
+def _tinted_blurred_generation(img, box, tint=(25, -10, 30)):
+  """What a small generator gives: the crop, blurred, with a colour tint and a changed mouth."""
+  crop = face.crop_face(img, box).astype(np.float32)
+  gen = cv2.GaussianBlur(crop, (0, 0), 1.5) + np.float32(tint)
+  gen[60:78, 30:66] *= 0.4  # a darker, opened mouth
+  return np.clip(gen, 0, 255).astype(np.uint8)
+
+
+def test_lower_face_paste_keeps_every_pixel_outside_the_mask(frame_and_box):
+  img, box = frame_and_box
+  gen = _tinted_blurred_generation(img, box)
+  out = face.paste_face(img, gen, box, region="lower")
+  x1, y1, x2, y2 = box
+  weight = np.zeros(img.shape[:2], np.float32)
+  weight[y1:y2, x1:x2] = face.lower_face_mask(y2 - y1, x2 - x1)[..., 0]
+  outside = weight == 0
+  assert outside.sum() > 0.9 * outside.size
+  np.testing.assert_array_equal(out[outside], img[outside])  # bit-identical
+  # The upper face (eyes, nose) is the input's, not the blurred box.
+  upper = np.s_[y1 + (y2 - y1) // 6:y1 + (y2 - y1) * 2 // 5, x1:x2]
+  assert np.array_equal(out[upper], img[upper])
+  # The mouth is the generator's.
+  mouth = weight > 0.99
+  assert mouth.sum() > 0.1 * (x2 - x1) * (y2 - y1)
+  assert np.abs(out[mouth].astype(int) - img[mouth]).mean() > 10
+
+
+def test_lower_face_paste_removes_the_tint_and_leaves_no_seam(frame_and_box):
+  img, box = frame_and_box
+  gen = _tinted_blurred_generation(img, box)
+  x1, y1, x2, y2 = box
+  h, w = y2 - y1, x2 - x1
+  weight = face.lower_face_mask(h, w)[..., 0]
+  ring = (weight > 0.02) & (weight < 0.6)  # where the blend crosses the mask edge
+  lower = face.paste_face(img, gen, box, region="lower")[y1:y2, x1:x2].astype(np.float32)
+  boxed = face.paste_face(img, gen, box, region="box")[y1:y2, x1:x2].astype(np.float32)
+  orig = img[y1:y2, x1:x2].astype(np.float32)
+  # Colour: the tint (+25, -10, +30) is gone where the generated pixels blend in.
+  tint_left = np.abs((lower - orig)[ring].mean(0))
+  assert tint_left.max() < 4, tint_left
+  assert np.abs((boxed - orig)[ring].mean(0)).max() > 9  # the box paste keeps the tint
+
+  def grad(a):
+    g = a.mean(-1)
+    return np.hypot(np.diff(g, axis=0)[:, :-1], np.diff(g, axis=1)[:-1, :])
+  # No seam: the gradient across the mask edge is no larger than the face's own gradient.
+  inside_face = np.zeros((h - 1, w - 1), bool)
+  inside_face[h // 8:-h // 8, w // 8:-w // 8] = True
+  face_grad = grad(orig)[inside_face].mean()
+  assert grad(lower)[ring[:-1, :-1]].mean() <= face_grad
+
+
+def test_paste_region_is_checked(frame_and_box):
+  img, box = frame_and_box
+  with pytest.raises(ValueError, match="region"):
+    face.paste_face(img, face.crop_face(img, box), box, region="mouth")

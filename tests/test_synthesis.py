@@ -184,8 +184,8 @@ def test_audio_on_image(synth, media, outdir):
   out = _frames(outdir / "o.mp4")
   src = cv2.imread(str(media / "face.png"))
   diff = np.abs(out.astype(int) - src[None].astype(int)).mean(-1)  # (T, H, W)
-  # Random weights change the face box region; the corners stay the photo.
-  assert diff[:, :10, :10].mean() < 4 and diff.mean() > 4
+  # Random weights change the lower face; the corners stay the photo.
+  assert diff[:, :10, :10].mean() < 4 and diff.mean() > 2
 
 
 @pytest.mark.parametrize("name", ["a8k", "a44k", "a48k_stereo"])

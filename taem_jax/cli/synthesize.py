@@ -114,8 +114,12 @@ def _parser() -> argparse.ArgumentParser:
                  help="face-box smoothing window (frames)")
   p.add_argument("--pads", type=int, nargs=4, default=_DEFAULTS.pads,
                  metavar=("TOP", "BOTTOM", "LEFT", "RIGHT"), help="face crop padding (px)")
+  p.add_argument("--paste", choices=("lower", "box"), default=_DEFAULTS.paste,
+                 help="what of the generated face is pasted back: 'lower' (default) the mouth, "
+                 "jaw and chin through a soft mask, colour-matched, every other pixel kept; "
+                 "'box' the whole face box, as official Wav2Lip does")
   p.add_argument("--feather", type=float, default=_DEFAULTS.feather,
-                 help="paste-back blend border as a fraction of the face box (0: hard paste)")
+                 help="with --paste box: blend border as a fraction of the face box (0: hard)")
   p.add_argument("--face_index", type=int, default=_DEFAULTS.face_index,
                  help="which face to animate, counted from the left (default: the largest)")
   p.add_argument("--fps", type=float, default=_DEFAULTS.image_fps,
@@ -158,7 +162,8 @@ DEMO_NOTE = ("note: no --wav2lip/--taem given: using the demo-scale models in {}
 
 def _options(args) -> Options:
   return Options(batch_size=args.batch_size, detect_stride=args.detect_stride,
-                 smooth=args.smooth, pads=tuple(args.pads), feather=args.feather,
+                 smooth=args.smooth, pads=tuple(args.pads), paste=args.paste,
+                 feather=args.feather,
                  face_index=args.face_index, image_fps=args.fps, voice=args.voice)
 
 

@@ -2,6 +2,14 @@
 
 Boxes here are integer `(x1, y1, x2, y2)`, x2/y2 exclusive, already padded and clamped (see
 `FaceTrack.crop_boxes`). Frames and crops are uint8 BGR, like Wav2Lip's.
+
+Paste-back regions. "box" writes the whole generated box, as Wav2Lip's inference does; the
+generator's 96-px face then blurs the upper face and shows the box edges. "lower" (what
+synthesis uses by default) takes only the lower face from the generator, the part Wav2Lip
+masks in its input and re-draws (mouth, jaw, chin), through a soft elliptic mask that reaches
+zero inside the box, so every other pixel stays the input's; the generated colours are first
+shifted by the difference measured on the upper face, where the generator only reconstructs
+its input, which removes a small model's tint.
 """
 import functools
 
@@ -44,8 +52,19 @@ def crop_faces(frames: np.ndarray, boxes: np.ndarray, size: int = 96) -> np.ndar
   return out
 
 
+# Lower-face mask, in fractions of the padded box (u across, v down; the box reaches from above
+# the brows to just below the chin): an ellipse around mouth, jaw and chin, zero from v = 0.98.
+LOWER_FACE_CENTRE = (0.5, 0.72)
+LOWER_FACE_RADII = (0.36, 0.26)
+LOWER_FACE_SOFTNESS = 0.4  # fraction of the radius over which the mask falls from 1 to 0
+# Where the colour shift is measured: eyes and nose, which the generator copies from its input.
+_COLOUR_BAND = (0.2, 0.8, 0.12, 0.45)  # u0, u1, v0, v1
+MAX_COLOUR_SHIFT = 40.0  # a larger measured shift is a failure to reconstruct, not a tint
+PASTE_REGIONS = ("lower", "box")
+
+
 def paste_faces(frames: np.ndarray, faces: np.ndarray, boxes: np.ndarray,
-                feather: float = 0.0) -> np.ndarray:
+                feather: float = 0.0, region: str = "box") -> np.ndarray:
   """`paste_face` over a batch; frames without a face (zero box) are returned untouched.
 
   Shapes:
@@ -54,7 +73,7 @@ def paste_faces(frames: np.ndarray, faces: np.ndarray, boxes: np.ndarray,
   out = np.array(frames, np.uint8, copy=True)
   for i, (face, box) in enumerate(zip(faces, boxes)):
     if has_box(box):
-      paste_face(out[i], face, box, feather, inplace=True)
+      paste_face(out[i], face, box, feather, inplace=True, region=region)
   return out
 
 
@@ -65,6 +84,36 @@ def _feather_mask(h: int, w: int, ramp: int) -> np.ndarray:
     d = np.minimum(np.arange(n), np.arange(n)[::-1]) + 0.5  # distance to the nearest edge
     return np.clip(d / ramp, 0.0, 1.0).astype(np.float32)
   return np.minimum.outer(ramp_1d(h), ramp_1d(w))[..., None]
+
+
+@functools.lru_cache(maxsize=64)
+def lower_face_mask(h: int, w: int) -> np.ndarray:
+  """Weights of the generated pixels for region="lower": 1 around the mouth, 0 outside.
+
+  A smoothstep of the elliptic radius (see LOWER_FACE_*), so the blend has no kink at either
+  end of its ramp. Shapes: -> (h, w, 1) float32.
+  """
+  v = (np.arange(h, dtype=np.float32) + 0.5) / h
+  u = (np.arange(w, dtype=np.float32) + 0.5) / w
+  (cu, cv), (ru, rv) = LOWER_FACE_CENTRE, LOWER_FACE_RADII
+  r = np.sqrt(((u[None, :] - cu) / ru) ** 2 + ((v[:, None] - cv) / rv) ** 2)
+  m = np.clip((1.0 - r) / LOWER_FACE_SOFTNESS, 0.0, 1.0)
+  return (m * m * (3.0 - 2.0 * m))[..., None].astype(np.float32)
+
+
+def colour_shift(patch: np.ndarray, region: np.ndarray) -> np.ndarray:
+  """Per-channel offset that moves the generated `patch` to the input `region`'s colours.
+
+  Measured on the upper face (eyes, nose), where the generator reconstructs its input; clipped
+  to +-MAX_COLOUR_SHIFT. Shapes: patch, region (h, w, 3) -> (3,) float32.
+  """
+  h, w = region.shape[:2]
+  u0, u1, v0, v1 = _COLOUR_BAND
+  ys = slice(int(v0 * h), max(int(v0 * h) + 1, int(v1 * h)))
+  xs = slice(int(u0 * w), max(int(u0 * w) + 1, int(u1 * w)))
+  diff = (region[ys, xs].astype(np.float32).reshape(-1, 3).mean(0) -
+          patch[ys, xs].astype(np.float32).reshape(-1, 3).mean(0))
+  return np.clip(diff, -MAX_COLOUR_SHIFT, MAX_COLOUR_SHIFT).astype(np.float32)
 
 
 def to_uint8(face: np.ndarray) -> np.ndarray:
@@ -79,7 +128,7 @@ def to_uint8(face: np.ndarray) -> np.ndarray:
 
 
 def paste_face(frame: np.ndarray, face: np.ndarray, box, feather: float = 0.0,
-               inplace: bool = False) -> np.ndarray:
+               inplace: bool = False, region: str = "box") -> np.ndarray:
   """Writes a generated face back into its box (bilinear resize to the box size).
 
   Args:
@@ -87,17 +136,37 @@ def paste_face(frame: np.ndarray, face: np.ndarray, box, feather: float = 0.0,
     face: the generated crop, uint8 or float in [0, 1] (see `to_uint8`).
     box: the integer box the crop was taken from.
     feather: 0 pastes the whole box hard, as Wav2Lip does. > 0 blends over a border whose width
-      is this fraction of the smaller box side (0.1 hides the seam on most faces).
+      is this fraction of the smaller box side (0.1 hides the seam on most faces). Only for
+      region="box".
     inplace: write into `frame` instead of a copy.
+    region: "box" (the whole box) or "lower" (the lower face, colour-matched; see the module
+      docstring). With "lower", pixels where `lower_face_mask` is 0 keep their exact values.
 
   Shapes:
     frame: (H, W, 3) uint8; face: (h, w, 3); box: (4,) int -> (H, W, 3) uint8.
   """
+  if region not in PASTE_REGIONS:
+    raise ValueError(f"region must be one of {PASTE_REGIONS}, got {region!r}")
   x1, y1, x2, y2 = _box(box)
   out = frame if inplace else frame.copy()
   patch = cv2.resize(to_uint8(face), (x2 - x1, y2 - y1), interpolation=cv2.INTER_LINEAR)
   ramp = int(round(feather * min(x2 - x1, y2 - y1)))
-  if ramp <= 0:
+  if region == "lower":
+    mask = lower_face_mask(y2 - y1, x2 - x1)
+    rows, cols = np.flatnonzero(mask.any((1, 2))), np.flatnonzero(mask.any((0, 2)))
+    if rows.size == 0:  # a box too small to hold any mask pixel
+      return out
+    ys = slice(y1 + rows[0], y1 + rows[-1] + 1)
+    xs = slice(x1 + cols[0], x1 + cols[-1] + 1)
+    orig = out[y1:y2, x1:x2]
+    shifted = patch.astype(np.float32) + colour_shift(patch, orig)
+    m = mask[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    base = out[ys, xs].astype(np.float32)
+    sub = shifted[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    blended = np.clip(np.rint(base + m * (sub - base)), 0, 255).astype(np.uint8)
+    # Where the mask is 0 the input's bytes are kept as they are (not re-rounded).
+    out[ys, xs] = np.where(m > 0, blended, out[ys, xs])
+  elif ramp <= 0:
     out[y1:y2, x1:x2] = patch
   else:
     mask = _feather_mask(y2 - y1, x2 - x1, ramp)

@@ -280,7 +280,7 @@ def edit(synth, face, out, *, transcript: str, old, new: str, audio=None, fade: 
           crops = face_lib.crop_faces(orig, bx)
           y = runner.run_batched(synth.wav2lip, z[k], runner.face_inputs(crops),
                                  o.batch_size, "decode")
-          gen = face_lib.paste_faces(orig.copy(), face_lib.to_uint8(y), bx, o.feather)
+          gen = face_lib.paste_faces(orig.copy(), face_lib.to_uint8(y), bx, o.feather, o.paste)
           w = weights[k][:, None, None, None]
           blend = np.floor(w * gen.astype(np.float64) + (1 - w) * orig + 0.5)
           chunk[k + s - i0] = blend.astype(np.uint8)

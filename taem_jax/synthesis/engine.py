@@ -321,7 +321,8 @@ class Synthesizer:
           crops = face_lib.crop_faces(frames[idx], bx)
         y = runner.run_batched(self.wav2lip, drive(i0 + idx), runner.face_inputs(crops),
                                o.batch_size, method)
-        frames[idx] = face_lib.paste_faces(frames[idx], face_lib.to_uint8(y), bx, o.feather)
+        frames[idx] = face_lib.paste_faces(frames[idx], face_lib.to_uint8(y), bx, o.feather,
+                                              o.paste)
       progress("render", i1 - i0, n_out)
       yield frames
 
