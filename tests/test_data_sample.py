@@ -2,9 +2,11 @@
 import hashlib
 import json
 
+import cv2
 import numpy as np
 import pytest
 
+from taem_jax import video
 from taem_jax.data.grid import grid_dataset_builder
 from taem_jax.data.prepare import decode_jpeg
 from taem_jax.data.sample import grammar, visemes
@@ -74,6 +76,13 @@ def test_layout_label_and_alignments(corpus):
       phones = A.mfa_phones(A.read_textgrid(out / "textgrids" / spk / (v.stem + ".TextGrid")))
       assert phones[0].label == "sil" and abs(phones[-1].end - words[-1].end) < 1e-3
       assert (out / "audio_16k" / spk / (v.stem + ".wav")).is_file()
+  # The still photo each speaker's videos animate: closer to its own videos than to the other's.
+  first = {spk: next(iter(video.iter_frames(sorted((out / spk).glob("*.mp4"))[0], chunk=1,
+                                            max_frames=1)))[0].astype(int) for spk in ("s1", "s2")}
+  for spk, other in (("s1", "s2"), ("s2", "s1")):
+    still = cv2.imread(str(out / "portraits" / f"{spk}.png"))
+    assert still.shape == first[spk].shape
+    assert np.abs(still - first[spk]).mean() < 0.5 * np.abs(still - first[other]).mean()
 
 
 def test_deterministic_and_resumable(corpus, tmp_path):

@@ -11,11 +11,16 @@ import uuid
 GRID_TIME_UNIT = 25000  # .align times are in 1/25000 s
 
 
-def atomic_write_text(path, text: str) -> None:
+def atomic_write_bytes(path, data: bytes) -> None:
+  """Writes `data` to `path` through a temporary file, so a reader never sees half of it."""
   p = pathlib.Path(path)
   tmp = p.parent / f".{p.name}.{os.getpid()}.{uuid.uuid4().hex[:6]}.part"
-  tmp.write_text(text, encoding="utf-8")
+  tmp.write_bytes(data)
   os.replace(tmp, p)
+
+
+def atomic_write_text(path, text: str) -> None:
+  atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def grid_align_text(words) -> str:

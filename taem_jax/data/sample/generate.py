@@ -6,6 +6,8 @@ Output layout (the layout of the real GRID corpus after unpacking, see
     OUT/
       GENERATED_SAMPLE_CORPUS.txt   what this is (never the GRID corpus), settings, speakers
       speakers.json                 per speaker: photo source, espeak voice, rate, pitch
+      portraits/s1.png              the still photo each speaker's videos animate (a face input
+                                    for synthesis; not in real GRID)
       s1/bbaf2n.mp4                 video, 25 fps, H.264 + AAC (real GRID: s1/bbaf2n.mpg)
       audio_16k/s1/bbaf2n.wav       16 kHz mono (real GRID: audio_25k/s1/bbaf2n.wav)
       alignments/s1/bbaf2n.align    word alignment, `start end word`, 1/25000 s units
@@ -29,6 +31,7 @@ import time
 import warnings
 from collections.abc import Callable
 
+import cv2
 import numpy as np
 
 from taem_jax import audio, video
@@ -38,6 +41,7 @@ from taem_jax.face.detect import FaceDetector
 from taem_jax.text import espeak
 
 LABEL_FILE = "GENERATED_SAMPLE_CORPUS.txt"
+PORTRAIT_DIR = "portraits"
 SPEAKERS_FILE = "speakers.json"
 VIDEO_EXT = ".mp4"
 AUDIO_DIR = "audio_16k"
@@ -290,6 +294,10 @@ def generate_corpus(out_dir, cfg: SampleCorpusConfig = SampleCorpusConfig(), *,
     for sub in ("", AUDIO_DIR, ALIGN_DIR, TEXTGRID_DIR):
       (out / sub / spec.name).mkdir(parents=True, exist_ok=True)
     animator = animate.FaceAnimator(port.image, port.landmarks)
+    still = out / PORTRAIT_DIR / f"{spec.name}.png"
+    if not still.exists():
+      still.parent.mkdir(exist_ok=True)
+      files.atomic_write_bytes(still, cv2.imencode(".png", port.image)[1].tobytes())
     for ui, words in enumerate(sentences):
       utt = grammar.utterance_id(words)
       paths = _paths(out, spec.name, utt)
