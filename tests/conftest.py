@@ -1,11 +1,15 @@
 """Shared pytest setup: CPU JAX, no GPU probing noise, deterministic threads."""
 import os
+import tempfile
 
 import jax
 import pytest
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# What the library caches (face tracks) goes to a throw-away folder, not the user's home.
+if "TAEM_JAX_HOME" not in os.environ:
+  os.environ["TAEM_JAX_HOME"] = tempfile.mkdtemp(prefix="taem_jax_home_")
 
 
 @pytest.fixture(scope="module")

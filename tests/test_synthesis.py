@@ -520,3 +520,69 @@ def test_taem_task_export_is_a_directory_synthesis_reads(tmp_path):
   b = dict(nnx.to_flat_state(nnx.state(loaded, nnx.Param)))
   for k, v in a:
     np.testing.assert_array_equal(np.asarray(v[...]), np.asarray(b[k][...]), err_msg=str(k))
+
+
+# -- face-track cache ---------------------------------------------------------------------------
+
+def _counting_detector(synth):
+  """Counts the detector's calls on `synth` (the cache must make the second run call none)."""
+  det = synth.detector
+  calls = []
+  original = det.detect
+
+  def detect(frame, *a, **k):
+    calls.append(1)
+    return original(frame, *a, **k)
+  det.detect = detect
+  return calls, lambda: setattr(det, "detect", original)
+
+
+def test_track_cache_reuses_a_video_track(ckpts, media, outdir, tmp_path, monkeypatch):
+  monkeypatch.setenv("TAEM_JAX_HOME", str(tmp_path / "home"))
+  synth = synthesis.Synthesizer(ckpts / "wav2lip", options=OPTS)
+  calls, restore = _counting_detector(synth)
+  try:
+    synth.synthesize(media / "face.mp4", outdir / "a.mp4", audio=media / "a16k.wav")
+    first = len(calls)
+    entries = list((tmp_path / "home" / "tracks").glob("*.npz"))
+    assert first > 0 and len(entries) == 1
+    synth.synthesize(media / "face.mp4", outdir / "b.mp4", audio=media / "a44k.wav")
+    assert len(calls) == first  # second run of the same video: no detection at all
+    np.testing.assert_array_equal(_frames(outdir / "a.mp4"), _frames(outdir / "b.mp4"))
+
+    # The same bytes under another name hit; other settings or other bytes miss.
+    shutil.copy(media / "face.mp4", tmp_path / "renamed.mp4")
+    synth.synthesize(tmp_path / "renamed.mp4", outdir / "c.mp4", audio=media / "a16k.wav")
+    assert len(calls) == first
+    synth.options = dataclasses.replace(OPTS, smooth=3)
+    synth.synthesize(media / "face.mp4", outdir / "d.mp4", audio=media / "a16k.wav")
+    assert len(calls) == 2 * first
+    synth.options = OPTS
+    with open(tmp_path / "renamed.mp4", "ab") as f:
+      f.write(b"\0" * 16)  # an edited file is a new video
+    synth.synthesize(tmp_path / "renamed.mp4", outdir / "e.mp4", audio=media / "a16k.wav")
+    assert len(calls) == 3 * first
+  finally:
+    restore()
+
+
+def test_track_cache_survives_a_corrupt_entry_and_can_be_off(ckpts, media, outdir, tmp_path,
+                                                             monkeypatch):
+  monkeypatch.setenv("TAEM_JAX_HOME", str(tmp_path / "home"))
+  synth = synthesis.Synthesizer(ckpts / "wav2lip", options=OPTS)
+  synth.synthesize(media / "face.mp4", outdir / "a.mp4", audio=media / "a16k.wav")
+  (entry,) = (tmp_path / "home" / "tracks").glob("*.npz")
+  entry.write_bytes(entry.read_bytes()[:100])  # truncated
+  calls, restore = _counting_detector(synth)
+  try:
+    synth.synthesize(media / "face.mp4", outdir / "b.mp4", audio=media / "a16k.wav")
+    assert calls  # recomputed, not trusted
+    np.testing.assert_array_equal(_frames(outdir / "a.mp4"), _frames(outdir / "b.mp4"))
+    assert np.load(entry)["boxes"].shape[1] == 4  # and stored whole again
+  finally:
+    restore()
+  monkeypatch.setenv("TAEM_JAX_HOME", str(tmp_path / "home2"))
+  off = synthesis.Synthesizer(ckpts / "wav2lip",
+                              options=dataclasses.replace(OPTS, track_cache=False))
+  off.synthesize(media / "face.mp4", outdir / "c.mp4", audio=media / "a16k.wav")
+  assert not (tmp_path / "home2").exists()

@@ -122,6 +122,9 @@ def _parser() -> argparse.ArgumentParser:
                  help="with --paste box: blend border as a fraction of the face box (0: hard)")
   p.add_argument("--face_index", type=int, default=_DEFAULTS.face_index,
                  help="which face to animate, counted from the left (default: the largest)")
+  p.add_argument("--no_track_cache", action="store_true",
+                 help="track the face video's faces again instead of reusing the track stored "
+                 "by an earlier run on the same video (cached in $TAEM_JAX_HOME/tracks)")
   p.add_argument("--fps", type=float, default=_DEFAULTS.image_fps,
                  help="frame rate for an image with audio")
   p.add_argument("--no_progress", action="store_true", help="no progress bars")
@@ -164,7 +167,8 @@ def _options(args) -> Options:
   return Options(batch_size=args.batch_size, detect_stride=args.detect_stride,
                  smooth=args.smooth, pads=tuple(args.pads), paste=args.paste,
                  feather=args.feather,
-                 face_index=args.face_index, image_fps=args.fps, voice=args.voice)
+                 face_index=args.face_index, image_fps=args.fps, voice=args.voice,
+                 track_cache=not args.no_track_cache)
 
 
 def _checkpoints(args) -> tuple[str, str | None]:

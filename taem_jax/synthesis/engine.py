@@ -41,6 +41,7 @@ from taem_jax import audio as audio_lib
 from taem_jax import face as face_lib
 from taem_jax import video
 from taem_jax.errors import UserError
+from taem_jax.face.track_cache import TrackCache
 from taem_jax.models import load_pretrained, taem_checkpoint
 from taem_jax.rates import SAMPLE_RATE, VIDEO_FPS
 from taem_jax.synthesis import editing, runner
@@ -236,6 +237,15 @@ class Synthesizer:
     """The face track of the whole face input ("detect" stage); updates `plan.n_src` to the
     decoded frame count."""
     o = self.options
+    cache = key = None
+    if plan.image is None and o.track_cache:
+      cache = TrackCache()
+      key = cache.key(plan.face, self.track_settings())
+      track = cache.get(key)
+      if track is not None:
+        plan.n_src = len(track)
+        progress("detect", len(track), len(track))
+        return track
     if plan.image is not None:
       frames = plan.image[None]
       source = f"the face image {plan.face}"
@@ -251,7 +261,16 @@ class Synthesizer:
     if plan.image is not None:
       progress("detect", 1, 1)
     plan.n_src = len(track)  # the decoded count is the truth (container counts can be off)
+    if cache is not None:
+      cache.put(key, track)
     return track
+
+  def track_settings(self) -> dict:
+    """Everything besides the video that a face track depends on (the track cache's key)."""
+    o, d = self.options, self.detector
+    return {"detector": "dlib_hog", "box_mode": d.box_mode, "max_side": d.max_side,
+            "upsample_below": d.upsample_below, "threshold": d.threshold,
+            "stride": o.detect_stride, "smooth": o.smooth, "face_index": o.face_index}
 
   def speaker(self, plan: Plan, track: face_lib.FaceTrack) -> np.ndarray:
     """The speaker embedding of the first frame with a face. Shapes: -> (S,) float32."""

@@ -34,6 +34,7 @@ class Options:
   max_chunk_phonemes: int = 96  # text is split at pauses into TAEM calls of at most this
   max_phoneme_frames: int = MAX_PHONEME_FRAMES  # cap on one predicted duration (100 fps frames)
   block_bytes: int = 256 << 20  # memory for frames read backwards (ping-pong loops)
+  track_cache: bool = True  # reuse a face video's track (`taem_jax.face.track_cache`)
 
   def __post_init__(self):
     if self.paste not in PASTE_REGIONS:
