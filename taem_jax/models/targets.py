@@ -177,9 +177,10 @@ def check_pairing(recorded: dict, actual: dict, *, made: str, loaded: str, force
     return False
   if want == have:
     return True
+  src = actual.get("source")
   what = (f"{made} was made with Wav2Lip audio encoder {short_fingerprint(want)} (from "
           f"{recorded.get('source') or 'an unrecorded path'}) but {loaded} has "
-          f"{short_fingerprint(have)} (from {actual.get('source') or 'an unrecorded path'})")
+          f"{short_fingerprint(have)}" + (f" (from {src})" if src and src not in loaded else ""))
   if force:
     log.warning("%s; pairing them anyway as asked: expect wrong mouth shapes", what)
     return False
