@@ -37,7 +37,6 @@ from taem_jax import evaluation, metrics, xla_flags  # noqa: E402
 from taem_jax.data.prepared import prepared_dataset_dir  # noqa: E402
 from taem_jax.errors import UserError, cli_main  # noqa: E402
 from taem_jax.models import load_pretrained  # noqa: E402
-from taem_jax.synthesis import Synthesizer  # noqa: E402
 
 DATASETS = ("sample", "grid", "tcd_timit", "lrs2")
 
@@ -70,6 +69,9 @@ def parse_args(argv):
                  "dataset (grid, tcd_timit, lrs2) below the measured ones (with --table2: also "
                  "its Table 2 rows, measured on LRS2)")
   p.add_argument("--arcface", default=None, help="ArcFace ONNX, if TAEM was trained on ArcFace")
+  p.add_argument("--force_pairing", action="store_true", help="evaluate --taem / --table2 "
+                 "checkpoints with a --wav2lip whose audio encoder is not the one they were "
+                 "trained against (refused by default: their rows would measure a broken pair)")
   p.add_argument("--no_progress", action="store_true", help="no progress bar")
   return p.parse_args(argv)
 
@@ -108,14 +110,10 @@ def main(argv=None):
   builder = "grid" if args.dataset == "sample" else args.dataset
   clips = evaluation.load_clips(builder, manual, dataset_dir, args.split, args.limit)
 
-  synth = Synthesizer(args.wav2lip, args.taem if "taem" in methods else None,
-                      arcface_path=args.arcface)
-  # One Synthesizer per Table 2 TAEM, all sharing the loaded Wav2Lip.
-  others = [Synthesizer(wav2lip=synth.wav2lip, taem_dir=d, arcface_path=args.arcface)
-            for d in table2]
-  names = evaluation.variant_names([(pathlib.Path(d).expanduser().name, v.taem_info.training)
-                                    for d, v in zip(table2, others)])
-  variants = dict(zip(names, others))
+  # One Synthesizer per TAEM (the main one, each Table 2 one), all sharing the loaded Wav2Lip.
+  synth, variants = evaluation.load_synthesizers(
+      args.wav2lip, args.taem if "taem" in methods else None, table2, arcface_path=args.arcface,
+      allow_mismatched_wav2lip=args.force_pairing)
   sync_model = load_pretrained(args.sync)
   scorer = metrics.scorer_for(sync_model, name=pathlib.Path(args.sync).name)
 

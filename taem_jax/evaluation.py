@@ -38,6 +38,7 @@ from taem_jax.data import builder_class, pipeline, prepare
 from taem_jax.errors import UserError
 from taem_jax.metrics.report import KEYS, Table
 from taem_jax.rates import SAMPLES_PER_FRAME, VIDEO_FPS
+from taem_jax.synthesis import Synthesizer
 from taem_jax.synthesis.text_path import speak_phonemes
 from taem_jax.text import PhonemeVocab
 
@@ -160,6 +161,31 @@ def variant_names(taem_infos: Sequence[tuple[str, dict]]) -> list[str]:
   """
   names = [str(t.get("objective") or d) for d, t in taem_infos]
   return [f"{n} ({d})" if names.count(n) > 1 else n for n, (d, _) in zip(names, taem_infos)]
+
+
+def load_synthesizers(wav2lip_dir, taem_dir=None, variant_dirs: Sequence = (), *,
+                      arcface_path=None, allow_mismatched_wav2lip: bool = False):
+  """The evaluated models: one Wav2Lip, the main TAEM and the Table 2 variant TAEMs.
+
+  Every TAEM is checked against the Wav2Lip as `Synthesizer` does (latent width, audio-encoder
+  fingerprint: a TAEM trained against another Wav2Lip is refused unless
+  `allow_mismatched_wav2lip`), before any clip is synthesised.
+
+  Args:
+    wav2lip_dir: the Wav2Lip checkpoint directory (loaded once, shared by all).
+    taem_dir: the main TAEM checkpoint, or None (audio-driven methods only).
+    variant_dirs: more TAEM checkpoint directories (`evaluate`'s `variants`).
+  Returns:
+    (the main Synthesizer, {row name (`variant_names`): Synthesizer} of the variants).
+  """
+  synth = Synthesizer(wav2lip_dir, taem_dir, arcface_path=arcface_path,
+                      allow_mismatched_wav2lip=allow_mismatched_wav2lip)
+  others = [Synthesizer(wav2lip_dir, d, wav2lip=synth.wav2lip, arcface_path=arcface_path,
+                        allow_mismatched_wav2lip=allow_mismatched_wav2lip)
+            for d in variant_dirs]
+  names = variant_names([(pathlib.Path(d).expanduser().name, v.taem_info.training)
+                         for d, v in zip(variant_dirs, others)])
+  return synth, dict(zip(names, others))
 
 
 @dataclasses.dataclass

@@ -13,6 +13,7 @@ import pytest
 from flax import nnx
 
 from taem_jax.models.taem_checkpoint import load_taem
+from taem_jax.models.targets import audio_encoder_fingerprint
 from taem_jax.train import checkpoint as ckpt_lib
 from taem_jax.train import mesh as mesh_lib
 from taem_jax.train import tasks
@@ -74,6 +75,9 @@ def test_wav2lip_target_is_frozen_and_gives_z_a(tmp_path):
   after = jax.tree.leaves(nnx.state(result.model.wav2lip, nnx.Param))
   for a, b in zip(before, after):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  # BatchNorm statistics too: the export's fingerprint is the Wav2Lip it started from.
+  assert audio_encoder_fingerprint(result.model.wav2lip) == audio_encoder_fingerprint(
+      fresh.wav2lip)
   moved = [not np.allclose(np.asarray(a), np.asarray(b)) for a, b in zip(
       jax.tree.leaves(nnx.state(fresh.taem, nnx.Param)),
       jax.tree.leaves(nnx.state(result.model.taem, nnx.Param)))]
@@ -104,7 +108,9 @@ def test_train_py_export_writes_a_taem_checkpoint(tmp_path):
   config = load_config("synthetic")
   assert len(info.vocab) == config.data.vocab_size == model.config.vocab_size
   assert info.speaker_embedding == {"kind": "synthetic", "dim": config.model.speaker_dim}
-  assert info.training == {"objective": "mse", "step": 3}
+  assert info.training["objective"] == "mse" and info.training["step"] == 3
+  assert info.training["config"]["data"]["dataset"] == "synthetic"  # the run's config, recorded
+  assert "dataset" not in info.training  # in-memory data: no built dataset to name
   assert info.target == {"name": "wav2lip", "latent_dim": config.model.latent_dim,
                          "config": {"width": 1 / 16}}
   # The exported weights are the trained ones.

@@ -102,6 +102,9 @@ def _parser() -> argparse.ArgumentParser:
   p.add_argument("--wav2lip", help="Wav2Lip checkpoint directory (default, with no --taem "
                  "either: the committed demo models)")
   p.add_argument("--taem", help="TAEM checkpoint directory (for text and --edit)")
+  p.add_argument("--force_pairing", action="store_true", help="use --taem with a --wav2lip "
+                 "whose audio encoder is not the one the TAEM was trained against (refused by "
+                 "default: its mouths would be wrong; a warning is printed instead)")
   p.add_argument("--speech", action="store_true", help="text: add an espeak-ng voice timed to "
                  "TAEM's durations (default: silent audio track)")
   p.add_argument("--voice", default=_DEFAULTS.voice, help="espeak-ng voice for --speech")
@@ -217,7 +220,8 @@ def main(argv=None) -> int:
     raise UserError("text input needs a TAEM checkpoint: add --taem DIR (or use --audio)")
 
   wav2lip_dir, taem_dir = _checkpoints(args)
-  synth = Synthesizer(wav2lip_dir, taem_dir, options=options, arcface_path=args.arcface)
+  synth = Synthesizer(wav2lip_dir, taem_dir, options=options, arcface_path=args.arcface,
+                      allow_mismatched_wav2lip=args.force_pairing)
   failed = 0
   for job in jobs:
     where = f"row {job['line']}: " if job["line"] is not None else ""
@@ -257,7 +261,8 @@ def _edit(args, options: Options) -> int:
   if args.wav2lip and not args.taem:
     raise UserError("editing needs a TAEM checkpoint: add --taem DIR")
   wav2lip_dir, taem_dir = _checkpoints(args)
-  synth = Synthesizer(wav2lip_dir, taem_dir, options=options, arcface_path=args.arcface)
+  synth = Synthesizer(wav2lip_dir, taem_dir, options=options, arcface_path=args.arcface,
+                      allow_mismatched_wav2lip=args.force_pairing)
   bars = _Bars(not args.no_progress)
   try:
     res = synth.edit(args.face, args.out, transcript=args.transcript, old=args.edit,

@@ -16,11 +16,14 @@ Feature dict of one example (see `prepare` for how each is made):
     faces              (n_frames,) bytes  JPEG of 96x96x3 BGR face crops
     n_frames           int32            video frames at 25 fps
     speaker_embedding  (D,) float32     D = 128 (dlib) or 512 (ArcFace)
-    z_a                (n_frames, 512) float32   only in the *_za configs
+    z_a                (n_frames, D) float32   only in the *_za configs; D = the Wav2Lip's
+                                                 latent width (512 at width 1)
 
 Metadata (`builder.info.metadata`, saved as metadata.json next to the data): the phoneme
-vocabulary JSON (`vocab`), frame rates, the speaker embedder, the split rule, and the number of
-skipped clips per reason (`skipped`).
+vocabulary JSON (`vocab`), frame rates, the speaker embedder, the split rule, the number of
+skipped clips per reason (`skipped`), and in the *_za configs which Wav2Lip made z_a
+(`z_a_target`: {"name", "latent_dim", "fingerprint", "source"}, see
+`taem_jax.models.targets.target_record`; training refuses another Wav2Lip against it).
 
 Configs: `dlib` (default), `dlib_za`, `arcface`, `arcface_za`. The `_za` configs need
 `wav2lip_dir=` (a converted Wav2Lip checkpoint), `arcface*` need `arcface_path=` (or the
@@ -64,7 +67,8 @@ CONFIGS = [
 ]
 
 
-def features(embedder: str, with_za: bool) -> tfds.features.FeaturesDict:
+def features(embedder: str, with_za: bool, z_dim: int = rates.Z_DIM
+             ) -> tfds.features.FeaturesDict:
   f = {
       "id": tfds.features.Text(),
       "speaker": tfds.features.Text(),
@@ -78,7 +82,7 @@ def features(embedder: str, with_za: bool) -> tfds.features.FeaturesDict:
       "speaker_embedding": tfds.features.Tensor(shape=(EMBED_DIMS[embedder],), dtype=np.float32),
   }
   if with_za:
-    f["z_a"] = tfds.features.Tensor(shape=(None, rates.Z_DIM), dtype=np.float32)
+    f["z_a"] = tfds.features.Tensor(shape=(None, int(z_dim)), dtype=np.float32)
   return tfds.features.FeaturesDict(f)
 
 
@@ -177,6 +181,7 @@ class CorpusBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     self._detect_stride = int(detect_stride)
     self._vocab = vocab if vocab is not None else PhonemeVocab()
     self._skipped = {}
+    self._front = None  # prepare.FrontEnd, built on first use (it may load the Wav2Lip)
     self.listing_skips = {}  # {reason: count} of clips dropped while listing (missing files)
     self.listing_report = {}  # {talker: {...}} filled by builders that report per talker
     kwargs.setdefault("file_format", "array_record")
@@ -186,8 +191,23 @@ class CorpusBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
                       "wav2lip_dir= (a converted Wav2Lip checkpoint folder)")
 
   # -- tfds hooks --------------------------------------------------------------------------------
+  def _front_end(self) -> prepare.FrontEnd:
+    if self._front is None:
+      self._front = prepare.FrontEnd(self._vocab, embedder=self.builder_config.embedder,
+                                     arcface_path=self._arcface_path,
+                                     wav2lip_dir=self._wav2lip_dir,
+                                     detect_stride=self._detect_stride)
+    return self._front
+
+  def _z_a_target(self) -> dict | None:
+    """The Wav2Lip record of the z_a this build stores (None: no z_a)."""
+    if not self.builder_config.with_za or not self._wav2lip_dir:
+      return None
+    return self._front_end().z_a_target()
+
   def _info(self) -> tfds.core.DatasetInfo:
     cfg = self.builder_config
+    za = self._z_a_target()
     meta = {
         "vocab": self._vocab.to_json(),
         "fps": rates.VIDEO_FPS,
@@ -199,12 +219,14 @@ class CorpusBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         "embedder": cfg.embedder,
         "embed_dim": EMBED_DIMS[cfg.embedder],
         "with_za": cfg.with_za,
+        "z_a_target": za,
         "split_rule": self.SPLIT_RULE,
         "skipped": {},
         "listing_report": {},
     }
     return self.dataset_info_from_configs(
-        features=features(cfg.embedder, cfg.with_za),
+        features=features(cfg.embedder, cfg.with_za,
+                          za["latent_dim"] if za else rates.Z_DIM),
         homepage=self.HOMEPAGE or None,
         metadata=tfds.core.MetadataDict(meta),
     )
@@ -230,9 +252,7 @@ class CorpusBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
   def _split_generators(self, dl_manager):
     root = self._manual_root(dl_manager)
     splits = self.list_splits(root)
-    front = prepare.FrontEnd(self._vocab, embedder=self.builder_config.embedder,
-                             arcface_path=self._arcface_path, wav2lip_dir=self._wav2lip_dir,
-                             detect_stride=self._detect_stride)
+    front = self._front_end()
     cache = self._cache_path()
     cache.mkdir(parents=True, exist_ok=True)
     self._skipped = {"listing": dict(self.listing_skips)} if self.listing_skips else {}
@@ -275,8 +295,12 @@ class CorpusBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
   # -- helpers -----------------------------------------------------------------------------------
   def _cache_path(self) -> pathlib.Path:
     cfg = self.builder_config
-    key = json.dumps([str(self.VERSION), cfg.name, self._arcface_path, self._wav2lip_dir,
-                      self._vocab.to_json(), self._detect_stride])
+    key = [str(self.VERSION), cfg.name, self._arcface_path, self._wav2lip_dir,
+           self._vocab.to_json(), self._detect_stride]
+    za = self._z_a_target()
+    if za:  # a Wav2Lip retrained in place must not reuse the old z_a
+      key.append(za["fingerprint"])
+    key = json.dumps(key)
     tag = hashlib.sha1(key.encode()).hexdigest()[:10]
     base = pathlib.Path(self._cache_dir) if self._cache_dir else (
         pathlib.Path(str(self.data_dir_root)) / "_prep_cache" / self.name)

@@ -29,7 +29,8 @@ Batch fields (B = per-process batch size, Lt / Lv = the bucket's phoneme / frame
     faces          (B, Lv, 96, 96, 3) uint8     BGR crops, zeros after the end
                                      (absent with decode_faces=False)
     speaker        (B, D) float32    speaker embedding
-    z_a            (B, Lv, 512) float32         only if the dataset stores z_a (zeros padded)
+    z_a            (B, Lv, D) float32           only if the dataset stores z_a (zeros padded);
+                                     D = `z_a_dim` of its metadata (512 for older datasets)
     valid          (B,) bool         False only for filler rows of a padded final eval batch
 
 Worker processes (`worker_count > 0`) use grain's multiprocessing prefetch; as grain requires,
@@ -111,11 +112,45 @@ def open_split(dataset_dir, split: str):
 
 
 def dataset_metadata(dataset_dir) -> dict:
-  """The builder's metadata (vocab JSON, frame rates, embedder, skipped counts)."""
+  """The builder's metadata (vocab JSON, frame rates, embedder, skipped counts, z_a target)."""
   p = pathlib.Path(dataset_dir).expanduser() / "metadata.json"
   if not p.is_file():
     raise UserError(f"{p} is missing: is {dataset_dir} a dataset built by taem_jax?")
   return json.loads(p.read_text())
+
+
+def z_a_target(meta: dict) -> dict | None:
+  """Which Wav2Lip made a dataset's cached z_a: {"name", "latent_dim", "fingerprint", "source"}.
+
+  None when the dataset stores no z_a. Datasets built before this was recorded give
+  {"name": "wav2lip", "latent_dim": 512, "fingerprint": None, "source": None}.
+  """
+  if not meta.get("with_za"):
+    return None
+  rec = dict(meta.get("z_a_target") or {})
+  rec.setdefault("name", "wav2lip")
+  rec.setdefault("latent_dim", Z_DIM)  # older builds could only store 512-d z_a
+  rec.setdefault("fingerprint", None)
+  rec.setdefault("source", None)
+  return rec
+
+
+def z_a_dim(meta: dict) -> int:
+  """The width D of a dataset's cached z_a (512 when its metadata does not say)."""
+  return int((z_a_target(meta) or {}).get("latent_dim", Z_DIM))
+
+
+def dataset_identity(dataset_dir) -> dict:
+  """{"builder", "config", "version", "path"} of a built dataset (its folder names them)."""
+  d = pathlib.Path(dataset_dir).expanduser().absolute()
+  builder, config, version = (d.parts[-3:] if len(d.parts) >= 3 else ("", "", d.name))
+  return {"builder": builder, "config": config, "version": version, "path": str(d)}
+
+
+def _source_z_dim(source) -> int:
+  """z_a width from a built split's metadata; 512 for other sources (lists of dicts)."""
+  meta = getattr(getattr(source, "dataset_info", None), "metadata", None)
+  return z_a_dim(dict(meta)) if meta else Z_DIM
 
 
 def _lengths_cache_path(source) -> pathlib.Path | None:
@@ -242,8 +277,10 @@ class _PlanSource:
 class LoadBatch:
   """Reads, decodes and pads the examples of one planned batch (picklable for workers)."""
 
-  def __init__(self, source, buckets, batch_size: int, decode_faces: bool, with_za: bool):
+  def __init__(self, source, buckets, batch_size: int, decode_faces: bool, with_za: bool,
+               z_dim: int = Z_DIM):
     self.source = source
+    self.z_dim = int(z_dim)
     self.buckets = buckets
     self.batch_size = batch_size
     self.decode_faces = decode_faces
@@ -270,7 +307,7 @@ class LoadBatch:
     if self.decode_faces:
       out["faces"] = np.zeros((b, lv, FACE_SIZE, FACE_SIZE, 3), np.uint8)
     if has_za:
-      out["z_a"] = np.zeros((b, lv, Z_DIM), np.float32)
+      out["z_a"] = np.zeros((b, lv, self.z_dim), np.float32)
     for k, ex in enumerate(exs):
       n = int(ex["n_frames"])
       ph = np.asarray(ex["phonemes"], np.int32)
@@ -288,7 +325,12 @@ class LoadBatch:
         for t, jpg in enumerate(ex["faces"][:n]):
           out["faces"][k, t] = prepare.decode_jpeg(bytes(jpg))
       if has_za:
-        out["z_a"][k, :n] = ex["z_a"][:n]
+        z = np.asarray(ex["z_a"])
+        if z.shape[-1] != self.z_dim:
+          raise UserError(f"example {ex.get('id', k)!r} has {z.shape[-1]}-d z_a but the dataset "
+                          f"metadata says {self.z_dim}-d; the dataset is inconsistent, build it "
+                          "again")
+        out["z_a"][k, :n] = z[:n]
     return out
 
 
@@ -317,7 +359,8 @@ def make_dataset(source, cfg: PipelineConfig = PipelineConfig(), *, lengths=None
   lengths = example_lengths(source) if lengths is None else np.asarray(lengths)
   plan = DataPlan(lengths, cfg, n)
   ds = grain.MapDataset.source(_PlanSource(plan, p, cfg.batch_size))
-  ds = ds.map(LoadBatch(source, plan.buckets, cfg.batch_size, cfg.decode_faces, cfg.with_za))
+  ds = ds.map(LoadBatch(source, plan.buckets, cfg.batch_size, cfg.decode_faces, cfg.with_za,
+                        _source_z_dim(source)))
   it = ds.to_iter_dataset(grain.ReadOptions(num_threads=max(1, int(cfg.prefetch_batches)),
                                             prefetch_buffer_size=int(cfg.prefetch_batches)))
   if cfg.worker_count > 0:

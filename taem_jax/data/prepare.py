@@ -10,7 +10,7 @@ exactly what the models see:
 | `phonemes` | ARPAbet ids from the vocabulary (stored in the dataset metadata) | (L,) int32 |
 | `durations` | 100 fps frames per phoneme, summing to exactly 4 T (TAEM's l_a = 4 l_v) | (L,) int32 |
 | `speaker_embedding` | `face.SpeakerEmbedder` of one random frame (fixed per clip id) | (D,) float32 |
-| `z_a` (optional) | frozen Wav2Lip audio encoder on `audio.mel_windows` | (T, 512) float32 |
+| `z_a` (optional) | frozen Wav2Lip audio encoder on `audio.mel_windows` | (T, D) float32, D = 512 at width 1 |
 
 Durations come, in order of preference, from a phone-level TextGrid (the Montreal Forced
 Aligner's format; the sample corpus writes its exact synthesis timings in it), from word spans
@@ -39,9 +39,9 @@ from taem_jax import audio, face, video
 from taem_jax.data.sample import grammar
 from taem_jax.errors import UserError
 from taem_jax.models.pretrained import load_pretrained
-from taem_jax.models.targets import Wav2LipTarget
+from taem_jax.models.targets import Wav2LipTarget, target_record
 from taem_jax.rates import (DUR_FRAMES_PER_VIDEO_FRAME, FACE_SIZE, SAMPLE_RATE,
-                            SAMPLES_PER_FRAME, VIDEO_FPS, Z_DIM)
+                            SAMPLES_PER_FRAME, VIDEO_FPS)
 from taem_jax.text import aligner, g2p
 from taem_jax.text import alignments as A
 from taem_jax.text import phonemes as P
@@ -136,7 +136,8 @@ class FrontEnd:
     vocab: a `taem_jax.text.PhonemeVocab`.
     embedder: "dlib" or "arcface" (speaker embedding).
     arcface_path: ArcFace ONNX file for embedder="arcface".
-    wav2lip_dir: a converted Wav2Lip checkpoint folder; if given, `z_a` is computed.
+    wav2lip_dir: a converted Wav2Lip checkpoint folder; if given, `z_a` is computed (and
+      `z_a_target()` says by which audio encoder).
     detect_stride: face detector runs every this many frames (tracked in between).
     max_missing_faces: largest fraction of frames allowed without a face.
     jpeg_quality: quality of the stored face crops.
@@ -155,6 +156,7 @@ class FrontEnd:
     self._embedder = None
     self._target = None
     self._encode = None
+    self._record = None
 
   # -- lazily built models ---------------------------------------------------------------------
   @property
@@ -170,10 +172,22 @@ class FrontEnd:
                                             detector=self.detector)
     return self._embedder
 
-  def _za(self, mel: np.ndarray, n_frames: int) -> np.ndarray:
+  def _load_target(self) -> None:
     if self._target is None:
-      self._target = Wav2LipTarget(load_pretrained(self.wav2lip_dir, family="wav2lip"))
+      model = load_pretrained(self.wav2lip_dir, family="wav2lip")
+      self._record = target_record(model, self.wav2lip_dir)
+      self._target = Wav2LipTarget(model)
       self._encode = jax.jit(self._target.encode)
+
+  def z_a_target(self) -> dict | None:
+    """`targets.target_record` of the Wav2Lip that computes z_a (loads it), None without one."""
+    if self.wav2lip_dir is None:
+      return None
+    self._load_target()
+    return dict(self._record)
+
+  def _za(self, mel: np.ndarray, n_frames: int) -> np.ndarray:
+    self._load_target()
     # Pad the frame count to whole seconds so clips of similar length share one compile.
     n_pad = int(np.ceil(n_frames / VIDEO_FPS) * VIDEO_FPS)
     win = audio.mel_windows(mel, n_frames)

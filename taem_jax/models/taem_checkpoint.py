@@ -7,9 +7,16 @@ A TAEM directory is a `pretrained.save_pretrained` directory of family "taem" (O
   speaker_embedding  the embedder it learned with (`SpeakerEmbedder.describe()`: kind, dim,
                      model file and its sha256 when known);
   target             the frozen backbone whose latent it imitates: {"name": "wav2lip",
-                     "latent_dim": D, "config": Wav2Lip config or null}.
+                     "latent_dim": D, "config": Wav2Lip config or null, "fingerprint": the
+                     sha256 of the audio encoder that made its z_a targets
+                     (`targets.audio_encoder_fingerprint`), "source": where that Wav2Lip was
+                     loaded from}; checkpoints older than fingerprints have neither of the last
+                     two, and synthesis then cannot check the pairing (it warns).
   training           optional, how it was trained: {"objective": the Table 2 loss row
-                     ("mse", "contrastive", ...), "step": int} (training exports write it).
+                     ("mse", "contrastive", ...), "step": int, "dataset": {"name", "builder",
+                     "config", "version", "split", "path"}, "config": the training config}
+                     (training exports write it; the last two only for built datasets / runs
+                     from a config).
 
 `save_taem` writes one and `load_taem` reads one back and checks that the records agree with
 the model. A training run writes one with `experiments/train.py --export DIR`
@@ -32,8 +39,8 @@ class TAEMInfo:
   path: str
   vocab: object  # taem_jax.text.PhonemeVocab
   speaker_embedding: dict  # {"kind": "dlib"|"arcface", "dim": int, "file"?, "sha256"?}
-  target: dict  # {"name": "wav2lip", "latent_dim": int, "config": dict | None}
-  training: dict = dataclasses.field(default_factory=dict)  # {"objective", "step"} if recorded
+  target: dict  # {"name": "wav2lip", "latent_dim", "config", "fingerprint"?, "source"?}
+  training: dict = dataclasses.field(default_factory=dict)  # {"objective", "step", ...}
 
 
 def save_taem(model: TAEM, dst_dir, *, vocab, speaker_embedding: dict,
@@ -47,8 +54,8 @@ def save_taem(model: TAEM, dst_dir, *, vocab, speaker_embedding: dict,
     vocab: the `PhonemeVocab` used to encode its training phonemes.
     speaker_embedding: `SpeakerEmbedder.describe()` of its training embedder (at least kind and
       dim).
-    target: {"name", "latent_dim", "config"} of the frozen backbone (default: Wav2Lip with
-      latent_dim = the model's, config unknown).
+    target: {"name", "latent_dim", "config", "fingerprint", "source"} of the frozen backbone
+      (default: Wav2Lip with latent_dim = the model's, config and fingerprint unknown).
     training: how it was trained, e.g. {"objective": "mse", "step": 600} (optional).
   Returns:
     the destination path.

@@ -42,7 +42,7 @@ from taem_jax import face as face_lib
 from taem_jax import video
 from taem_jax.errors import UserError
 from taem_jax.face.track_cache import TrackCache
-from taem_jax.models import load_pretrained, taem_checkpoint
+from taem_jax.models import load_pretrained, taem_checkpoint, targets
 from taem_jax.rates import SAMPLE_RATE, VIDEO_FPS
 from taem_jax.synthesis import editing, runner
 from taem_jax.synthesis.options import Options, Progress, no_progress
@@ -131,15 +131,20 @@ class Synthesizer:
     options: `Options`.
     arcface_path: ArcFace ONNX file when the TAEM checkpoint was trained on ArcFace embeddings.
     wav2lip / taem: already loaded models instead of directories (tests, notebooks); a `taem`
-      model needs `taem_info` (`taem_checkpoint.TAEMInfo`).
+      model needs `taem_info` (`taem_checkpoint.TAEMInfo`). With `wav2lip`, `wav2lip_dir`
+      only names where it came from (messages).
+    allow_mismatched_wav2lip: use a TAEM with a Wav2Lip whose audio encoder is not the one it
+      was trained against (a warning instead of the error; its mouths will be wrong).
 
   Raises:
-    UserError: a checkpoint is missing, of the wrong family, or does not fit the other one, the
-      text front end (phoneme vocabulary) or the available speaker embedder.
+    UserError: a checkpoint is missing, of the wrong family, or does not fit the other one
+      (latent width, audio-encoder fingerprint), the text front end (phoneme vocabulary) or
+      the available speaker embedder.
   """
 
   def __init__(self, wav2lip_dir=None, taem_dir=None, *, options: Options = Options(),
-               arcface_path=None, wav2lip=None, taem=None, taem_info=None):
+               arcface_path=None, wav2lip=None, taem=None, taem_info=None,
+               allow_mismatched_wav2lip: bool = False):
     self.options = options
     if options.batch_size < 1:
       raise UserError(f"batch size must be >= 1, got {options.batch_size}")
@@ -148,6 +153,8 @@ class Synthesizer:
         raise UserError("a Wav2Lip checkpoint directory is required")
       wav2lip = load_pretrained(wav2lip_dir, family="wav2lip")
     self.wav2lip = wav2lip
+    self.wav2lip_dir = None if wav2lip_dir is None else str(wav2lip_dir)
+    self.allow_mismatched_wav2lip = bool(allow_mismatched_wav2lip)
     self.wav2lip.eval()
     self.taem = taem
     self.taem_info = taem_info
@@ -171,6 +178,13 @@ class Synthesizer:
                       f"Wav2Lip checkpoint has {have}-d (width "
                       f"{self.wav2lip.get_config().get('width')}): use the Wav2Lip it was "
                       "trained against")
+    # Same width is not enough: another Wav2Lip's audio encoder (e.g. the GAN one) gives other
+    # z_a, and TAEM's would drive its decoder to wrong mouths.
+    targets.check_pairing(
+        info.target, targets.target_record(self.wav2lip, self.wav2lip_dir),
+        made=f"TAEM {where}", loaded=f"Wav2Lip {self.wav2lip_dir or '(given model)'}",
+        force=self.allow_mismatched_wav2lip,
+        force_hint="pass --force_pairing (Synthesizer(allow_mismatched_wav2lip=True))")
     # The text front end writes ARPAbet (+ sil/sp); the checkpoint's ids must mean the same.
     try:
       PhonemeVocab(stress=info.vocab.stress).check_matches(info.vocab)

@@ -39,6 +39,9 @@ def taem_config(dataset: str, variant: str | None) -> ml_collections.ConfigDict:
   c.target.wav2lip_min_channels = 1  # its layer-width floor (Wav2Lip min_channels; 1 = none)
   c.target.wav2lip_dir = ""  # converted Wav2Lip, only to build a *_za dataset on the fly
   c.target.require_pretrained = True  # refuse a random Wav2Lip target (no --init_from)
+  # Train although the dataset's cached z_a were made by another Wav2Lip than --init_from /
+  # wav2lip_dir (audio-encoder fingerprints differ); the TAEM then fits the dataset's.
+  c.target.allow_fingerprint_mismatch = False
 
   c.loss = ml_collections.ConfigDict()
   c.loss.objective = "mse"  # Table 2 row: mse | contrastive | mse+contrastive (paper: mse)

@@ -25,7 +25,8 @@ from taem_jax.errors import UserError
 from taem_jax.models import load_pretrained
 from taem_jax.models.taem import TAEM, TAEMConfig
 from taem_jax.models.taem_checkpoint import save_taem
-from taem_jax.models.targets import Wav2LipTarget
+from taem_jax.models.targets import (Wav2LipTarget, audio_encoder_fingerprint, check_pairing,
+                                     target_record)
 from taem_jax.models.wav2lip import Wav2Lip
 from taem_jax.rates import Z_DIM
 from taem_jax.text import PhonemeVocab
@@ -58,9 +59,13 @@ class TAEMTask:
   Batch fields used (see taem_jax/data/pipeline.py): phonemes, phoneme_mask, durations,
   n_frames, frame_mask, speaker, and z_a or mel_windows.
 
-  The last three fields are what `export` records beside the weights: the phoneme vocabulary,
-  the speaker embedder ({"kind", "dim"}) and the frozen target ({"name", "latent_dim",
-  "config"}); `recipe` fills them from the dataset and the config.
+  The fields after `wav2lip_config` are what `export` records beside the weights: the phoneme
+  vocabulary, the speaker embedder ({"kind", "dim"}), the frozen target ({"name",
+  "latent_dim", "config"}, + "fingerprint" and "source" of the Wav2Lip whose z_a it learns:
+  the dataset's record when z_a come from the dataset, else the loaded Wav2Lip's, computed at
+  export), the dataset trained on and the run's config; `recipe` fills them from the dataset
+  and the config. `allow_fingerprint_mismatch` lets `--init_from` name another Wav2Lip than
+  the one that made the dataset's z_a (config.target.allow_fingerprint_mismatch).
   """
   taem_config: TAEMConfig
   loss_config: losses.LossConfig
@@ -68,6 +73,11 @@ class TAEMTask:
   vocab: PhonemeVocab | None = None
   speaker_embedding: dict | None = None
   target: dict | None = None
+  dataset: dict | None = None
+  run_config: dict | None = None
+  allow_fingerprint_mismatch: bool = False
+  z_a_dataset: str | None = None  # the built dataset whose stored z_a are the targets
+  wav2lip_source: str | None = None  # the --init_from Wav2Lip, once loaded
 
   # Only TAEM learns; Wav2Lip stays as loaded.
   trainable = nnx.All(nnx.Param, nnx.PathContains("taem"))
@@ -117,30 +127,49 @@ class TAEMTask:
     if (p / "checkpoints").is_dir() or (p.name == "checkpoints" and p.is_dir()):
       checkpoint.load_model_weights(model, p / "checkpoints" if p.name != "checkpoints" else p)
       return
-    if model.wav2lip is None:
+    if model.wav2lip is None and self.z_a_dataset is None:
       raise UserError(f"--init_from={path} is a Wav2Lip checkpoint, but this run reads z_a "
                       "from the dataset and has no Wav2Lip to initialise; drop --init_from")
     w2l = load_pretrained(p, family="wav2lip")
+    if model.wav2lip is None:
+      # z_a come from the dataset: --init_from can only say which Wav2Lip the TAEM is meant
+      # for, and that must be the one that made them.
+      check_pairing(self.target, target_record(w2l, path), made=f"dataset {self.z_a_dataset}",
+                    loaded=f"--init_from Wav2Lip {path}", force=self.allow_fingerprint_mismatch,
+                    force_hint="set --config.target.allow_fingerprint_mismatch=True")
+      return
     if w2l.get_config() != model.wav2lip.get_config():
       raise UserError(f"--init_from={path} holds Wav2Lip {w2l.get_config()}, but the config "
                       f"asks for {model.wav2lip.get_config()} (config.target.wav2lip_width / "
                       "wav2lip_min_channels)")
     nnx.update(model.wav2lip, nnx.state(w2l))
     model.wav2lip.eval()
+    self.wav2lip_source = str(path)
 
   def export(self, model: TAEMTrainModel, dst, *, step: int | None = None,
              overwrite: bool = False) -> list[str]:
     """Writes a TAEM directory (`taem_checkpoint.load_taem` reads it); returns [dst].
 
-    Besides the weights it records the vocabulary, speaker embedder, target and
-    {"objective": the loss objective, "step": `step`}.
+    Besides the weights it records the vocabulary, speaker embedder, target (with the
+    fingerprint of the audio encoder whose z_a it learned) and {"objective": the loss
+    objective, "step": `step`, "dataset", "config"}.
     """
     if self.vocab is None or self.speaker_embedding is None:
       raise UserError("this TAEM task does not know its phoneme vocabulary and speaker "
                       "embedder (build it with taem_jax.train.tasks.build) and cannot export")
+    target = self.target
+    if model.wav2lip is not None:  # z_a computed on the fly: the weights trained against
+      target = dict(target or {"name": "wav2lip", "latent_dim": self.taem_config.latent_dim,
+                               "config": self.wav2lip_config})
+      target.update(fingerprint=audio_encoder_fingerprint(model.wav2lip),
+                    source=self.wav2lip_source)
     training = {"objective": self.loss_config.objective, "step": step}
+    if self.dataset is not None:
+      training["dataset"] = dict(self.dataset)
+    if self.run_config is not None:
+      training["config"] = self.run_config
     return [save_taem(model.taem, dst, vocab=self.vocab,
-                      speaker_embedding=self.speaker_embedding, target=self.target,
+                      speaker_embedding=self.speaker_embedding, target=target,
                       training=training, overwrite=overwrite)]
 
 
@@ -198,11 +227,36 @@ def target_wav2lip_config(target) -> dict:
 
 
 def _task(config, taem_cfg: TAEMConfig, w2l: dict | None, vocab: PhonemeVocab,
-          embedder: str) -> TAEMTask:
+          embedder: str, dataset: dict | None = None) -> TAEMTask:
   target = {"name": "wav2lip", "latent_dim": taem_cfg.latent_dim,
             "config": target_wav2lip_config(config.target)}
   return TAEMTask(taem_cfg, _loss_config(config), w2l, vocab,
-                  {"kind": embedder, "dim": taem_cfg.speaker_dim}, target)
+                  {"kind": embedder, "dim": taem_cfg.speaker_dim}, target, dataset=dataset,
+                  run_config=config.to_dict(),
+                  allow_fingerprint_mismatch=bool(
+                      config.target.get("allow_fingerprint_mismatch", False)))
+
+
+def _dataset_target(config, task: TAEMTask, meta: dict, dataset_dir) -> None:
+  """When z_a come from the dataset: record its Wav2Lip as the target, refuse another one.
+
+  The dataset's record (`pipeline.z_a_target`) becomes the TAEM's target fingerprint; a
+  `config.target.wav2lip_dir` naming another Wav2Lip (the one meant to build the dataset) is
+  refused, as is a TAEM latent width that does not fit the stored z_a.
+  """
+  za = pipeline.z_a_target(meta)
+  if int(za["latent_dim"]) != task.taem_config.latent_dim:
+    raise UserError(f"{dataset_dir} stores {za['latent_dim']}-d z_a but the TAEM is "
+                    f"{task.taem_config.latent_dim}-d: set --config.model.latent_dim="
+                    f"{za['latent_dim']} (= 512 * config.target.wav2lip_width)")
+  task.target.update(fingerprint=za["fingerprint"], source=za["source"])
+  task.z_a_dataset = str(dataset_dir)
+  w2l_dir = config.target.get("wav2lip_dir") or ""
+  if w2l_dir:
+    check_pairing(za, target_record(load_pretrained(w2l_dir, family="wav2lip"), w2l_dir),
+                  made=f"dataset {dataset_dir}", loaded=f"config.target.wav2lip_dir {w2l_dir}",
+                  force=task.allow_fingerprint_mismatch,
+                  force_hint="set --config.target.allow_fingerprint_mismatch=True")
 
 
 def recipe(config, dataset_dir) -> Recipe:
@@ -230,6 +284,10 @@ def recipe(config, dataset_dir) -> Recipe:
   meta = pipeline.dataset_metadata(dataset_dir)
   vocab = PhonemeVocab.from_json(meta["vocab"])
   taem_cfg = taem_config_from(config, vocab=vocab, speaker_dim=int(meta["embed_dim"]))
+  dataset = {"name": data.dataset, **pipeline.dataset_identity(dataset_dir),
+             "split": data.train_split}
   task = _task(config, taem_cfg, _wav2lip_config(config, meta["with_za"]), vocab,
-               meta["embedder"])
+               meta["embedder"], dataset)
+  if task.wav2lip_config is None:
+    _dataset_target(config, task, meta, dataset_dir)
   return Recipe(task, decode_faces=False, with_za=task.wav2lip_config is None)
