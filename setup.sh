@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The project's one setup entry point.
 #
-#   bash setup.sh          # .venv/ (Python 3.12) with the whole stack + espeak-ng from Debian
+#   bash setup.sh          # .venv/ (Python 3.12) with the whole stack + espeak-ng, flite from Debian
 #   bash setup.sh --test   # the same, plus pytest and .venv-torch/ (Python 3.11 + torch CPU)
 #                          # that the parity tests use to run the PyTorch reference models
 #
@@ -24,6 +24,8 @@ say() { printf '[setup] %s\n' "$*"; }
 # --- Debian packages: espeak-ng (sample corpus speech, TTS baseline, aligner) -------------
 need_apt=()
 command -v espeak-ng >/dev/null 2>&1 || need_apt+=(espeak-ng)
+# flite: the evaluation's second TTS cascade (its cmu_us_slt voice is built into libflite1).
+command -v flite >/dev/null 2>&1 || need_apt+=(flite)
 ldconfig -p 2>/dev/null | grep -q 'libespeak-ng\.so' || need_apt+=(libespeak-ng1)
 # --test: headless Chromium + its WebDriver for the web app's browser tests (tests/test_app.py).
 if [ "$WANT_TEST" = 1 ]; then

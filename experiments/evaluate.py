@@ -37,6 +37,7 @@ from taem_jax import evaluation, metrics, xla_flags  # noqa: E402
 from taem_jax.data.prepared import prepared_dataset_dir  # noqa: E402
 from taem_jax.errors import UserError, cli_main  # noqa: E402
 from taem_jax.models import load_pretrained  # noqa: E402
+from taem_jax.text import flite  # noqa: E402
 
 DATASETS = ("sample", "grid", "tcd_timit", "lrs2")
 
@@ -57,8 +58,10 @@ def parse_args(argv):
   p.add_argument("--taem", default=None, help="TAEM checkpoint dir (needed for --methods taem)")
   p.add_argument("--sync", required=True, help="syncnet_v2 or lip-sync expert checkpoint dir for "
                  "LSE-D / LSE-C")
-  p.add_argument("--methods", default="wav2lip,wav2lip_tts,taem",
-                 help="comma-separated: wav2lip (audio), wav2lip_tts (TTS cascade), taem (text)")
+  p.add_argument("--methods", default=",".join(evaluation.METHODS),
+                 help="comma-separated: wav2lip (audio), wav2lip_tts (espeak-ng cascade), "
+                 "wav2lip_flite (Flite cascade), taem_gt (TAEM, ground-truth durations: the "
+                 "paper's protocol), taem (TAEM, predicted durations: what a user gets)")
   p.add_argument("--table2", default="", metavar="DIR[,DIR...]",
                  help="more TAEM checkpoint dirs, one row each, named by the loss objective each "
                  "recorded (the paper's Table 2: mse, contrastive, mse+contrastive, mse+task); "
@@ -85,8 +88,10 @@ def main(argv=None):
   if bad or not methods:
     what = f"unknown method {bad[0]!r}" if bad else "no method given"
     raise UserError(f"--methods: {what}; choose from {', '.join(evaluation.METHODS)}")
-  if "taem" in methods and not args.taem:
-    raise UserError("--methods includes taem: give --taem DIR (a TAEM checkpoint), or drop it")
+  taem_methods = [m for m in methods if m in evaluation.TAEM_METHODS]
+  if taem_methods and not args.taem:
+    raise UserError(f"--methods includes {taem_methods[0]}: give --taem DIR (a TAEM "
+                    "checkpoint), or drop it")
   if args.paper and args.dataset == "sample":
     raise UserError("--paper: the paper has no rows for the generated sample corpus")
   manual = pathlib.Path(args.manual_dir).expanduser()
@@ -112,7 +117,7 @@ def main(argv=None):
 
   # One Synthesizer per TAEM (the main one, each Table 2 one), all sharing the loaded Wav2Lip.
   synth, variants = evaluation.load_synthesizers(
-      args.wav2lip, args.taem if "taem" in methods else None, table2, arcface_path=args.arcface,
+      args.wav2lip, args.taem if taem_methods else None, table2, arcface_path=args.arcface,
       allow_mismatched_wav2lip=args.force_pairing)
   sync_model = load_pretrained(args.sync)
   scorer = metrics.scorer_for(sync_model, name=pathlib.Path(args.sync).name)
@@ -135,7 +140,12 @@ def main(argv=None):
     note = (f"LSE-D / LSE-C by the lip-sync expert {scorer.name}, not syncnet_v2: comparable "
             "with each other, not with the paper's numbers.")
   note += (f" {len(clips)} clips of split '{args.split}'; LSE against the ground-truth audio; "
-           "LMD in 96-px face-box units.")
+           "LMD in 96-px face-box units. Text rows: durations GT = the clip's ground-truth "
+           "phoneme durations (the paper's protocol), predicted = TAEM's own, fitted to the "
+           f"clip's length; TTS cascades stretch each phone to its GT duration (espeak-ng "
+           f"voice {args.voice}, {flite.LABEL}).")
+  if variants:
+    note += " Table 2 rows (TAEM variants): GT durations."
   t = evaluation.table(results, f"Table 1 on {label}", note)
   if args.paper:
     t.add_paper_rows(args.dataset)

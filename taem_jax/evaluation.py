@@ -9,13 +9,18 @@ method, compare with the ground-truth video, average.
 Methods (all drive the same frozen Wav2Lip, with the clip's own video as the face input, as
 Wav2Lip's evaluation does):
 
-  wav2lip      audio: the ground-truth speech.
-  wav2lip_tts  text, TTS cascade: espeak-ng speaks the clip's phonemes, each stretched to its
-               ground-truth duration (the paper gave its cascades ground-truth durations).
-  taem         text: TAEM from the transcript, its predicted durations fitted to the clip's
-               length (TAEM's length regulator), so frames pair one to one with the truth.
-  taem[<name>] the same with another TAEM checkpoint (`variants`), e.g. the paper's Table 2 loss
-               ablations (mse, contrastive, mse+contrastive, mse+task) as extra rows.
+  wav2lip        audio: the ground-truth speech.
+  wav2lip_tts    text, TTS cascade: espeak-ng (formant synthesis) speaks the clip's phonemes,
+                 each stretched to its ground-truth duration.
+  wav2lip_flite  text, TTS cascade: Flite's cmu_us_slt (statistical-parametric) voice says the
+                 clip's phonemes, each stretched to its ground-truth duration.
+  taem_gt        text: TAEM on the clip's phonemes with their ground-truth durations (teacher
+                 durations). The paper's protocol: every text method gets ground-truth
+                 durations, so frames pair one to one with the truth.
+  taem           text: TAEM from the transcript with its predicted durations fitted to the
+                 clip's length (TAEM's length regulator): what a user gets.
+  taem[<name>]   another TAEM checkpoint (`variants`), e.g. the paper's Table 2 loss ablations,
+                 with ground-truth durations as `taem_gt`.
 
 Metrics per clip (taem_jax.metrics): SSIM and PSNR on 96x96 crops of both videos cut with the
 ground truth's face boxes; LMD between the mouth landmarks of generated and ground-truth frames,
@@ -38,17 +43,27 @@ from taem_jax.data import builder_class, pipeline, prepare
 from taem_jax.errors import UserError
 from taem_jax.metrics.report import KEYS, Table
 from taem_jax.rates import SAMPLES_PER_FRAME, VIDEO_FPS
-from taem_jax.synthesis import Synthesizer
+from taem_jax.synthesis import Options, Synthesizer
 from taem_jax.synthesis.text_path import speak_phonemes
-from taem_jax.text import PhonemeVocab
+from taem_jax.text import PhonemeVocab, flite
 
-# name -> (input kind, row label used in the paper's table)
+GT, PREDICTED = "GT", "predicted"  # where a text method's durations come from
+ESPEAK_LABEL = "espeak-ng"
+
+# name -> (input kind, row label, TTS, durations)
 METHODS = {
-    "wav2lip": ("audio", "Wav2Lip"),
-    "wav2lip_tts": ("text", "Wav2Lip w/ TTS"),
-    "taem": ("text", "TAEM + Wav2Lip"),
+    "wav2lip": ("audio", "Wav2Lip (GT audio)", "", ""),
+    "wav2lip_tts": ("text", "Wav2Lip w/ TTS (espeak-ng)", ESPEAK_LABEL, GT),
+    "wav2lip_flite": ("text", "Wav2Lip w/ TTS (Flite)", flite.LABEL, GT),
+    "taem_gt": ("text", "TAEM + Wav2Lip (GT durations)", "", GT),
+    "taem": ("text", "TAEM + Wav2Lip (predicted durations)", "", PREDICTED),
 }
-VARIANT_LABEL = "TAEM + Wav2Lip, {}"  # row label of a `variants` entry
+TAEM_METHODS = ("taem_gt", "taem")  # need a TAEM checkpoint
+VARIANT_LABEL = "TAEM + Wav2Lip, {} (GT durations)"  # row label of a `variants` entry
+# The whole generated box is pasted back, as Wav2Lip's own inference and evaluation do: with
+# synthesis's default lower-face paste the upper half of every metric crop would be the ground
+# truth itself and lift SSIM / PSNR.
+EVAL_OPTIONS = Options(paste="box")
 MAX_LENGTH_SLACK = 2  # frames an audio-driven output may differ from the truth by (rounding)
 
 
@@ -128,6 +143,13 @@ def tts_speech(clip: EvalClip, voice: str = "en-us") -> np.ndarray:
   return audio.load_audio(wav, orig_sr=sr)
 
 
+def flite_speech(clip: EvalClip) -> np.ndarray:
+  """The Flite cascade's speech: cmu_us_slt says the clip's phonemes, each stretched to its
+  ground-truth duration. Shapes: -> (n_frames * 640,) float32 at 16 kHz."""
+  wav, sr = flite.speak_phonemes(list(clip.phonemes), clip.durations)
+  return audio.load_audio(wav, orig_sr=sr)
+
+
 def synthesize(synth, method: str, clip: EvalClip, out: pathlib.Path, voice: str = "en-us"):
   """Writes `out`: `clip`'s video re-synthesised by `method` (see METHODS)."""
   if method == "wav2lip":
@@ -135,7 +157,12 @@ def synthesize(synth, method: str, clip: EvalClip, out: pathlib.Path, voice: str
   if method == "wav2lip_tts":
     return synth.synthesize(clip.video, out, audio=tts_speech(clip, voice),
                             n_frames=clip.n_frames)
-  if method == "taem" or variant_name(method):
+  if method == "wav2lip_flite":
+    return synth.synthesize(clip.video, out, audio=flite_speech(clip), n_frames=clip.n_frames)
+  if method == "taem_gt" or variant_name(method):
+    return synth.synthesize(clip.video, out, text=clip.text, n_frames=clip.n_frames,
+                            phonemes=clip.phonemes, durations=clip.durations)
+  if method == "taem":
     return synth.synthesize(clip.video, out, text=clip.text, n_frames=clip.n_frames)
   raise UserError(f"unknown method {method!r}: choose from {', '.join(METHODS)}")
 
@@ -178,10 +205,10 @@ def load_synthesizers(wav2lip_dir, taem_dir=None, variant_dirs: Sequence = (), *
   Returns:
     (the main Synthesizer, {row name (`variant_names`): Synthesizer} of the variants).
   """
-  synth = Synthesizer(wav2lip_dir, taem_dir, arcface_path=arcface_path,
+  synth = Synthesizer(wav2lip_dir, taem_dir, arcface_path=arcface_path, options=EVAL_OPTIONS,
                       allow_mismatched_wav2lip=allow_mismatched_wav2lip)
   others = [Synthesizer(wav2lip_dir, d, wav2lip=synth.wav2lip, arcface_path=arcface_path,
-                        allow_mismatched_wav2lip=allow_mismatched_wav2lip)
+                        options=EVAL_OPTIONS, allow_mismatched_wav2lip=allow_mismatched_wav2lip)
             for d in variant_dirs]
   names = variant_names([(pathlib.Path(d).expanduser().name, v.taem_info.training)
                          for d, v in zip(variant_dirs, others)])
@@ -267,8 +294,11 @@ def evaluate(clips: Sequence[EvalClip], synth, methods: Sequence[str], out_dir, 
   unknown = [m for m in methods if m not in METHODS]
   if unknown:
     raise UserError(f"unknown method {unknown[0]!r}: choose from {', '.join(METHODS)}")
-  if "taem" in methods and getattr(synth, "taem", None) is None:
-    raise UserError("method 'taem' needs a TAEM checkpoint (--taem DIR)")
+  for m in TAEM_METHODS:
+    if m in methods and getattr(synth, "taem", None) is None:
+      raise UserError(f"method {m!r} needs a TAEM checkpoint (--taem DIR)")
+  if "wav2lip_flite" in methods:
+    flite.binary()  # fail before any synthesis when the TTS is missing
   variants = dict(variants or {})
   for name, v in variants.items():
     if getattr(v, "taem", None) is None:
@@ -297,12 +327,13 @@ def evaluate(clips: Sequence[EvalClip], synth, methods: Sequence[str], out_dir, 
 
 
 def table(results: dict[str, dict], title: str, note: str = ""):
-  """A `metrics.Table` with one row per method, in METHODS order, then the TAEM variants."""
+  """A `metrics.Table` with one row per method, in METHODS order, then the TAEM variants; each
+  row says its TTS and where its durations came from (columns "TTS", "durations")."""
   t = Table(title, note=note)
   rows = [(m, *METHODS[m]) for m in METHODS if m in results]
-  rows += [(m, "text", VARIANT_LABEL.format(variant_name(m))) for m in results
+  rows += [(m, "text", VARIANT_LABEL.format(variant_name(m)), "", GT) for m in results
            if variant_name(m)]
-  for m, kind, label in rows:
+  for m, kind, label, tts, durations in rows:
     mean = results[m]["mean"]
-    t.add_row(label, input=kind, **{k: mean.get(k) for k in KEYS})
+    t.add_row(label, input=kind, tts=tts, durations=durations, **{k: mean.get(k) for k in KEYS})
   return t

@@ -23,6 +23,7 @@ from taem_jax.errors import UserError
 from taem_jax.face import SpeakerEmbedder
 from taem_jax.models import pretrained, taem_checkpoint
 from taem_jax.models.taem import TAEM, TAEMConfig
+from taem_jax.synthesis import text_path
 from taem_jax.text import PhonemeVocab
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -101,6 +102,37 @@ def test_tts_speech_has_the_clip_length_and_is_silent_in_pauses(clips):
   assert rms(wav[:lead - 400]) < 0.1 * rms(wav[lead:])
 
 
+def test_taem_gt_gets_exactly_the_ground_truth_durations(clips, ckpts, tmp_path, monkeypatch):
+  """taem_gt hands TAEM the clip's own phonemes and durations; TAEM's output then has the
+  clip's frame count and its durations_used are the ground truth (no refit)."""
+  seen = []
+  orig = text_path.TextPath.latents
+
+  def spy(self, words, speaker, **kw):
+    seen.append(([p for w in words for p in w.phonemes], kw.get("durations")))
+    return orig(self, words, speaker, **kw)
+
+  monkeypatch.setattr(text_path.TextPath, "latents", spy)
+  synth = synthesis.Synthesizer(ckpts / "wav2lip", ckpts / "taem",
+                                options=synthesis.Options(batch_size=16))
+  c = clips[0]
+  out = tmp_path / "gt.mp4"
+  evaluation.synthesize(synth, "taem_gt", c, out)
+  assert len(seen) == 1 and seen[0][0] == list(c.phonemes)
+  np.testing.assert_array_equal(seen[0][1], c.durations)
+  assert video.probe(out).n_frames == c.n_frames
+  # What the model used: the same call TextPath makes, checked on TAEM's own output.
+  taem = synth.taem
+  ids = synth.text.encode(text_path.words_of_phonemes(c.phonemes))
+  o = taem(ids[None], np.ones((1, len(ids)), bool), np.zeros((1, taem.config.speaker_dim)),
+           c.durations[None].astype(np.int32), np.asarray([c.n_frames], np.int32),
+           deterministic=True)
+  np.testing.assert_array_equal(np.asarray(o["durations_used"][0]), c.durations)
+  seen.clear()
+  evaluation.synthesize(synth, "taem", c, tmp_path / "pred.mp4")
+  assert seen[0][1] is None  # the user's way: TAEM predicts
+
+
 def test_ground_truth_against_itself_is_perfect(clips, ckpts):
   det = face.FaceDetector()
   truth = evaluation._truth(clips[0], det)  # pylint: disable=protected-access
@@ -127,7 +159,10 @@ def test_evaluate_three_methods(clips, ckpts, tmp_path):
     assert vals["ssim"] < 0.999  # random weights really changed the mouth
     assert res[m]["mean"]["num_clips"] == 1
   md = evaluation.table(res, "tiny").to_markdown()
-  assert "TAEM + Wav2Lip" in md and "Wav2Lip w/ TTS" in md
+  for label in ("TAEM + Wav2Lip (GT durations)", "TAEM + Wav2Lip (predicted durations)",
+                "Wav2Lip w/ TTS (espeak-ng)", "Wav2Lip w/ TTS (Flite)"):
+    assert f"| {label} |" in md, md
+  assert "| TTS | durations |" in md and "| Flite cmu_us_slt | GT |" in md
   with pytest.raises(UserError, match="unknown method"):
     evaluation.evaluate(clips[:1], synth, ["nope"], tmp_path, scorer)
 
@@ -141,17 +176,22 @@ def test_evaluate_sends_each_variant_to_its_own_synthesizer(clips, ckpts, tmp_pa
       self.name, self.taem = name, object()
 
     def synthesize(self, face, out, **kw):
-      calls.append((self.name, pathlib.Path(out).parent.name, "text" in kw))
+      calls.append((self.name, pathlib.Path(out).parent.name, "text" in kw,
+                    kw.get("durations") is not None))
       shutil.copy(face, out)
 
   scorer = metrics.scorer_for(models.load_pretrained(ckpts / "expert"), "expert")
   res = evaluation.evaluate(clips[:1], Copy("main"), ["taem"], tmp_path, scorer,
                             variants={"mse+task": Copy("v1"), "contrastive": Copy("v2")})
-  assert calls == [("main", "taem", True), ("v1", "taem[mse+task]", True),
-                   ("v2", "taem[contrastive]", True)]
+  # Variants follow the paper's protocol (GT durations), `taem` uses predicted ones.
+  assert calls == [("main", "taem", True, False), ("v1", "taem[mse+task]", True, True),
+                   ("v2", "taem[contrastive]", True, True)]
   assert res["taem[mse+task]"]["mean"]["ssim"] == pytest.approx(1.0)
-  rows = [r.method for r in evaluation.table(res, "t").rows]
-  assert rows == ["TAEM + Wav2Lip", "TAEM + Wav2Lip, mse+task", "TAEM + Wav2Lip, contrastive"]
+  rows = evaluation.table(res, "t").rows
+  assert [r.method for r in rows] == ["TAEM + Wav2Lip (predicted durations)",
+                                      "TAEM + Wav2Lip, mse+task (GT durations)",
+                                      "TAEM + Wav2Lip, contrastive (GT durations)"]
+  assert [r.durations for r in rows] == ["predicted", "GT", "GT"]
   with pytest.raises(UserError, match="variant 'x' has no TAEM"):
     evaluation.evaluate(clips[:1], Copy("main"), ["wav2lip"], tmp_path, scorer,
                         variants={"x": synthesis.Synthesizer(ckpts / "wav2lip")})
@@ -187,12 +227,15 @@ def test_cli_writes_the_table(corpus, ckpts, tmp_path):
   t = json.loads((out / "table.json").read_text())
   # Table 2 rows: named by the recorded objective, else by the folder.
   assert [row["method"] for row in t["rows"]] == [
-      "Wav2Lip", "TAEM + Wav2Lip, contrastive", "TAEM + Wav2Lip, taem"]
+      "Wav2Lip (GT audio)", "TAEM + Wav2Lip, contrastive (GT durations)",
+      "TAEM + Wav2Lip, taem (GT durations)"]
   assert [row["input"] for row in t["rows"]] == ["audio", "text", "text"]
+  assert [row["durations"] for row in t["rows"]] == ["", "GT", "GT"]
   assert all(isinstance(row["lse_d"], float) for row in t["rows"])
   assert (out / "taem[contrastive]").is_dir() and (out / "taem[taem]").is_dir()
   assert "not syncnet_v2" in t["note"] and "NOT GRID" in t["title"]
-  assert "| audio | Wav2Lip |" in r.stdout
+  assert "| audio | Wav2Lip (GT audio) | - |" in r.stdout
+  assert "GT durations" in t["note"] and "Flite cmu_us_slt" in t["note"]
 
 
 def test_variant_names_and_keys():

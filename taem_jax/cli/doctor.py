@@ -1,7 +1,7 @@
 """Checks the installation: `taem-doctor` (also `python -m taem_jax.cli.doctor`).
 
 Prints one line per item: the stack's versions, JAX devices, the files the project ships or
-finds offline (dlib models, espeak-ng), and the optional files a user brings (official Wav2Lip /
+finds offline (dlib models, espeak-ng, flite), and the optional files a user brings (official Wav2Lip /
 SyncNet checkpoints, an ArcFace ONNX), where they are looked for and what to do when missing.
 Exits 0 when the core stack works, 1 otherwise. Never touches the network.
 """
@@ -14,6 +14,7 @@ import sys
 from taem_jax import offline, paths
 from taem_jax.errors import UserError
 from taem_jax.face import models as face_models
+from taem_jax.text import flite
 
 # (distribution name, import name); the core must import for exit status 0.
 CORE = [
@@ -81,6 +82,10 @@ def report():
   else:
     yield ok, ("warn  espeak-ng library not found: sample corpus, TTS baseline and aligner need it "
                "(apt-get install libespeak-ng1, or run `bash setup.sh`)")
+  if flite.available():
+    yield ok, f"ok    flite TTS (evaluation's wav2lip_flite cascade): {flite.binary()}"
+  else:
+    yield ok, f"warn  flite TTS not found: the wav2lip_flite evaluation method needs it ({flite.INSTALL_HINT})"
 
   for name in (face_models.LANDMARKS_68, face_models.DESCRIPTOR):
     try:

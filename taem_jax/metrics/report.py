@@ -128,6 +128,8 @@ class Row:
   values: dict[str, float | None]
   input: str = ""  # "audio" or "text" (the paper's first column), or empty
   note: str = ""
+  tts: str = ""  # the speech synthesiser a cascade row used, or empty
+  durations: str = ""  # where a text row's phoneme durations came from ("GT", "predicted")
 
 
 def _json_number(v):
@@ -155,13 +157,14 @@ class Table:
     self.rows: list[Row] = []
 
   def add_row(self, method: str, *, input: str = "",  # pylint: disable=redefined-builtin
-              note: str = "", **values: float | None) -> Row:
+              note: str = "", tts: str = "", durations: str = "",
+              **values: float | None) -> Row:
     """Adds a method's metrics (keywords from `KEYS`; missing ones render as '-')."""
     unknown = set(values) - set(KEYS)
     if unknown:
       raise ValueError(f"unknown metric(s) {sorted(unknown)}; expected some of {KEYS}")
     row = Row(method, {k: (None if values.get(k) is None else float(values[k])) for k in KEYS},
-              input, note)
+              input, note, tts, durations)
     self.rows.append(row)
     return row
 
@@ -170,7 +173,9 @@ class Table:
     if dataset not in PAPER_TABLE1:
       raise UserError(f"no paper numbers for dataset {dataset!r}; known: {sorted(PAPER_TABLE1)}")
     for (inp, method), vals in PAPER_TABLE1[dataset].items():
-      self.add_row(method + suffix, input=inp, **dict(zip(KEYS, vals)))
+      # The paper gave every text method ground-truth durations; its cascades used FastSpeech 2.
+      self.add_row(method + suffix, input=inp, tts="FastSpeech 2" if "TTS" in method else "",
+                   durations="GT" if inp == "text" else "", **dict(zip(KEYS, vals)))
 
   def add_paper_table2_rows(self, suffix: str = " (paper, LRS2)") -> None:
     """Appends the paper's Table 2 rows (TAEM loss ablations, all on LRS2)."""
@@ -188,7 +193,10 @@ class Table:
   def to_markdown(self) -> str:
     with_input = any(r.input for r in self.rows)
     with_note = any(r.note for r in self.rows)
+    with_tts = any(r.tts for r in self.rows)
+    with_dur = any(r.durations for r in self.rows)
     head = (["input"] if with_input else []) + ["method"]
+    head += (["TTS"] if with_tts else []) + (["durations"] if with_dur else [])
     head += [f"{h} {'↑' if up else '↓'}" for _, h, up in COLUMNS]
     head += ["note"] if with_note else []
     align = ["---"] * (len(head) - len(COLUMNS) - with_note) + ["---:"] * len(COLUMNS)
@@ -201,6 +209,7 @@ class Table:
     lines += ["| " + " | ".join(head) + " |", "|" + "|".join(align) + "|"]
     for r in self.rows:
       cells = ([r.input] if with_input else []) + [r.method]
+      cells += ([r.tts or "-"] if with_tts else []) + ([r.durations or "-"] if with_dur else [])
       cells += [self._cell(r.values[k]) for k in KEYS]
       cells += [r.note] if with_note else []
       lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
@@ -211,7 +220,8 @@ class Table:
         "title": self.title,
         "note": self.note,
         "columns": [{"key": k, "name": h, "higher_is_better": up} for k, h, up in COLUMNS],
-        "rows": [{"method": r.method, "input": r.input, "note": r.note,
+        "rows": [{"method": r.method, "input": r.input, "note": r.note, "tts": r.tts,
+                  "durations": r.durations,
                   **{k: _json_number(r.values[k]) for k in KEYS}} for r in self.rows],
     }
 
@@ -223,5 +233,6 @@ class Table:
     t = cls(d.get("title", ""), d.get("note", ""))
     for r in d.get("rows", []):
       vals = {k: (float(r[k]) if r.get(k) is not None else None) for k in KEYS}
-      t.add_row(r["method"], input=r.get("input", ""), note=r.get("note", ""), **vals)
+      t.add_row(r["method"], input=r.get("input", ""), note=r.get("note", ""),
+                tts=r.get("tts", ""), durations=r.get("durations", ""), **vals)
     return t

@@ -46,7 +46,7 @@ from taem_jax.models import load_pretrained, taem_checkpoint, targets
 from taem_jax.rates import SAMPLE_RATE, VIDEO_FPS
 from taem_jax.synthesis import editing, runner
 from taem_jax.synthesis.options import Options, Progress, no_progress
-from taem_jax.synthesis.text_path import TextPath
+from taem_jax.synthesis.text_path import TextPath, words_of_phonemes
 from taem_jax.text import PhonemeVocab, g2p
 
 
@@ -306,7 +306,7 @@ class Synthesizer:
     return self.embedder.embed(frame, face).astype(np.float32)
 
   def text_latents(self, words, speaker: np.ndarray, progress: Progress = no_progress,
-                   speech: bool = False, n_frames: int | None = None
+                   speech: bool = False, n_frames: int | None = None, durations=None
                    ) -> tuple[np.ndarray, tuple[np.ndarray, int] | None]:
     """z_t of every output frame (+ espeak-ng speech and its rate if `speech`) for `words`
     (`g2p.g2p_words` output); see `TextPath.latents`.
@@ -316,7 +316,7 @@ class Synthesizer:
     if self.text is None:
       raise UserError("text input needs a TAEM checkpoint (--taem DIR); or give --audio")
     return self.text.latents(words, speaker, speech=speech, n_frames=n_frames,
-                             progress=progress)
+                             progress=progress, durations=durations)
 
   def render(self, plan: Plan, track: face_lib.FaceTrack, n_out: int, drive: Callable,
              method: str, progress: Progress = no_progress) -> Iterator[np.ndarray]:
@@ -362,7 +362,8 @@ class Synthesizer:
   # -- the public calls ------------------------------------------------------------------------
 
   def synthesize(self, face, out, *, text: str | None = None, audio=None, speech: bool = False,
-                 progress: Progress | None = None, n_frames: int | None = None) -> Result:
+                 progress: Progress | None = None, n_frames: int | None = None,
+                 phonemes=None, durations=None) -> Result:
     """Writes `out` (.mp4, H.264 + AAC): the face in `face` speaking `text` or `audio`.
 
     Args:
@@ -381,6 +382,9 @@ class Synthesizer:
         default the frames that cover the whole speech (`audio.speech_frames`), one mel window
         each as the training data has them (`audio.mel_windows`, edges clamped), where the
         official inference stops at the last full window, ~0.15 s before the audio ends.
+      phonemes, durations: with text, say these ARPAbet symbols (pauses included) for these
+        100 fps frame counts instead of the text's g2p at TAEM's predicted durations (teacher
+        durations, e.g. a clip's ground truth for evaluation).
 
     Returns:
       a `Result`.
@@ -392,10 +396,14 @@ class Synthesizer:
     if n_frames is not None and int(n_frames) < 1:
       raise UserError(f"n_frames (the output length) must be >= 1, got {n_frames}")
     plan = self.plan(face, out, text=text, audio=audio)
+    if durations is not None:
+      if plan.words is None or phonemes is None:
+        raise UserError("durations need text and its phonemes")
+      plan.words = words_of_phonemes(phonemes)
     track = self.track(plan, progress)
     if plan.words is not None:
       speaker = self.speaker(plan, track)
-      z, sound = self.text_latents(plan.words, speaker, progress, speech, n_frames)
+      z, sound = self.text_latents(plan.words, speaker, progress, speech, n_frames, durations)
       n_out = len(z)
       drive = lambda idx: z[idx]  # noqa: E731
       method = "decode"

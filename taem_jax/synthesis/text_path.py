@@ -24,10 +24,31 @@ from taem_jax.rates import DUR_FRAMES_PER_VIDEO_FRAME, DURATION_FPS, VIDEO_FPS
 from taem_jax.synthesis.options import Options, Progress, no_progress
 from taem_jax.synthesis.runner import bucket_size
 from taem_jax.text import espeak
-from taem_jax.text.phonemes import normalize_symbol
+from taem_jax.text.g2p import Word
+from taem_jax.text.phonemes import is_pause, normalize_symbol
 
 PHONEME_BUCKET_FLOOR = 16  # smallest padded phoneme length of a TAEM call
 FRAME_BUCKET_FLOOR = 32  # smallest padded output length (video frames) of a TAEM call
+
+
+def words_of_phonemes(phonemes) -> list:
+  """A flat phoneme sequence (e.g. a dataset's) as `text.Word`s: each pause its own word, each
+  run between pauses one word (word boundaries inside a run are not known, nor needed: TAEM
+  reads the phonemes; only chunking looks at words)."""
+  words, run = [], []
+  for p in phonemes:
+    if is_pause(p):
+      if run:
+        words.append(Word("", tuple(run)))
+        run = []
+      words.append(Word(p, (p,)))
+    else:
+      run.append(p)
+  if run:
+    words.append(Word("", tuple(run)))
+  if not words:
+    raise UserError("the phoneme sequence is empty")
+  return words
 
 
 def split_chunks(words, max_phonemes: int) -> list[list]:
@@ -148,25 +169,39 @@ class TextPath:
     return rounded
 
   def latents(self, words, speaker: np.ndarray, *, speech: bool = False,
-              n_frames: int | None = None, progress: Progress = no_progress
-              ) -> tuple[np.ndarray, tuple[np.ndarray, int] | None]:
+              n_frames: int | None = None, progress: Progress = no_progress,
+              durations=None) -> tuple[np.ndarray, tuple[np.ndarray, int] | None]:
     """z_t of every output frame (+ the stretched espeak-ng speech and its rate if `speech`).
 
     With `n_frames`, the predicted durations are fitted (by TAEM's own length fitting) so the
     output has exactly that many frames; chunks share it in proportion to their predicted
     lengths. Reports one "text" progress step per chunk.
 
+    With `durations` (one per phoneme of `words`, 100 fps frames) TAEM uses them as teacher
+    durations in one call (no chunking, so they are not refitted per chunk); with `n_frames`
+    they are fitted to 4 * n_frames, a no-op when they already sum to it (ground truth).
+
     Shapes:
       speaker (S,) float32 -> z (n_frames, D) float32, speech (n_frames * sr / 25,) float32.
     """
-    chunks = split_chunks(words, self.options.max_chunk_phonemes)
     graphdef, state = self._split
     planned = []
-    for chunk in chunks:
-      ids = self.encode(chunk)
-      d = self.durations(ids, speaker)
-      planned.append((chunk, ids, d, max(1, -(-int(d.sum()) // DUR_FRAMES_PER_VIDEO_FRAME))))
-    if n_frames is not None:
+    if durations is not None:
+      chunks = [list(words)]
+      ids = self.encode(words)
+      d = np.asarray(durations, np.int32)
+      if d.shape != ids.shape or (d < 0).any():
+        raise UserError(f"{d.size} durations for {ids.size} phonemes (need one >= 0 each)")
+      frames = (int(n_frames) if n_frames is not None
+                else max(1, -(-int(d.sum()) // DUR_FRAMES_PER_VIDEO_FRAME)))
+      planned.append((words, ids, d, frames))
+    else:
+      chunks = split_chunks(words, self.options.max_chunk_phonemes)
+      for chunk in chunks:
+        ids = self.encode(chunk)
+        d = self.durations(ids, speaker)
+        planned.append((chunk, ids, d, max(1, -(-int(d.sum()) // DUR_FRAMES_PER_VIDEO_FRAME))))
+    if n_frames is not None and durations is None:
       shares = share_frames(int(n_frames), [p[3] for p in planned])
       planned = [(c, i, d, f) for (c, i, d, _), f in zip(planned, shares)]
     zs, sounds = [], []
