@@ -1,6 +1,7 @@
 """A tiny TAEM through experiments/train.py in subprocesses: SIGKILL at a random step resumes
 to the same run, 2 forced devices match 1, and a run is watchable (held-out metrics at step 0,
-sample clips in TensorBoard and as mp4s).
+sample clips in TensorBoard and as mp4s). In-process: the duration errors in frames and the
+layout of a sample clip.
 
 Every run trains the synthetic `:tiny` TAEM (z_a stored with the batches), shortened to
 `STEPS` steps with metrics every step, a synchronous checkpoint every `CKPT` steps and a
@@ -13,15 +14,20 @@ import random
 import subprocess
 import sys
 
+import jax.numpy as jnp
 import numpy as np
 import pytest
 import trainer_helpers
 from flax import nnx
 
 from taem_jax import video
-from taem_jax.models import Wav2Lip, save_pretrained
+from taem_jax.data.synthetic import synthetic_arrays, synthetic_clips
+from taem_jax.face.crop import to_uint8
+from taem_jax.models import TAEMConfig, Wav2Lip, save_pretrained
+from taem_jax.synthesis import runner
 from taem_jax.train import checkpoint as ckpt_lib
-from taem_jax.train import reporting
+from taem_jax.train import losses, reporting
+from taem_jax.train.tasks.taem import TAEMTask, duration_errors
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 TRAIN = str(REPO / "experiments" / "train.py")
@@ -191,3 +197,40 @@ def test_a_run_shows_held_out_metrics_from_step_0_and_sample_clips(reference):
     info = video.probe(wd / "samples" / f"step_{step:06d}.mp4")
     assert info.width == 3 * 96 and info.height == 96 and info.n_frames > 0
   assert not any(p.name.startswith(".") for p in (wd / "samples").iterdir())  # no temp files
+
+
+def test_duration_errors_count_frames_over_real_phonemes_only():
+  config = TAEMConfig.tiny(log_duration=True, min_duration=1, pause_ids=())
+  true = jnp.array([[4, 8, 4, 0], [12, 0, 0, 0], [0, 0, 0, 0]], jnp.int32)
+  mask = true > 0
+  predicted = jnp.array([[5, 8, 2, 99], [12, 0, 0, 0], [7, 7, 7, 7]], jnp.float32)
+  phonemes = jnp.where(mask, 3, 0)
+  got = duration_errors(jnp.log1p(predicted), phonemes, mask, true, config)
+  # Errors 1, 0, 2 and 0 over the four real phonemes; padding (99) and the empty row count not.
+  np.testing.assert_allclose(got["duration_mae_frames"], 3 / 4, rtol=1e-5)
+  np.testing.assert_allclose(got["length_error_frames"], (1 + 0) / 2, rtol=1e-5)  # |15-16|, 0
+  np.testing.assert_allclose(got["length_error_ratio"], (1 / 16) / 2, rtol=1e-5)
+
+
+@pytest.mark.usefixtures("fast_compile")
+def test_sample_clip_is_ground_truth_audio_and_text_side_by_side():
+  cfg = TAEMConfig.tiny(vocab_size=12, latent_dim=32, speaker_dim=8)
+  task = TAEMTask(cfg, losses.LossConfig())
+  model = task.make_model(nnx.Rngs(0))
+  batch = synthetic_arrays(2, max_phonemes=8, max_frames=12, vocab_size=12, speaker_dim=8,
+                           latent_dim=32, with_mel=True)
+  assert task.samples(model, batch) == {}  # no faces, no generator: nothing to show
+  batch["faces"] = synthetic_clips(2, frames=12)["faces"]
+  assert task.samples(model, batch) == {}
+  task.renderer = Wav2Lip(width=1 / 16, rngs=nnx.Rngs(1))
+  clip = task.samples(model, batch)["clip"]
+  n = int(batch["n_frames"][0])
+  assert clip.dtype == np.uint8 and clip.ndim == 5 and clip.shape[0] == 1
+  assert clip.shape[2:] == (96, 3 * 96, 3) and clip.shape[1] >= n
+  rgb = batch["faces"][0, :n, ..., ::-1]
+  np.testing.assert_array_equal(clip[0, :n, :, :96], rgb)
+  assert not clip[0, n:, :, :96].any()  # black after the clip's end
+  audio = runner.run_batched(task.renderer, batch["mel_windows"][0, :n],
+                             runner.face_inputs(batch["faces"][0, :n]))
+  np.testing.assert_array_equal(clip[0, :n, :, 96:192], to_uint8(audio)[..., ::-1])
+  assert clip[0, :, :, 192:].any()  # TAEM's column was rendered
