@@ -19,7 +19,11 @@ What happens:
   * The config is `experiments/configs/<dataset>.py` unless --config names one (append `:tiny`
     for the test-size variant; override any field with --config.<field>=<value>).
   * Everything goes to --workdir: checkpoints/ (Orbax; model, optimizer, step, data position,
-    config), tensorboard/ (scalars: losses, grad norm, lr, step time), metrics.jsonl.
+    config), tensorboard/ (scalars: losses, grad norm, lr, step time), metrics.jsonl,
+    samples/ (with config.train.sample_every: PNG frame grids and, for TAEM, step_NNNNNN.mp4
+    clips: ground truth | Wav2Lip from the audio | TAEM from the text).
+  * Held-out metrics are logged at step 0 (before the first update), every
+    config.train.eval_every steps and at the end, under the training curves' names.
   * Resume is automatic. Priority: an existing checkpoint in --workdir, then --init_from
     (converted Wav2Lip weights for the frozen target, or a finished TAEM workdir), then scratch.
     A run killed at any moment continues at the step after its last checkpoint, with the same
@@ -153,10 +157,13 @@ def main(argv):
   mesh = mesh_lib.make_mesh(config.train.num_devices or None)
   task, train_it, eval_fn = tasks.build(config, mesh, dataset_dir=dataset_dir,
                                         workdir=FLAGS.workdir, init_from=FLAGS.init_from)
+  sample_fn = tasks.build_samples(config, task, dataset_dir=dataset_dir,
+                                  init_from=FLAGS.init_from)
   hooks = reporting.default_hooks(FLAGS.workdir, progress=FLAGS.progress,
                                   tensorboard=FLAGS.tensorboard)
   trainer = trainer_lib.Trainer(task, config, FLAGS.workdir, train_it, eval_data=eval_fn,
-                                mesh=mesh, hooks=hooks, init_from=FLAGS.init_from)
+                                sample_data=sample_fn, mesh=mesh, hooks=hooks,
+                                init_from=FLAGS.init_from)
   try:
     result = trainer.run()
   except trainer_lib.NonFiniteError as e:

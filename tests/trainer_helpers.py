@@ -1,9 +1,13 @@
-"""What the trainer tests share: a hook that records what a run reports, and one short run."""
+"""What the trainer tests share: a hook that records what a run reports, one short run, a
+SIGKILL at a chosen step, and a TensorBoard event-file reader."""
 import os
 import pathlib
 import signal
+import struct
 import subprocess
 import time
+
+from tensorboardX.proto import event_pb2  # noqa: TID253 - reads the writer's event files
 
 from taem_jax.train import checkpoint as ckpt_lib
 from taem_jax.train import mesh as mesh_lib
@@ -72,3 +76,24 @@ def kill_at_step(cmd, env, workdir, kill_at: int, total_steps: int, timeout: flo
   store.close()
   assert saved is None or saved < total_steps, (kill_at, saved)
   return saved
+
+
+def read_events(logdir, layouts=None):
+  """(scalars {tag: [(step, value)]}, image tags {tag: [steps]}) from the TFRecord event files
+  in logdir. With a list `layouts`, the serialized custom-scalar layouts are appended to it."""
+  scalars, images = {}, {}
+  for path in sorted(pathlib.Path(logdir).glob("events.out.tfevents.*")):
+    data = path.read_bytes()
+    pos = 0
+    while pos < len(data):
+      (length,) = struct.unpack("<Q", data[pos:pos + 8])
+      event = event_pb2.Event.FromString(data[pos + 12:pos + 12 + length])
+      pos += 12 + length + 4  # length, its crc, payload, payload crc
+      for v in event.summary.value:
+        if v.HasField("image"):
+          images.setdefault(v.tag, []).append(event.step)
+        elif v.HasField("simple_value"):
+          scalars.setdefault(v.tag, []).append((event.step, v.simple_value))
+        elif v.metadata.plugin_data.plugin_name == "custom_scalars" and layouts is not None:
+          layouts.append(v.tensor.string_val[0])
+  return scalars, images

@@ -1,4 +1,5 @@
-"""Trainer hooks that report a run: tqdm progress, TensorBoard, a JSON-lines log, sample PNGs.
+"""Trainer hooks that report a run: tqdm progress, TensorBoard, a JSON-lines log, sample PNGs
+and sample mp4s.
 
 The trainer calls these (see `taem_jax.train.trainer.Hook`); the command-line layer decides
 which ones to create, so library code stays silent. In a multi-process run only process 0
@@ -17,7 +18,33 @@ import jax
 import numpy as np
 import tqdm
 
+from taem_jax import video
 from taem_jax.face.crop import to_uint8
+from taem_jax.rates import VIDEO_FPS
+
+# Frames per row when a sample video is laid out as one image.
+GRID_COLUMNS = 8
+
+
+def frame_grid(x: np.ndarray, columns: int = GRID_COLUMNS) -> np.ndarray:
+  """Sample videos as images: each clip's frames in reading order, `columns` to a row.
+
+  Images pass through. The last row is padded with black frames.
+
+  Shapes:
+    x: (N, H, W, C) images or (N, T, H, W, C) videos, uint8 -> (N, H', W', C) uint8 with
+    H' = ceil(T / columns) H and W' = min(T, columns) W for videos.
+  """
+  x = to_uint8(x)
+  if x.ndim != 5:
+    return x
+  n, t, h, w, c = x.shape
+  cols = max(1, min(t, columns))
+  rows = -(-t // cols)
+  padded = np.zeros((n, rows * cols, h, w, c), np.uint8)
+  padded[:, :t] = x
+  grid = padded.reshape(n, rows, cols, h, w, c).transpose(0, 1, 3, 2, 4, 5)
+  return np.ascontiguousarray(grid.reshape(n, rows * h, cols * w, c))
 
 
 class ProgressBar:
@@ -58,7 +85,10 @@ class ProgressBar:
 class TensorBoardWriter:
   """Scalars under `train/` and `eval/`, samples as images, via tensorboardX.
 
-  Videos (N, T, H, W, C) are written as one image per clip with its frames side by side, since
+  Both curves use the trainer's global step and the same metric names, and a custom-scalars
+  layout ("train vs held-out", written once both kinds have been seen) draws `train/<k>` and
+  `eval/<k>` of every shared name in one chart, so over-fitting shows as two lines parting.
+  Videos (N, T, H, W, C) are written as one image per clip (`frame_grid`), since
   tensorboardX's video encoder needs moviepy, which the project does not depend on.
   """
 
@@ -67,26 +97,34 @@ class TensorBoardWriter:
     from tensorboardX import SummaryWriter  # lazy: only when TensorBoard logging is on
     self._writer = SummaryWriter(os.fspath(logdir))
     self._max = max_samples
+    self._keys = {"train": set(), "eval": set()}
+    self._layout_written = False
+
+  def _scalars(self, kind: str, step: int, metrics: Mapping[str, float]) -> None:
+    for k, v in metrics.items():
+      self._writer.add_scalar(f"{kind}/{k}", v, step)
+    self._keys[kind].update(metrics)
+    shared = sorted(self._keys["train"] & self._keys["eval"])
+    if shared and not self._layout_written:
+      # tensorboardX allows one layout per writer: written when the first pair exists.
+      self._writer.add_custom_scalars({"train vs held-out": {
+          k: ["Multiline", [f"train/{k}", f"eval/{k}"]] for k in shared}})
+      self._layout_written = True
+    self._writer.flush()
 
   def on_train_metrics(self, step: int, metrics: Mapping[str, float]) -> None:
-    for k, v in metrics.items():
-      self._writer.add_scalar(f"train/{k}", v, step)
-    if "steps_per_sec" in metrics and metrics["steps_per_sec"] > 0:
-      self._writer.add_scalar("train/step_time_sec", 1.0 / metrics["steps_per_sec"], step)
-    self._writer.flush()
+    metrics = dict(metrics)
+    if metrics.get("steps_per_sec", 0) > 0:
+      metrics["step_time_sec"] = 1.0 / metrics["steps_per_sec"]
+    self._scalars("train", step, metrics)
 
   def on_eval_metrics(self, step: int, metrics: Mapping[str, float]) -> None:
-    for k, v in metrics.items():
-      self._writer.add_scalar(f"eval/{k}", v, step)
-    self._writer.flush()
+    self._scalars("eval", step, metrics)
 
   def on_samples(self, step: int, samples: Mapping[str, np.ndarray]) -> None:
     for name, x in samples.items():
-      x = to_uint8(x)[:self._max]
-      if x.ndim == 5:  # (N, T, H, W, C) -> (N, H, T*W, C)
-        n, t, h, w, c = x.shape
-        x = x.transpose(0, 2, 1, 3, 4).reshape(n, h, t * w, c)
-      self._writer.add_images(f"samples/{name}", x, step, dataformats="NHWC")
+      self._writer.add_images(f"samples/{name}", frame_grid(np.asarray(x)[:self._max]), step,
+                              dataformats="NHWC")
     self._writer.flush()
 
   def on_end(self, step: int) -> None:  # pylint: disable=unused-argument
@@ -147,7 +185,8 @@ class JsonlWriter:
 class SampleImageWriter:
   """Writes each sample image batch as one PNG, `<dir>/<name>_<step>.png` (images stacked).
 
-  Images (N, H, W, 3) RGB are stacked vertically; videos (N, T, H, W, C) as frame rows.
+  Images (N, H, W, 3) RGB are stacked vertically; videos (N, T, H, W, C) as frame grids
+  (`frame_grid`; `SampleVideoWriter` writes them as mp4s).
   """
 
   def __init__(self, directory: str | os.PathLike, max_samples: int = 4):
@@ -157,14 +196,34 @@ class SampleImageWriter:
   def on_samples(self, step: int, samples: Mapping[str, np.ndarray]) -> None:
     os.makedirs(self.directory, exist_ok=True)
     for name, x in samples.items():
-      x = to_uint8(x)[:self._max]
-      if x.ndim == 5:
-        n, t, h, w, c = x.shape
-        x = x.transpose(0, 2, 1, 3, 4).reshape(n, h, t * w, c)
+      x = frame_grid(np.asarray(x)[:self._max])
       image = x.reshape(-1, *x.shape[2:])
       if image.shape[-1] == 3:
         image = image[..., ::-1]  # RGB -> BGR for OpenCV
       cv2.imwrite(os.path.join(self.directory, f"{name}_{step:07d}.png"), image)
+
+
+class SampleVideoWriter:
+  """Writes the first clip of each sample video (N, T, H, W, 3) RGB as an mp4 in `directory`.
+
+  The file is `step_<step:06d>.mp4` when the samples hold one video, `<name>_step_<step>.mp4`
+  otherwise; each is written atomically (`taem_jax.video.write_video`), silent, at `fps`.
+  Images are left to the other writers.
+  """
+
+  def __init__(self, directory: str | os.PathLike, fps: float = VIDEO_FPS):
+    self.directory = os.fspath(directory)
+    self._fps = fps
+
+  def on_samples(self, step: int, samples: Mapping[str, np.ndarray]) -> None:
+    clips = {k: to_uint8(v) for k, v in samples.items() if np.ndim(v) == 5}
+    if not clips:
+      return
+    os.makedirs(self.directory, exist_ok=True)
+    for name, x in clips.items():
+      stem = f"step_{step:06d}" if len(clips) == 1 else f"{name}_step_{step:06d}"
+      frames = np.ascontiguousarray(x[0][..., ::-1])  # RGB -> BGR, as the writer takes it
+      video.write_video(os.path.join(self.directory, stem + ".mp4"), frames, self._fps)
 
 
 def read_jsonl(path: str | os.PathLike, kind: str | None = None) -> list[dict[str, Any]]:
@@ -192,6 +251,7 @@ def default_hooks(workdir: str | os.PathLike, *, progress: bool = True,
   if tensorboard:
     hooks.append(TensorBoardWriter(os.path.join(workdir, "tensorboard")))
   hooks.append(SampleImageWriter(os.path.join(workdir, "samples")))
+  hooks.append(SampleVideoWriter(os.path.join(workdir, "samples")))
   if progress:
     hooks.append(ProgressBar())
   return hooks

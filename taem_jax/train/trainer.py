@@ -105,8 +105,9 @@ class Hook(Protocol):
                                               where the state came from (see TrainResult)
   on_step(step, dict[str, float])             every step (metrics read one step late)
   on_train_metrics(step, dict[str, float])    every `log_every` steps (+ 'steps_per_sec')
-  on_eval_metrics(step, dict[str, float])     after each validation pass
-  on_samples(step, dict[str, np.ndarray])     every `sample_every` steps
+  on_eval_metrics(step, dict[str, float])     after each validation pass (step 0 = before the
+                                              first update, see `Trainer`)
+  on_samples(step, dict[str, np.ndarray])     every `sample_every` steps (and at step 0)
   on_checkpoint(step)                         after each checkpoint write is started
   on_end(step)                                when the loop stops for any reason
   """
@@ -200,10 +201,16 @@ class Trainer:
     config: a ConfigDict (or any attribute tree) with `seed`, `optim.*` (see `make_optimizer`)
       and `train.*`: num_steps, log_every, checkpoint_every, keep_checkpoints,
       async_checkpointing, eval_every, eval_batches, sample_every, and optionally
-      eval_at_start (validate once before the first step of a fresh run).
+      eval_at_start. Validation runs every `eval_every` steps, after the last step, and, in a
+      fresh run with eval_at_start (default: on whenever eval_every is), once at step 0 before
+      the first update, with samples too when sample_every is set (the untrained baseline; a
+      resumed run does not redo it).
     workdir: run directory; checkpoints go to `<workdir>/checkpoints`.
     train_data: this process's training iterator (see `DataIterator`).
     eval_data: optional zero-argument callable returning a fresh held-out iterator.
+    sample_data: optional zero-argument callable returning an iterator whose first batch is
+      handed to `task.samples` (default: `eval_data`), e.g. held-out clips with their faces
+      decoded when training batches carry none.
     mesh: the device mesh; all visible devices by default.
     hooks: objects receiving metrics, samples and progress (see `Hook`).
     init_from: optional path handed to `task.load_init` when there is no checkpoint yet.
@@ -211,6 +218,7 @@ class Trainer:
 
   def __init__(self, task: Task, config, workdir: str | os.PathLike, train_data: DataIterator,
                *, eval_data: Callable[[], Iterator[Batch]] | None = None,
+               sample_data: Callable[[], Iterator[Batch]] | None = None,
                mesh: jax.sharding.Mesh | None = None, hooks: Sequence[Any] = (),
                init_from: str | None = None):
     self.task = task
@@ -218,6 +226,7 @@ class Trainer:
     self.workdir = os.fspath(workdir)
     self.train_data = train_data
     self.eval_data = eval_data
+    self.sample_data = sample_data if sample_data is not None else eval_data
     self.mesh = mesh if mesh is not None else mesh_lib.make_mesh()
     self.hooks = list(hooks)
     self.init_from = init_from
@@ -342,10 +351,14 @@ class Trainer:
 
   def _samples(self, step: int) -> None:
     fn = getattr(self.task, "samples", None)
-    if fn is None or self.eval_data is None:
+    if fn is None or self.sample_data is None:
       return
-    batch = next(self.eval_data())
-    self._emit("on_samples", step, fn(self.model(), batch))
+    batch = next(iter(self.sample_data()), None)
+    if batch is None:  # an empty held-out split: nothing to show
+      return
+    samples = fn(self.model(), batch)
+    if samples:  # a task may have nothing to render with (it logs why)
+      self._emit("on_samples", step, samples)
 
   def _check_finite(self, step: int, metrics: dict[str, float]) -> None:
     bad = [k for k in ("loss", "grad_norm") if not math.isfinite(metrics.get(k, 0.0))]
@@ -366,8 +379,13 @@ class Trainer:
              step, total, self.mesh.devices.size, jax.process_count())
     self._compile()
     self._emit("on_start", step, total, origin)
-    if step == 0 and getattr(tc, "eval_at_start", False):
-      self.evaluate(0)  # the untrained baseline of the held-out metrics
+    eval_every = int(getattr(tc, "eval_every", 0) or 0)
+    if step == 0 and step < total and getattr(tc, "eval_at_start", bool(eval_every)):
+      # The untrained baseline, so held-out curves start where the training curves do. Only a
+      # fresh run gets here: a resumed one already logged it.
+      self.evaluate(0)
+      if tc.sample_every:
+        self._samples(0)
     self._last = {}
     self._window = (time.perf_counter(), step)
     # Metrics of step s are read after step s+1 has been dispatched, so the host does not
@@ -383,7 +401,8 @@ class Trainer:
             self._settle(*pending, total)
           pending = (step, metrics)
           must_save = bool(tc.checkpoint_every and step % tc.checkpoint_every == 0)
-          must_eval = bool(tc.eval_every and step % tc.eval_every == 0)
+          # The last step is validated too, so the held-out curve ends where training does.
+          must_eval = bool(eval_every and (step % eval_every == 0 or step == total))
           must_sample = bool(tc.sample_every and step % tc.sample_every == 0)
           stopping = stop.received is not None
           if must_save or must_eval or must_sample or stopping or step == total:

@@ -3,22 +3,31 @@
 One module per task family: `taem` (TAEM against a frozen Wav2Lip), `wav2lip` (the lip-sync
 expert and the Wav2Lip generator), `toy` (a tiny regression that checks the machinery). Each
 has a `recipe(config, dataset_dir)` that returns its task and how its batches are made
-(`Recipe`); `build` turns that into iterators the same way for every task. `check_corpus` and
-the checks inside `build` stop a run early, with instructions, when it cannot succeed.
+(`Recipe`); `build` turns that into iterators the same way for every task; `build_samples` makes the
+held-out batch a task's `samples` renders when the training batches cannot serve (TAEM's carry
+no faces). `check_corpus` and the checks inside `build` stop a run early, with instructions,
+when it cannot succeed.
 """
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 from typing import Any, Callable
 
+import numpy as np
+
 from taem_jax.data import pipeline
 from taem_jax.data.memory import array_iterator
+from taem_jax.data.synthetic import synthetic_clips
 from taem_jax.errors import UserError
+from taem_jax.models import load_pretrained, pretrained
 from taem_jax.train import checkpoint
 from taem_jax.train import mesh as mesh_lib
 from taem_jax.train.tasks import taem, toy, wav2lip
 from taem_jax.train.tasks.recipe import Recipe
+
+log = logging.getLogger(__name__)
 
 # config.task -> the family's recipe(config, dataset_dir).
 TASKS: dict[str, Callable[[Any, Any], Recipe]] = {
@@ -143,3 +152,73 @@ def build(config, mesh, *, dataset_dir: str | os.PathLike | None = None,
                                  worker_count=0)
   evals = lambda: recipe.wrap(pipeline.make_iterator(eval_src, eval_cfg), True)  # noqa: E731
   return recipe.task, recipe.wrap(it, False), evals
+
+
+def build_samples(config, task, *, dataset_dir: str | os.PathLike | None = None,
+                  init_from: str | None = None) -> Callable[[], Any] | None:
+  """The held-out batch `task.samples` renders, as a factory for `Trainer(sample_data=...)`.
+
+  None when the task's own held-out iterator serves (every task but TAEM) or there is nothing
+  to render (`config.train.sample_every` is 0, or no generator: logged once). For TAEM it is
+  the first clip of the eval split with its face crops decoded (the training batches carry
+  none), read once and kept; on synthetic data, whose examples have no faces, the first
+  held-out example with the faces of a synthetic clip (`synthetic_clips`, unrelated to the
+  phonemes: it only exercises the rendering). With z_a cached in the dataset the model holds
+  no Wav2Lip, so the generator comes from `init_from` (a converted Wav2Lip directory) or
+  `config.target.wav2lip_dir` and is stored as `task.renderer`.
+
+  Args:
+    task: the task `build` returned (its renderer is set here).
+    dataset_dir, init_from: as for `build`.
+  """
+  if config.task != "taem" or not config.train.get("sample_every", 0):
+    return None
+  if task.wav2lip_config is None and task.renderer is None:
+    task.renderer = _sample_generator(config, task, init_from)
+    if task.renderer is None:
+      log.warning("no sample clips: z_a comes from the dataset and no Wav2Lip generator is "
+                  "known; pass --init_from or --config.target.wav2lip_dir=DIR (converted "
+                  "Wav2Lip) to render them")
+      return None
+  data = config.data
+  if data.dataset in IN_MEMORY:
+    arrays = TASKS[config.task](config, dataset_dir).arrays
+    n = data.num_train
+    batch = {k: v[n:n + 1] for k, v in arrays.items()}
+    frames = batch["frame_mask"].shape[1]
+    batch["faces"] = synthetic_clips(1, frames=frames, seed=config.seed)["faces"]
+    return lambda: iter([batch])
+  cfg = pipeline.PipelineConfig(
+      batch_size=1, buckets=tuple(tuple(b) for b in data.buckets), seed=config.seed,
+      shuffle=False, num_epochs=1, drop_remainder=False, decode_faces=True, with_za=False)
+  cache: list = []
+
+  def first_clip():
+    if not cache:  # decoded on first use and kept: every sample shows the same clip
+      it = pipeline.make_iterator(pipeline.open_split(dataset_dir, data.eval_split), cfg)
+      batch = next(it, None)
+      if batch is not None:
+        cache.append({k: np.asarray(v) for k, v in batch.items()})
+    return iter(cache)
+
+  return first_clip
+
+
+def _sample_generator(config, task, init_from):
+  """The converted Wav2Lip that renders TAEM's samples when the model has none, or None."""
+  for source in (init_from, config.target.get("wav2lip_dir", "")):
+    if not source or not os.path.isdir(os.path.expanduser(source)):
+      continue
+    try:
+      family = pretrained.read_sidecar(source)["family"]
+    except UserError:
+      continue  # e.g. a TAEM workdir given as --init_from: not a generator
+    if family != "wav2lip":
+      continue
+    generator = load_pretrained(source, family="wav2lip")
+    if int(generator.embed_dim) != task.taem_config.latent_dim:
+      raise UserError(f"{source} is a Wav2Lip with {generator.embed_dim}-d z_a, but TAEM makes "
+                      f"{task.taem_config.latent_dim}-d latents; give the Wav2Lip the dataset's "
+                      "z_a came from")
+    return generator
+  return None

@@ -9,26 +9,34 @@ weights in the checkpoint, so a workdir is self-contained.
 `recipe(config, dataset_dir)` turns an experiments/configs/*.py config into the task and the
 way its data is read (`taem_jax.train.tasks.build` makes the iterators); `TAEMTask.export`
 writes the trained TAEM as a `taem_checkpoint` directory that synthesis loads.
+
+What a person watches: `TAEMTask.eval_metrics` (held-out L_dis with teacher and with predicted
+durations, the duration predictor's error in frames) and `TAEMTask.samples` (a held-out clip
+rendered from its text next to its ground truth and to Wav2Lip from its real audio).
 """
 from __future__ import annotations
 
 import dataclasses
 import pathlib
-from typing import Mapping
+from typing import Any, Mapping
 
 import jax
+import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
 from taem_jax.data import pipeline
 from taem_jax.data.synthetic import synthetic_arrays, synthetic_vocab
 from taem_jax.errors import UserError
+from taem_jax.face.crop import to_uint8
 from taem_jax.models import load_pretrained
-from taem_jax.models.taem import TAEM, TAEMConfig
+from taem_jax.models.taem import TAEM, TAEMConfig, predicted_durations
 from taem_jax.models.taem_checkpoint import save_taem
 from taem_jax.models.targets import (Wav2LipTarget, audio_encoder_fingerprint, check_pairing,
                                      target_record)
 from taem_jax.models.wav2lip import Wav2Lip
-from taem_jax.rates import Z_DIM
+from taem_jax.rates import FACE_SIZE, Z_DIM
+from taem_jax.synthesis import runner
 from taem_jax.text import PhonemeVocab
 from taem_jax.train import checkpoint, losses
 from taem_jax.train.tasks.recipe import Recipe
@@ -65,7 +73,9 @@ class TAEMTask:
   the dataset's record when z_a come from the dataset, else the loaded Wav2Lip's, computed at
   export), the dataset trained on and the run's config; `recipe` fills them from the dataset
   and the config. `allow_fingerprint_mismatch` lets `--init_from` name another Wav2Lip than
-  the one that made the dataset's z_a (config.target.allow_fingerprint_mismatch).
+  the one that made the dataset's z_a (config.target.allow_fingerprint_mismatch). `renderer`
+  is a pretrained Wav2Lip used only by `samples` when the model holds none (z_a cached in the
+  dataset); `taem_jax.train.tasks.build_samples` loads it.
   """
   taem_config: TAEMConfig
   loss_config: losses.LossConfig
@@ -78,6 +88,7 @@ class TAEMTask:
   allow_fingerprint_mismatch: bool = False
   z_a_dataset: str | None = None  # the built dataset whose stored z_a are the targets
   wav2lip_source: str | None = None  # the --init_from Wav2Lip, once loaded
+  renderer: Any = None
 
   # Only TAEM learns; Wav2Lip stays as loaded.
   trainable = nnx.All(nnx.Param, nnx.PathContains("taem"))
@@ -112,14 +123,63 @@ class TAEMTask:
     return total, metrics
 
   def eval_metrics(self, model: TAEMTrainModel, batch: Mapping[str, jax.Array]):
+    """Held-out metrics under the training names (so train and eval curves overlay) plus:
+
+    mse_predicted_durations: L_dis with predicted durations fitted to the clip length.
+    duration_mae_frames, length_error_frames, length_error_ratio: see `duration_errors`.
+    """
     z_a = self._z_a(model, batch)
     out = self._forward(model, batch, deterministic=True)
     _, metrics = losses.combine(self.loss_config, out, z_a, batch["durations"],
                                 batch["phoneme_mask"], log_duration=self.taem_config.log_duration)
+    metrics["loss"] = metrics["total"]  # the trainer names the training total 'loss'
     # Inference conditions: predicted durations fitted to the clip length.
     pred = self._forward(model, batch, deterministic=True, teacher=False)
     metrics["mse_predicted_durations"] = losses.latent_mse(pred["z"], z_a, pred["frame_mask"])
+    metrics.update(duration_errors(out["log_dur_pred"], batch["phonemes"],
+                                   batch["phoneme_mask"], batch["durations"], self.taem_config))
     return metrics
+
+  def samples(self, model: TAEMTrainModel, batch: Mapping[str, np.ndarray]
+              ) -> dict[str, np.ndarray]:
+    """The first clip of `batch` side by side: ground truth | Wav2Lip from the clip's audio |
+    TAEM from the clip's text, through the frozen generator (the model's, else `renderer`).
+
+    TAEM runs as at inference: phonemes + speaker only, its own rounded predicted durations
+    setting the length, so a clip TAEM makes too long or too short shows as one column ending
+    before the others (black after a column's end; past the clip's end the face crops cycle).
+    Returns {} (nothing to show) when there is no generator, the batch has no face crops, or
+    the run spans several processes (the weights are not all on this host).
+
+    Shapes:
+      batch: a pipeline batch with faces (B, Lv, 96, 96, 3) BGR uint8 and mel_windows
+        (B, Lv, 80, 16, 1) (the audio column is black without them).
+      returns {"clip": (1, T, 96, 3 * 96, 3) uint8 RGB}, T = max(clip frames, TAEM frames).
+    """
+    generator = model.wav2lip if model.wav2lip is not None else self.renderer
+    if generator is None or "faces" not in batch or jax.process_count() > 1:
+      return {}
+    b = {k: np.asarray(v)[:1] for k, v in batch.items()}
+    n = max(int(b["n_frames"][0]), 1)
+    faces = b["faces"][0, :n]
+    # Twice the clip's bucket bounds what a badly trained predictor can ask for.
+    z, frame_mask = _text_latents(model.taem, jnp.asarray(b["phonemes"]),
+                                  jnp.asarray(b["phoneme_mask"]), jnp.asarray(b["speaker"]),
+                                  2 * b["frame_mask"].shape[1])
+    m = int(np.sum(np.asarray(frame_mask[0])))
+    t = max(n, m)
+    faces6 = runner.face_inputs(faces[np.arange(t) % n])
+    columns = [faces, None, None]
+    if "mel_windows" in b:
+      columns[1] = runner.run_batched(generator, b["mel_windows"][0, :n], faces6[:n])
+    if m:
+      columns[2] = runner.run_batched(generator, np.asarray(z[0, :m]), faces6[:m],
+                                      method="decode")
+    clip = np.zeros((t, FACE_SIZE, 3 * FACE_SIZE, 3), np.uint8)
+    for j, col in enumerate(columns):
+      if col is not None:
+        clip[:len(col), :, j * FACE_SIZE:(j + 1) * FACE_SIZE] = to_uint8(col)
+    return {"clip": clip[None, ..., ::-1].copy()}  # BGR -> RGB
 
   def load_init(self, model: TAEMTrainModel, path: str) -> None:
     """`--init_from`: a converted Wav2Lip directory (target) or a TAEM training workdir."""
@@ -171,6 +231,41 @@ class TAEMTask:
     return [save_taem(model.taem, dst, vocab=self.vocab,
                       speaker_embedding=self.speaker_embedding, target=target,
                       training=training, overwrite=overwrite)]
+
+
+def duration_errors(log_dur_pred: jax.Array, phonemes: jax.Array, phoneme_mask: jax.Array,
+                    durations: jax.Array, config: TAEMConfig) -> dict[str, jax.Array]:
+  """The duration predictor's error in 100 fps frames, after the rounding inference uses.
+
+  duration_mae_frames: mean |predicted - true| frames over real phonemes.
+  length_error_frames: mean over utterances of |sum predicted - sum true| frames.
+  length_error_ratio: the same divided by each utterance's true length.
+  Rows without phonemes (filler rows of a padded batch) count in neither.
+
+  Shapes: log_dur_pred, phonemes, phoneme_mask, durations (B, l_t) -> scalars.
+  """
+  mask = phoneme_mask.astype(bool)
+  _, rounded, _ = predicted_durations(log_dur_pred, phonemes, mask, config)
+  true = jnp.where(mask, durations, 0).astype(jnp.float32)
+  pred = jnp.where(mask, rounded, 0).astype(jnp.float32)
+  rows = jnp.any(mask, axis=1)
+  total_true, total_err = jnp.sum(true, axis=1), jnp.abs(jnp.sum(pred - true, axis=1))
+  return {"duration_mae_frames": losses.masked_mean(jnp.abs(pred - true), mask),
+          "length_error_frames": losses.masked_mean(total_err, rows),
+          "length_error_ratio": losses.masked_mean(total_err / jnp.maximum(total_true, 1.0),
+                                                   rows)}
+
+
+@nnx.jit(static_argnums=4)
+def _text_latents(taem: TAEM, phonemes, phoneme_mask, speaker, max_frames: int):
+  """TAEM from text alone (predicted durations, no length given), compiled once per shape.
+
+  Shapes: phonemes, phoneme_mask (B, l_t); speaker (B, S) -> z (B, max_frames, D),
+  frame_mask (B, max_frames).
+  """
+  out = taem(phonemes, phoneme_mask, speaker, None, None, deterministic=True,
+             max_frames=max_frames)
+  return out["z"], out["frame_mask"]
 
 
 # -- config -> (task, data) ------------------------------------------------------------------
