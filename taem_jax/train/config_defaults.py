@@ -39,13 +39,18 @@ def taem_config(dataset: str, variant: str | None) -> ml_collections.ConfigDict:
   c.target.wav2lip_min_channels = 1  # its layer-width floor (Wav2Lip min_channels; 1 = none)
   c.target.wav2lip_dir = ""  # converted Wav2Lip, only to build a *_za dataset on the fly
   c.target.require_pretrained = True  # refuse a random Wav2Lip target (no --init_from)
+  c.target.expert_dir = ""  # lip-sync expert (syncnet_color dir), only for objective mse+task
 
   c.loss = ml_collections.ConfigDict()
-  c.loss.objective = "mse"  # Table 2 row: mse | contrastive | mse+contrastive (paper: mse)
+  c.loss.objective = "mse"  # Table 2 row: mse | contrastive | mse+contrastive | mse+task
   c.loss.mse_weight = 1.0  # weight of L_dis (choice: the paper gives none)
   c.loss.duration_weight = 1.0  # weight of L_dur (choice)
   c.loss.contrastive_weight = 1.0  # weight of InfoNCE when selected (choice)
   c.loss.temperature = 0.1  # InfoNCE temperature on cosine similarities (choice)
+  # mse+task: Wav2Lip's generator loss through the frozen generator and expert (paper 4.2).
+  c.loss.task_weight = 1.0  # weight of the task loss (choice)
+  c.loss.sync_weight = 0.03  # its w: w L_sync + (1 - w) L1 (Wav2Lip HQ's syncnet_wt)
+  c.loss.task_windows = 1  # 5-frame windows rendered per clip per step (choice: cost)
 
   c.optim = ml_collections.ConfigDict()
   c.optim.learning_rate = 1e-4  # peak AdamW learning rate (paper)
