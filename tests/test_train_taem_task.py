@@ -80,9 +80,10 @@ def test_task_gradient_reaches_taem_only(tmp_path):
 
 def test_few_steps_lower_the_task_loss_and_keep_frozen_weights(tmp_path):
   c = _config(tmp_path)
-  c.data.num_train = 4  # one batch, seen every step: an overfit
-  c.loss.task_weight = 10.0
-  c.train.num_steps = 40
+  c.data.num_train, c.data.batch_size = 2, 2  # one batch, seen every step: an overfit
+  c.loss.mse_weight = c.loss.duration_weight = 0.0  # the task loss alone drives TAEM
+  c.optim.learning_rate = 1e-2
+  c.train.num_steps = 25
   c.train.log_every = 1
   task, result, rec = trainer_helpers.run(tasks.build, c, tmp_path / "run")
   fresh = task.make_model(nnx.Rngs(c.seed))
