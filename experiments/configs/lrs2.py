@@ -3,7 +3,8 @@
     .venv/bin/python experiments/train.py --dataset=lrs2 --manual_dir=/path/to/mvlrs_v1 \
         --init_from=ckpt/wav2lip --workdir=runs/lrs2
     # Table 2 rows: add --config=experiments/configs/lrs2.py --config.loss.objective=contrastive
-    # (or mse+contrastive); 'mse+task' is not wired into the trainer yet.
+    # (or mse+contrastive); 'mse+task' also needs the lip-sync expert:
+    # --config.loss.objective=mse+task --config.target.expert_dir=ckpt/lipsync_expert
 
 Clips vary in length, so several buckets (one compile each) are used; per-step cost here is
 between the GRID and TCD-TIMIT figures. What it should reach: as grid.py.

@@ -12,6 +12,9 @@ eval/mse.
 `:tiny` is the smoke-test size. `:demo` is the demo's TAEM (experiments/demo.py): hidden 128,
 2 + 2 FFT blocks, against the width-1/8 Wav2Lip of wav2lip_gen.py:tiny (pass its export with
 --init_from), batch 16, 600 steps.
+Table 2's rows: --config.loss.objective=contrastive | mse+contrastive | mse+task; mse+task
+also takes the expert, --config.target.expert_dir=checkpoints/demo/expert (it renders
+config.loss.task_windows 5-frame windows per clip through the frozen generator every step).
 """
 from taem_jax.train import config_defaults
 

@@ -42,13 +42,18 @@ def taem_config(dataset: str, variant: str | None) -> ml_collections.ConfigDict:
   # Train although the dataset's cached z_a were made by another Wav2Lip than --init_from /
   # wav2lip_dir (audio-encoder fingerprints differ); the TAEM then fits the dataset's.
   c.target.allow_fingerprint_mismatch = False
+  c.target.expert_dir = ""  # lip-sync expert (syncnet_color dir), only for objective mse+task
 
   c.loss = ml_collections.ConfigDict()
-  c.loss.objective = "mse"  # Table 2 row: mse | contrastive | mse+contrastive (paper: mse)
+  c.loss.objective = "mse"  # Table 2 row: mse | contrastive | mse+contrastive | mse+task
   c.loss.mse_weight = 1.0  # weight of L_dis (choice: the paper gives none)
   c.loss.duration_weight = 1.0  # weight of L_dur (choice)
   c.loss.contrastive_weight = 1.0  # weight of InfoNCE when selected (choice)
   c.loss.temperature = 0.1  # InfoNCE temperature on cosine similarities (choice)
+  # mse+task: Wav2Lip's generator loss through the frozen generator and expert (paper 4.2).
+  c.loss.task_weight = 1.0  # weight of the task loss (choice)
+  c.loss.sync_weight = 0.03  # its w: w L_sync + (1 - w) L1 (Wav2Lip HQ's syncnet_wt)
+  c.loss.task_windows = 1  # 5-frame windows rendered per clip per step (choice: cost)
 
   c.optim = ml_collections.ConfigDict()
   c.optim.learning_rate = 1e-4  # peak AdamW learning rate (paper)
@@ -70,7 +75,7 @@ def taem_config(dataset: str, variant: str | None) -> ml_collections.ConfigDict:
   c.train.async_checkpointing = True  # write checkpoints in a background thread
   c.train.eval_every = 500  # steps between validation passes (0 = off)
   c.train.eval_batches = 20  # held-out batches per validation pass
-  c.train.sample_every = 0  # steps between sample images (TAEM has no sample hook yet)
+  c.train.sample_every = 500  # steps between held-out sample clips (TensorBoard + mp4; 0 = off)
   c.train.num_devices = 0  # devices in the data mesh (0 = all visible)
 
   if variant == "tiny":
@@ -87,6 +92,7 @@ def taem_config(dataset: str, variant: str | None) -> ml_collections.ConfigDict:
     c.train.checkpoint_every = 10
     c.train.eval_every = 15
     c.train.eval_batches = 2
+    c.train.sample_every = 0  # tests ask for samples where they check them
   elif variant == "demo":
     # The demo's TAEM: reprograms the width-1/8 Wav2Lip of wav2lip_gen.py:tiny (z_a is 64-d).
     c.data.batch_size = 16
@@ -108,6 +114,7 @@ def taem_config(dataset: str, variant: str | None) -> ml_collections.ConfigDict:
     c.train.checkpoint_every = 200
     c.train.eval_every = 200
     c.train.eval_batches = 4
+    c.train.sample_every = 200
   elif variant:
     raise ValueError(f"unknown config variant {variant!r} (known: tiny, demo)")
   return c

@@ -195,11 +195,14 @@ class LossConfig:
   task_weight: float = 1.0  # weight of the task loss in "mse+task"
   sync_weight: float = 0.03  # w inside the task loss: w L_sync + (1 - w) L1 (Wav2Lip HQ)
   task_window: int = 5  # video frames per task-loss window (the expert sees 5)
+  task_windows: int = 1  # 5-frame windows per clip rendered for the task loss (cost ~ B * this)
 
   def __post_init__(self):
     if self.objective not in OBJECTIVES:
       raise UserError(f"unknown loss objective {self.objective!r}; choose one of "
                       + ", ".join(OBJECTIVES))
+    if self.task_windows < 1:
+      raise UserError(f"task_windows must be >= 1, got {self.task_windows}")
 
   @property
   def terms(self) -> tuple[str, ...]:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import pathlib
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import jax
 import jax.numpy as jnp
@@ -26,14 +26,16 @@ import numpy as np
 from flax import nnx
 
 from taem_jax.data import pipeline
-from taem_jax.data.synthetic import synthetic_arrays, synthetic_vocab
+from taem_jax.data.synthetic import synthetic_arrays, synthetic_clips, synthetic_vocab
+from taem_jax.data.windows import WINDOW, WindowIterator, generator_input, generator_samples
 from taem_jax.errors import UserError
 from taem_jax.face.crop import to_uint8
-from taem_jax.models import load_pretrained
+from taem_jax.models import load_pretrained, pretrained
+from taem_jax.models.syncnet import SyncNetColor
 from taem_jax.models.taem import TAEM, TAEMConfig, predicted_durations
 from taem_jax.models.taem_checkpoint import save_taem
 from taem_jax.models.targets import (Wav2LipTarget, audio_encoder_fingerprint, check_pairing,
-                                     target_record)
+                                     frozen_call, target_record)
 from taem_jax.models.wav2lip import Wav2Lip
 from taem_jax.rates import FACE_SIZE, Z_DIM
 from taem_jax.synthesis import runner
@@ -43,21 +45,27 @@ from taem_jax.train.tasks.recipe import Recipe
 
 
 class TAEMTrainModel(nnx.Module):
-  """TAEM + (optionally) the frozen Wav2Lip that defines its target.
+  """TAEM + (optionally) the frozen Wav2Lip that defines its target (+ the frozen expert).
 
   Args:
     taem_config: TAEM hyper-parameters.
     wav2lip_config: `Wav2Lip(**wav2lip_config)` keyword config, or None when z_a comes with
       every batch (datasets built with a `*_za` config).
+    expert_config: `SyncNetColor(**expert_config)`, the lip-sync expert of the 'mse+task'
+      objective's sync loss; None otherwise.
   """
 
   def __init__(self, taem_config: TAEMConfig, wav2lip_config: dict | None, *,
-               rngs: nnx.Rngs):
+               expert_config: dict | None = None, rngs: nnx.Rngs):
     self.taem = TAEM(taem_config, rngs=rngs)
     self.wav2lip = nnx.data(None)  # a module or None: declared as data either way
     if wav2lip_config is not None:
       self.wav2lip = Wav2Lip(**wav2lip_config, rngs=rngs)
       self.wav2lip.eval()
+    self.expert = nnx.data(None)
+    if expert_config is not None:
+      self.expert = SyncNetColor(**expert_config, rngs=rngs)
+      self.expert.eval()
 
 
 @dataclasses.dataclass
@@ -65,7 +73,12 @@ class TAEMTask:
   """L_dis (+ L_dur, + the Table 2 variants of `losses.LossConfig`) for TAEM.
 
   Batch fields used (see taem_jax/data/pipeline.py): phonemes, phoneme_mask, durations,
-  n_frames, frame_mask, speaker, and z_a or mel_windows.
+  n_frames, frame_mask, speaker, and z_a or mel_windows. The 'mse+task' objective also needs
+  the 5-frame windows that `task_windows` cuts from the clips (window, reference, mel, start,
+  weight): the frozen generator renders each window from the window's z_t (teacher-forced
+  durations) and (masked real window | reference window), and `losses.task_loss` scores it
+  with L1 and the frozen expert's sync loss. Wav2Lip and the expert stay in eval mode and
+  outside the optimizer (`trainable`); `frozen_call` keeps gradients off their weights.
 
   The fields after `wav2lip_config` are what `export` records beside the weights: the phoneme
   vocabulary, the speaker embedder ({"kind", "dim"}), the frozen target ({"name",
@@ -89,18 +102,33 @@ class TAEMTask:
   z_a_dataset: str | None = None  # the built dataset whose stored z_a are the targets
   wav2lip_source: str | None = None  # the --init_from Wav2Lip, once loaded
   renderer: Any = None
+  expert_config: dict | None = None  # SyncNetColor config ('mse+task' only)
+  expert_dir: str = ""  # trained expert loaded by make_model ('mse+task'; empty: random)
 
-  # Only TAEM learns; Wav2Lip stays as loaded.
+  # Only TAEM learns; Wav2Lip and the expert stay as loaded.
   trainable = nnx.All(nnx.Param, nnx.PathContains("taem"))
 
   def __post_init__(self):
     if "task" in self.loss_config.terms:
-      raise UserError("loss objective 'mse+task' (Wav2Lip L1 + sync loss through the frozen "
-                      "generator) is not wired into the trainer yet; use 'mse', 'contrastive' "
-                      "or 'mse+contrastive'")
+      if self.wav2lip_config is None or self.expert_config is None:
+        raise UserError("loss objective 'mse+task' renders faces with the frozen Wav2Lip and "
+                        "scores them with the lip-sync expert: it needs both (set "
+                        "config.target.expert_dir=DIR)")
+    elif self.expert_config is not None or self.expert_dir:
+      raise UserError(f"loss objective {self.loss_config.objective!r} uses no lip-sync expert; "
+                      "drop config.target.expert_dir or choose 'mse+task'")
 
   def make_model(self, rngs: nnx.Rngs) -> TAEMTrainModel:
-    return TAEMTrainModel(self.taem_config, self.wav2lip_config, rngs=rngs)
+    model = TAEMTrainModel(self.taem_config, self.wav2lip_config,
+                           expert_config=self.expert_config, rngs=rngs)
+    if self.expert_dir:
+      expert = load_pretrained(self.expert_dir, family="syncnet_color")
+      if expert.get_config() != model.expert.get_config():
+        raise UserError(f"config.target.expert_dir={self.expert_dir} holds an expert "
+                        f"{expert.get_config()}, expected {model.expert.get_config()}")
+      nnx.update(model.expert, nnx.state(expert))
+      model.expert.eval()
+    return model
 
   def _z_a(self, model: TAEMTrainModel, batch: Mapping[str, jax.Array]) -> jax.Array:
     if "z_a" in batch:
@@ -114,12 +142,32 @@ class TAEMTask:
                       batch["durations"] if teacher else None, batch["n_frames"],
                       deterministic=deterministic, max_frames=batch["frame_mask"].shape[1])
 
+  def task_term(self, model: TAEMTrainModel, z: jax.Array, batch: Mapping[str, jax.Array]
+                ) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """`losses.task_loss` on the batch's windows, rendered from TAEM's latents z (B, Lv, D).
+
+    Windows are those of `task_windows` (N = B k, k windows per clip, row i from clip i // k).
+    """
+    gt = batch["window"].astype(jnp.float32) / 255.0  # (N, 5, 96, 96, 3)
+    ref = batch["reference"].astype(jnp.float32) / 255.0
+    k = gt.shape[0] // z.shape[0]
+    zw = losses.take_windows(jnp.repeat(z, k, axis=0), batch["start"], WINDOW)  # (N, 5, D)
+    mask = batch["weight"] > 0
+    return losses.task_loss(zw, generator_input(gt, ref), gt, batch["mel"], mask,
+                            decode_fn=frozen_call(model.wav2lip, "decode"),
+                            expert_fn=frozen_call(model.expert),
+                            sync_weight=self.loss_config.sync_weight)
+
   def loss(self, model: TAEMTrainModel, batch: Mapping[str, jax.Array], rng: jax.Array):
     del rng  # dropout draws from the model's own (per-step reseeded) streams
     out = self._forward(model, batch, deterministic=False)
+    task, parts = None, {}
+    if "task" in self.loss_config.terms:
+      task, parts = self.task_term(model, out["z"], batch)
     total, metrics = losses.combine(self.loss_config, out, self._z_a(model, batch),
                                     batch["durations"], batch["phoneme_mask"],
-                                    log_duration=self.taem_config.log_duration)
+                                    log_duration=self.taem_config.log_duration, task=task)
+    metrics.update(parts)
     return total, metrics
 
   def eval_metrics(self, model: TAEMTrainModel, batch: Mapping[str, jax.Array]):
@@ -130,8 +178,12 @@ class TAEMTask:
     """
     z_a = self._z_a(model, batch)
     out = self._forward(model, batch, deterministic=True)
+    task, parts = (self.task_term(model, out["z"], batch) if "task" in self.loss_config.terms
+                   else (None, {}))
     _, metrics = losses.combine(self.loss_config, out, z_a, batch["durations"],
-                                batch["phoneme_mask"], log_duration=self.taem_config.log_duration)
+                                batch["phoneme_mask"], log_duration=self.taem_config.log_duration,
+                                task=task)
+    metrics.update(parts)
     metrics["loss"] = metrics["total"]  # the trainer names the training total 'loss'
     # Inference conditions: predicted durations fitted to the clip length.
     pred = self._forward(model, batch, deterministic=True, teacher=False)
@@ -191,12 +243,13 @@ class TAEMTask:
       raise UserError(f"--init_from={path} is a Wav2Lip checkpoint, but this run reads z_a "
                       "from the dataset and has no Wav2Lip to initialise; drop --init_from")
     w2l = load_pretrained(p, family="wav2lip")
-    if model.wav2lip is None:
-      # z_a come from the dataset: --init_from can only say which Wav2Lip the TAEM is meant
-      # for, and that must be the one that made them.
+    if self.z_a_dataset is not None:
+      # z_a come from the dataset: the --init_from Wav2Lip (the TAEM's target, or for mse+task
+      # also the generator it trains through) must be the one that made them.
       check_pairing(self.target, target_record(w2l, path), made=f"dataset {self.z_a_dataset}",
                     loaded=f"--init_from Wav2Lip {path}", force=self.allow_fingerprint_mismatch,
                     force_hint="set --config.target.allow_fingerprint_mismatch=True")
+    if model.wav2lip is None:
       return
     if w2l.get_config() != model.wav2lip.get_config():
       raise UserError(f"--init_from={path} holds Wav2Lip {w2l.get_config()}, but the config "
@@ -218,7 +271,7 @@ class TAEMTask:
       raise UserError("this TAEM task does not know its phoneme vocabulary and speaker "
                       "embedder (build it with taem_jax.train.tasks.build) and cannot export")
     target = self.target
-    if model.wav2lip is not None:  # z_a computed on the fly: the weights trained against
+    if model.wav2lip is not None and self.z_a_dataset is None:  # z_a computed on the fly
       target = dict(target or {"name": "wav2lip", "latent_dim": self.taem_config.latent_dim,
                                "config": self.wav2lip_config})
       target.update(fingerprint=audio_encoder_fingerprint(model.wav2lip),
@@ -297,6 +350,8 @@ def _loss_config(config) -> losses.LossConfig:
 
 
 def _wav2lip_config(config, with_za: bool) -> dict | None:
+  if "task" in _loss_config(config).terms:
+    return target_wav2lip_config(config.target)  # the task loss renders with the generator
   mode = config.target.z_a
   if mode not in ("auto", "dataset", "wav2lip"):
     raise UserError(f"config.target.z_a must be auto, dataset or wav2lip, got {mode!r}")
@@ -321,15 +376,65 @@ def target_wav2lip_config(target) -> dict:
   return cfg
 
 
+def expert_of(config) -> tuple[dict | None, str]:
+  """(SyncNetColor config, directory) of the 'mse+task' objective's expert; (None, '') else.
+
+  The expert is `config.target.expert_dir` (an exported or converted 'syncnet_color'
+  directory); its width is read from the directory.
+  """
+  loss_cfg = _loss_config(config)
+  expert_dir = str(config.target.get("expert_dir", "") or "")
+  if "task" not in loss_cfg.terms:
+    if expert_dir:
+      raise UserError(f"config.target.expert_dir is only used by loss objective 'mse+task' "
+                      f"(this config trains {loss_cfg.objective!r}); drop it")
+    return None, ""
+  if not expert_dir:
+    raise UserError("loss objective 'mse+task' needs the lip-sync expert: pass "
+                    "--config.target.expert_dir=DIR (an experiments/configs/wav2lip_expert.py "
+                    "export or a converted lipsync_expert.pth)")
+  meta = pretrained.read_sidecar(expert_dir)
+  if meta.get("family") != "syncnet_color":
+    raise UserError(f"config.target.expert_dir={expert_dir} holds a {meta.get('family')} "
+                    "checkpoint, expected a syncnet_color (lip-sync expert) one")
+  return {"width": float(meta.get("config", {}).get("width", 1.0))}, expert_dir
+
+
+def task_windows(config) -> Callable[[Any, bool], Any]:
+  """`Recipe.wrap` of the 'mse+task' objective: clip batches + the task loss' windows.
+
+  Each clip gives `config.loss.task_windows` random 5-frame windows and a reference window
+  (`taem_jax.data.windows.generator_samples`, audio_shift 0: frame j is rendered from z_t[j],
+  as at inference); the decoded face frames are then dropped from the batch, so only the
+  windows reach the device. Held-out batches draw with their own seed (the same every pass).
+  """
+  k = int(config.loss.get("task_windows", 1))
+  if k < 1:
+    raise UserError(f"config.loss.task_windows must be >= 1, got {k}")
+
+  def sample(batch, rng):
+    out = {key: v for key, v in batch.items() if key != "faces"}
+    win = generator_samples(batch, rng, windows_per_clip=k, audio_shift=0)
+    out.update({key: win[key] for key in ("window", "reference", "mel", "start", "weight")})
+    return out
+
+  def wrap(batches, held_out: bool) -> WindowIterator:
+    return WindowIterator(batches, sample, config.seed + (1 if held_out else 0))
+
+  return wrap
+
+
 def _task(config, taem_cfg: TAEMConfig, w2l: dict | None, vocab: PhonemeVocab,
           embedder: str, dataset: dict | None = None) -> TAEMTask:
   target = {"name": "wav2lip", "latent_dim": taem_cfg.latent_dim,
             "config": target_wav2lip_config(config.target)}
+  expert_cfg, expert_dir = expert_of(config)
   return TAEMTask(taem_cfg, _loss_config(config), w2l, vocab,
                   {"kind": embedder, "dim": taem_cfg.speaker_dim}, target, dataset=dataset,
                   run_config=config.to_dict(),
                   allow_fingerprint_mismatch=bool(
-                      config.target.get("allow_fingerprint_mismatch", False)))
+                      config.target.get("allow_fingerprint_mismatch", False)),
+                  expert_config=expert_cfg, expert_dir=expert_dir)
 
 
 def _dataset_target(config, task: TAEMTask, meta: dict, dataset_dir) -> None:
@@ -371,18 +476,28 @@ def recipe(config, dataset_dir) -> Recipe:
                               max_frames=data.max_frames, vocab_size=data.vocab_size,
                               speaker_dim=spk_dim, latent_dim=latent, seed=config.seed,
                               with_mel=w2l is not None)
-    if w2l is not None:
+    if w2l is not None and config.target.z_a == "wav2lip":
       del arrays["z_a"]  # Wav2Lip computes it from the mel windows
     task = _task(config, taem_cfg, w2l, synthetic_vocab(data.vocab_size), "synthetic")
-    return Recipe(task, arrays=arrays)
+    if task.expert_config is None:
+      return Recipe(task, arrays=arrays)
+    # The task loss needs faces: synthetic clips' frames (unrelated to the phonemes: smoke only).
+    arrays["faces"] = synthetic_clips(len(arrays["n_frames"]), frames=data.max_frames,
+                                      seed=config.seed)["faces"]
+    return Recipe(task, arrays=arrays, wrap=task_windows(config))
 
   meta = pipeline.dataset_metadata(dataset_dir)
   vocab = PhonemeVocab.from_json(meta["vocab"])
   taem_cfg = taem_config_from(config, vocab=vocab, speaker_dim=int(meta["embed_dim"]))
   dataset = {"name": data.dataset, **pipeline.dataset_identity(dataset_dir),
              "split": data.train_split}
-  task = _task(config, taem_cfg, _wav2lip_config(config, meta["with_za"]), vocab,
-               meta["embedder"], dataset)
-  if task.wav2lip_config is None:
+  w2l = _wav2lip_config(config, meta["with_za"])
+  task = _task(config, taem_cfg, w2l, vocab, meta["embedder"], dataset)
+  # mse+task holds the generator even when z_a are read from the dataset.
+  with_za = w2l is None or (task.expert_config is not None and meta["with_za"]
+                            and config.target.z_a != "wav2lip")
+  if with_za:
     _dataset_target(config, task, meta, dataset_dir)
-  return Recipe(task, decode_faces=False, with_za=task.wav2lip_config is None)
+  if task.expert_config is None:
+    return Recipe(task, decode_faces=False, with_za=with_za)
+  return Recipe(task, decode_faces=True, with_za=with_za, wrap=task_windows(config))
