@@ -17,7 +17,8 @@ Steps (each one is the project's own command line, so the demo is what a user wo
   3. `experiments/synthesize.py`: <out>/say.mp4, the face of speaker s1 saying --text, with an
      espeak-ng voice timed to TAEM's predicted durations (--speech);
   4. `experiments/evaluate.py`: Table 1 (SSIM, PSNR, LMD, LSE-D, LSE-C) for audio-driven Wav2Lip,
-     the Wav2Lip + TTS cascade and TAEM + Wav2Lip on held-out clips, LSE by the trained expert.
+     the espeak-ng and Flite TTS cascades and TAEM + Wav2Lip (ground-truth and predicted
+     durations) on held-out clips, LSE by the trained expert.
 
 Cost here (2-core CPU, fresh machine, committed models): about 5-10 minutes.
 """

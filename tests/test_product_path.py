@@ -4,7 +4,7 @@ The commands are read from the README block after the `product-path` marker, so 
 cannot drift from what works. Each command runs in a fresh folder (relative paths such as
 data/ and runs/ land there; experiments/ and checkpoints/ point into the repository); only
 size flags are appended (argparse and absl keep the last value of a repeated flag): 2 speakers
-x 3 utterances, a few training steps, one evaluated clip. About 4-6 minutes here.
+x 3 utterances, a few training steps, one evaluated clip. About 8-10 minutes here.
 """
 import json
 import os
@@ -79,8 +79,14 @@ def test_readme_product_path_runs_as_written(tmp_path):
   out = tmp_path / "hello.mp4"
   assert out.is_file() and out.stat().st_size > 1000
   table = json.loads((tmp_path / "out" / "eval" / "table.json").read_text())
+  table2 = json.loads((tmp_path / "out" / "eval_table2" / "table.json").read_text())
   assert len(table["rows"]) >= 3
-  for row in table["rows"]:
+  # Table 2: the main TAEM and one row per other objective, named by the objective it recorded.
+  labels = " | ".join(r["method"] for r in table2["rows"])
+  assert len(table2["rows"]) == 4, labels
+  for objective in ("contrastive", "mse+contrastive", "mse+task"):
+    assert objective in labels
+  for row in table["rows"] + table2["rows"]:
     for key in ("ssim", "psnr", "lmd", "lse_d", "lse_c"):
       assert row[key] == row[key], f"{row}: {key} is NaN"  # every number was measured
 

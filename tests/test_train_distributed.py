@@ -51,21 +51,11 @@ def _steps(workdir):
 
 
 def _assert_same_params(a, b, rtol=1e-5, atol=1e-6):
-  leaves_a, leaves_b = _flatten(a["model"]), _flatten(b["model"])
+  leaves_a, leaves_b = trainer_helpers.flatten(a["model"]), trainer_helpers.flatten(b["model"])
   assert leaves_a.keys() == leaves_b.keys()
   for k in leaves_a:
     np.testing.assert_allclose(leaves_a[k], leaves_b[k], rtol=rtol, atol=atol, err_msg=k)
   np.testing.assert_array_equal(a["optimizer"]["step"], b["optimizer"]["step"])
-
-
-def _flatten(tree, prefix=""):
-  out = {}
-  for k, v in tree.items():
-    if isinstance(v, dict):
-      out.update(_flatten(v, f"{prefix}{k}/"))
-    else:
-      out[prefix + k] = np.asarray(v)
-  return out
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,7 @@ import sys
 
 import numpy as np
 import pytest
+import trainer_helpers
 
 from taem_jax.train import checkpoint as ckpt_lib
 
@@ -52,18 +53,8 @@ def test_tiny_sample_corpus_trains_and_resumes(tmp_path):
   assert "started from checkpoint@12" in out.stdout
   full, _ = ckpt_lib.load_arrays(tmp_path / "full" / "checkpoints")
   split, _ = ckpt_lib.load_arrays(tmp_path / "split" / "checkpoints")
-  leaves_full = _flatten(full["model"]["taem"])
-  leaves_split = _flatten(split["model"]["taem"])
+  leaves_full = trainer_helpers.flatten(full["model"]["taem"])
+  leaves_split = trainer_helpers.flatten(split["model"]["taem"])
   for k in leaves_full:
     np.testing.assert_allclose(leaves_split[k], leaves_full[k], rtol=1e-4, atol=1e-6,
                                err_msg=k)
-
-
-def _flatten(tree, prefix=""):
-  out = {}
-  for k, v in tree.items():
-    if isinstance(v, dict):
-      out.update(_flatten(v, f"{prefix}{k}/"))
-    else:
-      out[prefix + k] = np.asarray(v)
-  return out

@@ -94,17 +94,7 @@ def _records(workdir, kind):
 def _final(workdir):
   state, meta = ckpt_lib.load_arrays(pathlib.Path(workdir) / "checkpoints")
   assert meta["step"] == STEPS
-  return _flatten(state["model"]), np.asarray(state["optimizer"]["step"])
-
-
-def _flatten(tree, prefix=""):
-  out = {}
-  for k, v in tree.items():
-    if isinstance(v, dict):
-      out.update(_flatten(v, f"{prefix}{k}/"))
-    else:
-      out[prefix + k] = np.asarray(v)
-  return out
+  return trainer_helpers.flatten(state["model"]), np.asarray(state["optimizer"]["step"])
 
 
 def _assert_same_params(a, b, rtol, atol, skip_key_bias=False):

@@ -7,6 +7,8 @@ import struct
 import subprocess
 import time
 
+import numpy as np
+
 from tensorboardX.proto import event_pb2  # noqa: TID253 - reads the writer's event files
 
 from taem_jax.train import checkpoint as ckpt_lib
@@ -97,3 +99,14 @@ def read_events(logdir, layouts=None):
         elif v.metadata.plugin_data.plugin_name == "custom_scalars" and layouts is not None:
           layouts.append(v.tensor.string_val[0])
   return scalars, images
+
+
+def flatten(tree, prefix=""):
+  """A nested dict of arrays (a loaded checkpoint) as {"a/b/c": np.ndarray}."""
+  out = {}
+  for k, v in tree.items():
+    if isinstance(v, dict):
+      out.update(flatten(v, f"{prefix}{k}/"))
+    else:
+      out[prefix + k] = np.asarray(v)
+  return out
