@@ -26,8 +26,8 @@ TINY = {
     "make_sample_corpus.py": ["--speakers=2", "--utterances=3"],
     "build_dataset.py": [],
     "train.py": ["--steps=4", "--noprogress", "--notensorboard", "--config.data.batch_size=2",
-                 "--config.train.eval_every=2",
-                 "--config.train.checkpoint_every=4"],
+                 "--config.train.eval_every=2", "--config.train.eval_batches=1",
+                 "--config.train.sample_every=0", "--config.train.checkpoint_every=4"],
     "synthesize.py": ["--no_progress"],
     "evaluate.py": ["--limit=1", "--no_progress"],
 }
