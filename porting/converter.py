@@ -38,7 +38,7 @@ FAMILY_CHOICES = ("auto",) + fam_lib.FAMILY_NAMES
 # torch leaf name per entry kind -> NNX variable name.
 _LEAF = {"conv": "kernel", "convT": "kernel", "conv3d": "kernel", "linear": "kernel",
          "bias": "bias", "bn_scale": "scale", "bn_bias": "bias", "bn_mean": "mean",
-         "bn_var": "var"}
+         "bn_var": "var", "l2norm": "scale"}
 
 # Layout transform per kind (PyTorch -> the layouts documented in taem_jax/models/layers.py).
 _TRANSFORMS = {
