@@ -6,7 +6,8 @@ For each family: weights = `porting.families.random_state_dict(family, GOLDEN_SE
 (numpy only, so the test regenerates them without torch), inputs = `make_inputs(family,
 GOLDEN_BATCH[family], seed)`, outputs = the PyTorch reference model in eval mode. Each file
 holds the seeds, the inputs (images stored as uint8 pixel values, exactly what make_inputs
-scaled) and the outputs, and stays well below 1 MB.
+scaled; s3fd's mean-subtracted image as integer-valued float32) and the outputs, and stays well
+below 1 MB.
 """
 from __future__ import annotations
 
