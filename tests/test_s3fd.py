@@ -165,6 +165,8 @@ def test_wav2lip_boxes_pads_smooths_and_refuses_faceless_frames(monkeypatch):
     det.wav2lip_boxes(frames)
   with pytest.raises(UserError, match="uint8"):
     det.wav2lip_boxes(np.zeros((2, 8, 8), np.uint8))
+  with pytest.raises(UserError, match="same-size"):
+    det.wav2lip_boxes([frames[0], frames[0, :64]])
 
 
 # ---- converter and the real network ----------------------------------------------------------

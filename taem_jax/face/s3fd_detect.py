@@ -33,7 +33,10 @@ BATCH_SIZE = 16
 
 
 def _check_frames(frames) -> np.ndarray:
-  arr = np.asarray(frames)
+  try:
+    arr = np.asarray(frames)
+  except ValueError:  # frames of different sizes
+    arr = np.zeros((0,), np.uint8)
   if arr.ndim != 4 or arr.shape[-1] != 3 or arr.dtype != np.uint8 or len(arr) == 0:
     raise UserError(f"expected a non-empty batch of same-size uint8 (H, W, 3) BGR frames, got "
                     f"{arr.dtype} {arr.shape}")
