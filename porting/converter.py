@@ -9,6 +9,7 @@ Understands every official file form, without torch:
   lipsync_expert.pth               Wav2Lip's lip-sync expert (SyncNet_color)
   visual_quality_disc.pth          Wav2Lip's visual-quality discriminator
   syncnet_v2.model                 joonson/syncnet_python's SyncNet (LSE-D/LSE-C metric)
+  s3fd-619a316812.pth              the S3FD face detector official Wav2Lip runs (bare state_dict)
 in the legacy (torch < 1.6) and zip serialisations alike. The family is recognised from the
 key set; every key must be present with its exact shape (`num_batches_tracked` may be absent),
 and nothing unexpected may be left over. The destination directory (Orbax state + sidecar
@@ -38,7 +39,7 @@ FAMILY_CHOICES = ("auto",) + fam_lib.FAMILY_NAMES
 # torch leaf name per entry kind -> NNX variable name.
 _LEAF = {"conv": "kernel", "convT": "kernel", "conv3d": "kernel", "linear": "kernel",
          "bias": "bias", "bn_scale": "scale", "bn_bias": "bias", "bn_mean": "mean",
-         "bn_var": "var"}
+         "bn_var": "var", "l2norm": "scale"}
 
 # Layout transform per kind (PyTorch -> the layouts documented in taem_jax/models/layers.py).
 _TRANSFORMS = {

@@ -8,6 +8,7 @@ shape and a `kind` that says how the converter transforms it:
   bias    conv/linear bias (out,)
   bn_scale / bn_bias / bn_mean / bn_var              BatchNorm weight / bias / running stats
   bn_count                                           BatchNorm num_batches_tracked (int64 scalar)
+  l2norm                                             S3FD L2Norm per-channel scale (C,)
 
 Written from the official architectures' layer tables, independently
 of the Flax modules, so the two can check each other. It also makes deterministic random
@@ -21,7 +22,7 @@ import dataclasses
 
 import numpy as np
 
-FAMILY_NAMES = ("wav2lip", "syncnet_color", "disc_qual", "syncnet_v2")
+FAMILY_NAMES = ("wav2lip", "syncnet_color", "disc_qual", "syncnet_v2", "s3fd")
 
 # Human-readable file names per family (for messages).
 FAMILY_FILES = {
@@ -29,6 +30,7 @@ FAMILY_FILES = {
     "syncnet_color": "lipsync_expert.pth",
     "disc_qual": "visual_quality_disc.pth",
     "syncnet_v2": "syncnet_v2.model",
+    "s3fd": "s3fd-619a316812.pth",
 }
 
 
@@ -135,12 +137,43 @@ def _syncnet_v2() -> list[Entry]:
   return out + fc("netfclip")
 
 
+# S3FD (Wav2Lip's face_detection/detection/sfd): (name, cin, cout, kernel) in registration order.
+S3FD_MEAN_RGB = (104.0, 117.0, 123.0)  # official pre-processing, subtracted from R, G, B
+_S3FD_TRUNK = (("conv1_1", 3, 64, 3), ("conv1_2", 64, 64, 3), ("conv2_1", 64, 128, 3),
+               ("conv2_2", 128, 128, 3), ("conv3_1", 128, 256, 3), ("conv3_2", 256, 256, 3),
+               ("conv3_3", 256, 256, 3), ("conv4_1", 256, 512, 3), ("conv4_2", 512, 512, 3),
+               ("conv4_3", 512, 512, 3), ("conv5_1", 512, 512, 3), ("conv5_2", 512, 512, 3),
+               ("conv5_3", 512, 512, 3), ("fc6", 512, 1024, 3), ("fc7", 1024, 1024, 1),
+               ("conv6_1", 1024, 256, 1), ("conv6_2", 256, 512, 3), ("conv7_1", 512, 128, 1),
+               ("conv7_2", 128, 256, 3))
+# (source layer, its channels, class channels): conv3_3's head has 4 (max-out background).
+_S3FD_HEADS = (("conv3_3_norm", 256, 4), ("conv4_3_norm", 512, 2), ("conv5_3_norm", 512, 2),
+               ("fc7", 1024, 2), ("conv6_2", 512, 2), ("conv7_2", 256, 2))
+
+
+def _s3fd() -> list[Entry]:
+  out = []
+  for name, cin, cout, k in _S3FD_TRUNK:
+    out += _conv(name, cin, cout, k)
+  # The L2Norm scales are registered after the trunk, the heads after them.
+  out += [Entry(f"conv{i}_3_norm.weight", (c,), "l2norm") for i, c in ((3, 256), (4, 512),
+                                                                          (5, 512))]
+  for src, cin, ncls in _S3FD_HEADS:
+    out += _conv(f"{src}_mbox_conf", cin, ncls, 3) + _conv(f"{src}_mbox_loc", cin, 4, 3)
+  return out
+
+
 # syncnet_v2 takes raw 0..255 pixels and MFCCs of magnitude ~10: its first layers get
 # proportionally smaller random weights so the embeddings stay O(1) like a trained net's.
-_INPUT_GAIN = {"netcnnlip.0.weight": 1.0 / 128.0, "netcnnaud.0.weight": 0.1}
+# S3FD takes mean-subtracted 0..255 pixels: the same reduction for its first conv.
+_INPUT_GAIN = {"netcnnlip.0.weight": 1.0 / 128.0, "netcnnaud.0.weight": 0.1,
+               "conv1_1.weight": 1.0 / 64.0}
+# S3FD L2Norm scales start at the official initial values; random draws scatter around them.
+_L2NORM_INIT = {"conv3_3_norm.weight": 10.0, "conv4_3_norm.weight": 8.0,
+                "conv5_3_norm.weight": 5.0}
 
 _BUILDERS = {"wav2lip": _wav2lip, "syncnet_color": _syncnet_color, "disc_qual": _disc_qual,
-             "syncnet_v2": _syncnet_v2}
+             "syncnet_v2": _syncnet_v2, "s3fd": _s3fd}
 _CACHE: dict[str, list[Entry]] = {}
 
 
@@ -181,6 +214,8 @@ def random_state_dict(family: str, seed: int = 0) -> dict[str, np.ndarray]:
       out[e.key] = (rng.standard_normal(e.shape) * 0.1).astype(np.float32)
     elif e.kind == "bn_var":
       out[e.key] = rng.uniform(0.5, 2.0, e.shape).astype(np.float32)
+    elif e.kind == "l2norm":
+      out[e.key] = (rng.uniform(0.5, 1.5, e.shape) * _L2NORM_INIT[e.key]).astype(np.float32)
     elif e.kind == "bn_count":
       out[e.key] = np.array(int(rng.integers(1, 100000)), np.int64)
     else:
@@ -200,6 +235,8 @@ def make_inputs(family: str, batch: int, seed: int = 0) -> dict[str, np.ndarray]
     syncnet_color: audio (B,1,80,16), face (B,15,48,96) in [0,1].
     disc_qual: face (B,3,2,96,96) in [0,1] (T = 2 frames; the model folds time-major).
     syncnet_v2: mfcc (B,1,13,20) f32, lips (B,3,5,224,224) raw 0..255 floats.
+    s3fd: image (B,3,128,128) f32: uint8 RGB pixels minus (104, 117, 123), exactly what the
+      official detector feeds its network (128 px: every head, stride 128 too, has cells).
   """
   rng = np.random.default_rng(seed)
 
@@ -224,4 +261,7 @@ def make_inputs(family: str, batch: int, seed: int = 0) -> dict[str, np.ndarray]
     lips = small.repeat(4, axis=3).repeat(4, axis=4).astype(np.float32)
     mfcc = (np.round(rng.standard_normal((batch, 1, 13, 20)) * 10 * 64) / 64).astype(np.float32)
     return {"mfcc": mfcc, "lips": lips}
+  if family == "s3fd":
+    rgb = pixels(batch, 3, 128, 128).astype(np.float32)
+    return {"image": rgb - np.array(S3FD_MEAN_RGB, np.float32).reshape(1, 3, 1, 1)}
   raise ValueError(f"unknown family {family!r}")

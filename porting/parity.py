@@ -23,6 +23,7 @@ def run_flax(family: str, model, inputs: dict[str, np.ndarray]) -> dict[str, np.
     disc_qual: face (B,3,T,96,96) -> out (T*B,1) (rows time-major, t*B + b)
     syncnet_v2: mfcc (B,1,13,20), lips (B,3,5,224,224) -> audio_emb, lip_emb (B,1024),
       lip_feat (B,512)
+    s3fd: image (B,3,H,W) -> cls0..cls5 (B,2,h,w) softmax probs, reg0..reg5 (B,4,h,w)
   """
   x = inputs
   if family == "wav2lip":
@@ -40,6 +41,12 @@ def run_flax(family: str, model, inputs: dict[str, np.ndarray]) -> dict[str, np.
     return {"audio_emb": np.asarray(model.embed_audio(_nhwc(x["mfcc"]))),
             "lip_emb": np.asarray(model.embed_lips(lips)),
             "lip_feat": np.asarray(model.lip_features(lips))}
+  if family == "s3fd":
+    out = {}
+    for i, (p, o) in enumerate(model(_nhwc(x["image"]))):
+      out[f"cls{i}"] = np.moveaxis(np.asarray(p), -1, 1)
+      out[f"reg{i}"] = np.moveaxis(np.asarray(o), -1, 1)
+    return out
   raise ValueError(f"unknown family {family!r}")
 
 

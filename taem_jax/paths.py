@@ -20,6 +20,9 @@ OPTIONAL_FILES = {
                             "Wav2Lip's visual-quality discriminator"),
     "syncnet_v2": ("TAEM_JAX_SYNCNET_V2", "syncnet_v2.model",
                    "joonson/syncnet_python download_model.sh (for LSE-D/LSE-C)"),
+    "s3fd": ("TAEM_JAX_S3FD", "s3fd-619a316812.pth",
+             "official Wav2Lip's S3FD face detector (its README links the file; convert it "
+             "with `python -m porting.convert --src s3fd-619a316812.pth --dst <dir>`)"),
     "arcface": ("TAEM_JAX_ARCFACE", "arcface.onnx",
                 "an ArcFace ONNX model, e.g. w600k_r50.onnx from insightface's buffalo_l pack"),
 }

@@ -16,11 +16,13 @@ For each family the weights come from `porting.families.random_state_dict(family
   visual_quality_disc.pth   legacy; dict
   syncnet_v2.model          legacy; plain name -> tensor mapping
   syncnet_v2_nobatches.model zip; plain mapping without num_batches_tracked
+  s3fd-619a316812.pth       legacy; plain name -> tensor mapping (the S3FD face detector)
   outputs_<family>_b<B>.npz inputs (PyTorch layout) + eval-mode outputs, one per batch size
   manifest.json             {file: {"family", "format", "batch"?}} for the tests
 
 Outputs are named: wav2lip `out`; syncnet_color `audio_emb`, `face_emb`; disc_qual `out`;
-syncnet_v2 `audio_emb`, `lip_emb`, `lip_feat`.
+syncnet_v2 `audio_emb`, `lip_emb`, `lip_feat`; s3fd `cls0`..`cls5` (softmax probs), `reg0`..`reg5`.
+`--families` limits the run to some families (default: all).
 """
 from __future__ import annotations
 
@@ -55,6 +57,13 @@ def run_model(family: str, model: torch.nn.Module, inputs: dict) -> dict[str, np
       return {"audio_emb": a.numpy(), "face_emb": v.numpy()}
     if family == "disc_qual":
       return {"out": model(x["face"]).numpy()}
+    if family == "s3fd":
+      heads = model(x["image"])
+      out = {}
+      for i in range(6):
+        out[f"cls{i}"] = torch.softmax(heads[2 * i], dim=1).numpy()
+        out[f"reg{i}"] = heads[2 * i + 1].numpy()
+      return out
     if family == "syncnet_v2":
       return {"audio_emb": model.forward_aud(x["mfcc"]).numpy(),
               "lip_emb": model.forward_lip(x["lips"]).numpy(),
@@ -81,7 +90,7 @@ def _save(obj, path: str, zip_format: bool):
   os.replace(tmp, path)
 
 
-def build(out_dir: str, batches=(1, 3), seed: int = 0) -> dict:
+def build(out_dir: str, batches=(1, 3), seed: int = 0, only=None) -> dict:
   """Writes all fixtures to `out_dir`; returns the manifest."""
   os.makedirs(out_dir, exist_ok=True)
   manifest = {}
@@ -97,6 +106,8 @@ def build(out_dir: str, batches=(1, 3), seed: int = 0) -> dict:
     manifest[name] = {"family": family, "format": fmt}
 
   for i, family in enumerate(families.FAMILY_NAMES):
+    if only and family not in only:
+      continue
     model = build_model(family, seed + i)
     sd = model.state_dict()
     if family == "wav2lip":
@@ -115,6 +126,9 @@ def build(out_dir: str, batches=(1, 3), seed: int = 0) -> dict:
       add("lipsync_expert_script.pt", family, "torchscript")
     elif family == "disc_qual":
       add("visual_quality_disc.pth", family, "legacy", checkpoint(model, False))
+    elif family == "s3fd":
+      # The released detector file is a bare state_dict (what face_detection's torch.load reads).
+      add("s3fd-619a316812.pth", family, "legacy", dict(sd))
     else:
       add("syncnet_v2.model", family, "legacy", dict(sd))
       slim = {k: v for k, v in sd.items() if not k.endswith("num_batches_tracked")}
@@ -138,10 +152,11 @@ def main(argv=None):
   parser.add_argument("--out", required=True, help="output directory")
   parser.add_argument("--batches", type=int, nargs="+", default=[1, 3])
   parser.add_argument("--seed", type=int, default=0)
+  parser.add_argument("--families", nargs="+", choices=families.FAMILY_NAMES, default=None)
   args = parser.parse_args(argv)
   torch.manual_seed(0)
   torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
-  manifest = build(args.out, tuple(args.batches), args.seed)
+  manifest = build(args.out, tuple(args.batches), args.seed, args.families)
   print(f"wrote {len(manifest)} files to {args.out}")
 
 

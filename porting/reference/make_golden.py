@@ -6,7 +6,8 @@ For each family: weights = `porting.families.random_state_dict(family, GOLDEN_SE
 (numpy only, so the test regenerates them without torch), inputs = `make_inputs(family,
 GOLDEN_BATCH[family], seed)`, outputs = the PyTorch reference model in eval mode. Each file
 holds the seeds, the inputs (images stored as uint8 pixel values, exactly what make_inputs
-scaled) and the outputs, and stays well below 1 MB.
+scaled; s3fd's mean-subtracted image as integer-valued float32) and the outputs, and stays well
+below 1 MB.
 """
 from __future__ import annotations
 
@@ -19,8 +20,8 @@ import torch
 from porting import families
 from porting.reference.make_fixtures import build_model, run_model
 
-GOLDEN_SEEDS = {"wav2lip": 11, "syncnet_color": 12, "disc_qual": 13, "syncnet_v2": 14}
-GOLDEN_BATCH = {"wav2lip": 1, "syncnet_color": 2, "disc_qual": 2, "syncnet_v2": 1}
+GOLDEN_SEEDS = {"wav2lip": 11, "syncnet_color": 12, "disc_qual": 13, "syncnet_v2": 14, "s3fd": 15}
+GOLDEN_BATCH = {"wav2lip": 1, "syncnet_color": 2, "disc_qual": 2, "syncnet_v2": 1, "s3fd": 1}
 # Inputs that are pixel values / 255 in make_inputs (stored as uint8 to stay small).
 PIXEL_INPUTS = {("wav2lip", "face"), ("syncnet_color", "face"), ("disc_qual", "face")}
 
@@ -40,10 +41,12 @@ def encode_inputs(family: str, inputs: dict) -> dict:
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   parser.add_argument("--out", default=os.path.join("tests", "golden"))
+  parser.add_argument("--families", nargs="+", choices=families.FAMILY_NAMES,
+                      default=list(families.FAMILY_NAMES))
   args = parser.parse_args(argv)
   os.makedirs(args.out, exist_ok=True)
   torch.set_num_threads(2)
-  for family in families.FAMILY_NAMES:
+  for family in args.families:
     seed = GOLDEN_SEEDS[family]
     model = build_model(family, seed)
     inputs = families.make_inputs(family, GOLDEN_BATCH[family], seed=seed)

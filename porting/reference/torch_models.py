@@ -11,6 +11,8 @@ Models:
   * `SyncNetColor`: lip-sync expert, forward(audio (B,1,80,16), face (B,15,48,96)) -> two (B,512).
   * `Wav2LipDiscQual`: visual-quality discriminator, forward(face (B,3,T,96,96)) -> (T*B, 1).
   * `SyncNetV2`: joonson's `S`, forward_aud((B,1,13,20)) / forward_lip((B,3,5,224,224)) -> (B,1024).
+  * `S3FD`: Wav2Lip's face detector network, forward(image (B,3,H,W), RGB minus the means) ->
+    [cls, reg] * 6 raw heads (cls (B,2,h,w) logits after max-out, reg (B,4,h,w)).
 """
 import torch
 from torch import nn
@@ -225,9 +227,71 @@ class SyncNetV2(nn.Module):
     return self.forward_aud(audio), self.forward_lip(lips)
 
 
+class ChannelL2Norm(nn.Module):
+  """Normalises each pixel's channel vector to unit length (+1e-10), times `weight` (C,)."""
+
+  def __init__(self, channels, init):
+    super().__init__()
+    self.weight = nn.Parameter(torch.full((channels,), float(init)))
+
+  def forward(self, x):
+    length = torch.sqrt((x * x).sum(dim=1, keepdim=True)) + 1e-10
+    return x / length * self.weight[None, :, None, None]
+
+
+# name, cin, cout, kernel, stride, padding; a 2x2 pool follows the names in _S3FD_POOLED.
+_S3FD_LAYERS = [
+    ("conv1_1", 3, 64, 3, 1, 1), ("conv1_2", 64, 64, 3, 1, 1), ("conv2_1", 64, 128, 3, 1, 1),
+    ("conv2_2", 128, 128, 3, 1, 1), ("conv3_1", 128, 256, 3, 1, 1),
+    ("conv3_2", 256, 256, 3, 1, 1), ("conv3_3", 256, 256, 3, 1, 1),
+    ("conv4_1", 256, 512, 3, 1, 1), ("conv4_2", 512, 512, 3, 1, 1),
+    ("conv4_3", 512, 512, 3, 1, 1), ("conv5_1", 512, 512, 3, 1, 1),
+    ("conv5_2", 512, 512, 3, 1, 1), ("conv5_3", 512, 512, 3, 1, 1),
+    ("fc6", 512, 1024, 3, 1, 3), ("fc7", 1024, 1024, 1, 1, 0), ("conv6_1", 1024, 256, 1, 1, 0),
+    ("conv6_2", 256, 512, 3, 2, 1), ("conv7_1", 512, 128, 1, 1, 0),
+    ("conv7_2", 128, 256, 3, 2, 1)]
+_S3FD_POOLED = {"conv1_2", "conv2_2", "conv3_3", "conv4_3", "conv5_3"}
+_S3FD_SOURCES = [("conv3_3_norm", 256, 4), ("conv4_3_norm", 512, 2), ("conv5_3_norm", 512, 2),
+                 ("fc7", 1024, 2), ("conv6_2", 512, 2), ("conv7_2", 256, 2)]
+
+
+class S3FD(nn.Module):
+  """The S3FD face detector network (official module names, registration order)."""
+
+  def __init__(self):
+    super().__init__()
+    for name, cin, cout, k, s, p in _S3FD_LAYERS:
+      self.add_module(name, nn.Conv2d(cin, cout, k, s, p))
+    for level, c, init in ((3, 256, 10), (4, 512, 8), (5, 512, 5)):
+      self.add_module(f"conv{level}_3_norm", ChannelL2Norm(c, init))
+    for src, c, ncls in _S3FD_SOURCES:
+      self.add_module(f"{src}_mbox_conf", nn.Conv2d(c, ncls, 3, 1, 1))
+      self.add_module(f"{src}_mbox_loc", nn.Conv2d(c, 4, 3, 1, 1))
+
+  def forward(self, x):
+    feats = {}
+    for name, *_ in _S3FD_LAYERS:
+      x = F.relu(getattr(self, name)(x))
+      feats[name] = x
+      if name in _S3FD_POOLED:
+        x = F.max_pool2d(x, 2, 2)
+    for level in (3, 4, 5):
+      feats[f"conv{level}_3_norm"] = getattr(self, f"conv{level}_3_norm")(
+          feats[f"conv{level}_3"])
+    out = []
+    for src, _, ncls in _S3FD_SOURCES:
+      cls = getattr(self, f"{src}_mbox_conf")(feats[src])
+      if ncls == 4:
+        background = cls[:, :3].max(dim=1, keepdim=True).values
+        cls = torch.cat([background, cls[:, 3:]], dim=1)
+      out += [cls, getattr(self, f"{src}_mbox_loc")(feats[src])]
+    return out
+
+
 MODELS = {
     "wav2lip": Wav2Lip,
     "syncnet_color": SyncNetColor,
     "disc_qual": Wav2LipDiscQual,
     "syncnet_v2": SyncNetV2,
+    "s3fd": S3FD,
 }

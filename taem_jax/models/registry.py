@@ -10,6 +10,7 @@ import numpy as np
 from flax import nnx
 
 from taem_jax.models import layers
+from taem_jax.models.s3fd import S3FD, L2Norm
 from taem_jax.models.syncnet import SyncNetColor, SyncNetV2
 from taem_jax.models.wav2lip import Wav2Lip, Wav2LipDiscQual
 
@@ -18,6 +19,7 @@ FAMILIES = {
     "syncnet_color": SyncNetColor,
     "disc_qual": Wav2LipDiscQual,
     "syncnet_v2": SyncNetV2,
+    "s3fd": S3FD,
 }
 
 
@@ -50,6 +52,8 @@ def create(family, *, seed: int = 0, **config):
       shape = node.kernel.shape
       node.kernel.set_value(uniform(shape, int(np.prod(shape[:2])) * shape[3]))
       node.bias.set_value(jnp.zeros(shape[-1:], jnp.float32))
+    elif isinstance(node, L2Norm):  # keeps its official initial scale (10, 8 or 5)
+      node.scale.set_value(jnp.full(node.scale.shape, node.init, jnp.float32))
     elif isinstance(node, nnx.BatchNorm):
       n = node.scale.shape
       for var, fill in ((node.scale, 1.0), (node.bias, 0.0), (node.mean, 0.0), (node.var, 1.0)):
