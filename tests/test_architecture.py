@@ -19,6 +19,7 @@ LAYERS = {
     "taem_jax.audio": 1, "taem_jax.video": 1,
     "taem_jax.text": 2, "taem_jax.face": 2,
     "taem_jax.face.s3fd_detect": 3,  # runs the S3FD network of taem_jax.models
+    "taem_jax.face.detectors": 3,  # builds every kind, S3FD included
     "taem_jax.models": 3, "taem_jax.metrics": 3,
     "taem_jax.data": 4,
     "taem_jax.train": 5, "taem_jax.synthesis": 5,

@@ -95,6 +95,7 @@ class S3FDFaceDetector:
       from taem_jax.models.pretrained import load_pretrained  # noqa: PLC0415 (orbax: slow)
       model = load_pretrained(checkpoint, family="s3fd")
     self.model = model
+    self.checkpoint = None if checkpoint is None else str(checkpoint)  # part of track-cache keys
     self._landmarks = landmarks
     self.batch_size = max(1, int(batch_size))
 

@@ -1,0 +1,30 @@
+"""taem_jax.face.detectors: every kind is built one way, refusals, and the cache-key settings."""
+import pytest
+
+from taem_jax.errors import UserError
+from taem_jax.face import detectors
+
+
+@pytest.mark.parametrize("kind", ["hog", "cnn", "hog+cnn"])
+def test_dlib_kinds_and_their_settings(kind):
+  det = detectors.build(kind)
+  assert det.kind == kind
+  # Read without building a detector, the settings are those of the built one.
+  assert detectors.settings(det) == detectors.default_settings(kind)
+
+
+def test_kinds_have_distinct_settings():
+  keys = {str(sorted(detectors.default_settings(k).items())) for k in detectors.KINDS}
+  assert len(keys) == len(detectors.KINDS)
+
+
+def test_s3fd_needs_its_converted_checkpoint(tmp_path, monkeypatch):
+  monkeypatch.delenv("TAEM_JAX_S3FD", raising=False)
+  with pytest.raises(UserError, match="no converted S3FD checkpoint"):
+    detectors.build("s3fd", s3fd_dir=tmp_path / "missing")
+  pth = tmp_path / "s3fd-619a316812.pth"
+  pth.write_bytes(b"x")
+  with pytest.raises(UserError, match="convert it once"):
+    detectors.build("s3fd", s3fd_dir=pth)
+  with pytest.raises(UserError, match="unknown face detector 'retina'"):
+    detectors.build("retina")
