@@ -30,8 +30,11 @@ so hour-long inputs run in flat memory (`experiments/bench.py --only synthesis
 from __future__ import annotations
 
 import dataclasses
+import functools
+import inspect
 import os
 import pathlib
+import time
 from collections.abc import Callable, Iterator
 
 import numpy as np
@@ -122,6 +125,10 @@ class Plan:
   words: list | None = None  # text path: g2p words
 
 
+# FaceDetector arguments that change its boxes (the track cache's key).
+_DETECTOR_SETTINGS = ("box_mode", "max_side", "upsample_below", "threshold")
+
+
 class Synthesizer:
   """Loads the models once and synthesises any number of clips.
 
@@ -166,6 +173,9 @@ class Synthesizer:
     if self.taem is not None:
       self._check_taem(arcface_path)
     self._detector = None
+    # Seconds each stage spent working, summed over this object's runs ("read", "decode",
+    # "crop", "generate", "paste" of the render pipeline, "detect"): for benchmarks.
+    self.stage_seconds: dict[str, float] = {}
 
   def _check_taem(self, arcface_path) -> None:
     info = self.taem_info
@@ -260,18 +270,30 @@ class Synthesizer:
         plan.n_src = len(track)
         progress("detect", len(track), len(track))
         return track
+    chunks = None
     if plan.image is not None:
       frames = plan.image[None]
       source = f"the face image {plan.face}"
     else:
+      chunks = video.iter_frames(plan.face, chunk=o.batch_size)
+      if o.pipeline:  # decoding overlaps detection
+        chunks = runner.pipelined(chunks, (), busy=self.stage_seconds)
+
       def counted():
-        for chunk in video.iter_frames(plan.face, chunk=o.batch_size):
+        for chunk in chunks:
           yield chunk
           progress("detect", len(chunk), plan.n_src)
       frames = counted()
       source = f"the face video {plan.face}"
-    track = face_lib.track_faces(frames, self.detector, stride=o.detect_stride,
-                                 face_index=o.face_index, smooth=o.smooth, source=source)
+    t0 = time.perf_counter()
+    try:
+      track = face_lib.track_faces(frames, self.detector, stride=o.detect_stride,
+                                   face_index=o.face_index, smooth=o.smooth, source=source)
+    finally:
+      if chunks is not None:
+        chunks.close()  # stops the decoding thread at once, also on an error
+    self.stage_seconds["detect"] = (self.stage_seconds.get("detect", 0.0)
+                                    + time.perf_counter() - t0)
     if plan.image is not None:
       progress("detect", 1, 1)
     plan.n_src = len(track)  # the decoded count is the truth (container counts can be off)
@@ -280,10 +302,18 @@ class Synthesizer:
     return track
 
   def track_settings(self) -> dict:
-    """Everything besides the video that a face track depends on (the track cache's key)."""
-    o, d = self.options, self.detector
-    return {"detector": "dlib_hog", "box_mode": d.box_mode, "max_side": d.max_side,
-            "upsample_below": d.upsample_below, "threshold": d.threshold,
+    """Everything besides the video that a face track depends on (the track cache's key).
+
+    Does not build the detector (dlib's models load in ~0.1 s): before it exists, its settings
+    are `FaceDetector`'s defaults, which is what `detector` builds.
+    """
+    o = self.options
+    if self._detector is not None:
+      d = {k: getattr(self._detector, k) for k in _DETECTOR_SETTINGS}
+    else:
+      params = inspect.signature(face_lib.FaceDetector).parameters
+      d = {k: params[k].default for k in _DETECTOR_SETTINGS}
+    return {"detector": "dlib_hog", **d,
             "stride": o.detect_stride, "smooth": o.smooth, "face_index": o.face_index}
 
   def speaker(self, plan: Plan, track: face_lib.FaceTrack) -> np.ndarray:
@@ -340,24 +370,49 @@ class Synthesizer:
     image_crop = None
     if plan.image is not None and track.valid[0]:
       image_crop = face_lib.crop_face(plan.image, boxes[0])
-    for i0 in range(0, n_out, o.batch_size):
-      i1 = min(n_out, i0 + o.batch_size)
+
+    def decode(span):
+      i0, i1 = span
       src = sched[i0:i1]
-      frames = np.stack([source.get(int(j)) for j in src])
-      valid = track.valid[src]
-      if valid.any():
-        idx = np.flatnonzero(valid)
-        bx = boxes[src[idx]]
-        if image_crop is not None:
-          crops = np.broadcast_to(image_crop, (len(idx),) + image_crop.shape)
-        else:
-          crops = face_lib.crop_faces(frames[idx], bx)
-        y = runner.run_batched(self.wav2lip, drive(i0 + idx), runner.face_inputs(crops),
-                               o.batch_size, method)
-        frames[idx] = face_lib.paste_faces(frames[idx], face_lib.to_uint8(y), bx, o.feather,
-                                              o.paste)
-      progress("render", i1 - i0, n_out)
-      yield frames
+      return i0, src, np.stack([source.get(int(j)) for j in src])
+
+    def crop(job):
+      i0, src, frames = job
+      idx = np.flatnonzero(track.valid[src])
+      if not idx.size:
+        return i0, frames, idx, None, None, None
+      bx = boxes[src[idx]]
+      if image_crop is not None:
+        crops = np.broadcast_to(image_crop, (len(idx),) + image_crop.shape)
+      else:
+        crops = face_lib.crop_faces(frames[idx], bx)
+      return i0, frames, idx, bx, drive(i0 + idx), runner.face_inputs(crops)
+
+    def generate(job):
+      i0, frames, idx, bx, d, faces6 = job
+      if not idx.size:
+        return i0, frames, idx, bx, None
+      y = runner.run_batched(self.wav2lip, d, faces6, o.batch_size, method)
+      return i0, frames, idx, bx, face_lib.to_uint8(y)
+
+    def paste(job):
+      _, frames, idx, bx, y = job
+      if idx.size:
+        frames[idx] = face_lib.paste_faces(frames[idx], y, bx, o.feather, o.paste)
+      return frames
+
+    stages = (("decode", decode), ("crop", crop), ("generate", generate), ("paste", paste))
+    spans = ((i0, min(n_out, i0 + o.batch_size)) for i0 in range(0, n_out, o.batch_size))
+    if o.pipeline:
+      chunks = runner.pipelined(spans, stages, busy=self.stage_seconds)
+    else:
+      chunks = (functools.reduce(lambda x, st: st[1](x), stages, span) for span in spans)
+    try:
+      for frames in chunks:
+        progress("render", len(frames), n_out)
+        yield frames
+    finally:
+      chunks.close()  # the writer stopped (done or failed): no stage thread outlives it
 
   # -- the public calls ------------------------------------------------------------------------
 
