@@ -125,8 +125,11 @@ class Plan:
   words: list | None = None  # text path: g2p words
 
 
-# FaceDetector arguments that change its boxes (the track cache's key).
+# FaceDetector arguments that change its boxes (the track cache's key), and their defaults
+# (what `Synthesizer.detector` builds), read without loading dlib.
 _DETECTOR_SETTINGS = ("box_mode", "max_side", "upsample_below", "threshold")
+_DETECTOR_DEFAULTS = {k: inspect.signature(face_lib.FaceDetector).parameters[k].default
+                      for k in _DETECTOR_SETTINGS}
 
 
 class Synthesizer:
@@ -308,11 +311,8 @@ class Synthesizer:
     are `FaceDetector`'s defaults, which is what `detector` builds.
     """
     o = self.options
-    if self._detector is not None:
-      d = {k: getattr(self._detector, k) for k in _DETECTOR_SETTINGS}
-    else:
-      params = inspect.signature(face_lib.FaceDetector).parameters
-      d = {k: params[k].default for k in _DETECTOR_SETTINGS}
+    d = (_DETECTOR_DEFAULTS if self._detector is None else
+         {k: getattr(self._detector, k) for k in _DETECTOR_SETTINGS})
     return {"detector": "dlib_hog", **d,
             "stride": o.detect_stride, "smooth": o.smooth, "face_index": o.face_index}
 
