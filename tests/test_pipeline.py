@@ -25,6 +25,10 @@ def test_same_results_in_order_as_a_loop():
   busy = {}
   got = list(runner.pipelined(iter(items), stages, depth=2, busy=busy))
   want = [-np.cumsum(x * x) for x in items]
+  seq_busy = {}
+  for g, w in zip(runner.sequential(items, stages, seq_busy), want, strict=True):
+    np.testing.assert_array_equal(g, w)
+  assert set(seq_busy) == {"square", "sum", "neg"}
   assert len(got) == len(want)
   for g, w in zip(got, want):
     np.testing.assert_array_equal(g, w)

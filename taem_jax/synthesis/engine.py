@@ -30,7 +30,6 @@ so hour-long inputs run in flat memory (`experiments/bench.py --only synthesis
 from __future__ import annotations
 
 import dataclasses
-import functools
 import inspect
 import os
 import pathlib
@@ -403,10 +402,8 @@ class Synthesizer:
 
     stages = (("decode", decode), ("crop", crop), ("generate", generate), ("paste", paste))
     spans = ((i0, min(n_out, i0 + o.batch_size)) for i0 in range(0, n_out, o.batch_size))
-    if o.pipeline:
-      chunks = runner.pipelined(spans, stages, busy=self.stage_seconds)
-    else:
-      chunks = (functools.reduce(lambda x, st: st[1](x), stages, span) for span in spans)
+    run = runner.pipelined if o.pipeline else runner.sequential
+    chunks = run(spans, stages, busy=self.stage_seconds)
     try:
       for frames in chunks:
         progress("render", len(frames), n_out)
