@@ -65,7 +65,8 @@ def test_quick_synthesis_and_training(tmp_path):
   assert routes["text"]["frames"] == 50  # fitted to the 2 s clip
   for r in routes.values():  # the stage pipeline's rows: each stage alone, cache miss and hit
     assert {"detect", "decode", "crop", "generate", "paste", "encode"} <= set(r["stage_fps"])
-    assert r["fps_hit"] > 0 and r["fps_sequential_hit"] > 0 and r["cache_hit_detect_s"] < r["detect_s"]
+    assert r["fps_hit"] > 0 and r["fps_sequential_hit"] > 0
+    assert r["cache_hit_detect_s"] < r["detect_s"]
     assert r["slowest_stage"] in r["stage_fps"] and r["slowest_over_hit"] > 0
   assert "slowest / end to end" in table
   train = report["train"]["records"]
