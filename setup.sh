@@ -4,6 +4,8 @@
 #   bash setup.sh          # .venv/ (Python 3.12) with the whole stack + espeak-ng, flite from Debian
 #   bash setup.sh --test   # the same, plus pytest and .venv-torch/ (Python 3.11 + torch CPU)
 #                          # that the parity tests use to run the PyTorch reference models
+#   bash setup.sh --gpu    # the same, plus the CUDA 13 build of the pinned jax (NVIDIA GPUs;
+#                          # check: .venv/bin/python -c "import jax; print(jax.devices())")
 #
 # Idempotent: each environment records a hash of the files that define it and is only
 # (re)installed when they change, so a second run takes seconds.
@@ -11,11 +13,13 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 WANT_TEST=0
+WANT_GPU=0
 for arg in "$@"; do
   case "$arg" in
     --test) WANT_TEST=1 ;;
-    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
-    *) echo "setup.sh: unknown option '$arg' (use --test or nothing)" >&2; exit 2 ;;
+    --gpu) WANT_GPU=1 ;;
+    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+    *) echo "setup.sh: unknown option '$arg' (use --test, --gpu or nothing)" >&2; exit 2 ;;
   esac
 done
 
@@ -116,4 +120,16 @@ if [ "$WANT_TEST" = 1 ]; then
       say "no Python 3.11: PyTorch parity tests will use the committed golden outputs only"
     fi
   fi
+fi
+
+if [ "$WANT_GPU" = 1 ]; then
+  # The CUDA plugin of the very jax version requirements.txt pins (its wheels bundle CUDA 13;
+  # only the NVIDIA driver must be installed).
+  jax_pin=$(grep -E '^jax==' requirements.txt | cut -d= -f3)
+  if [ "$(cat .venv/.stamp-gpu 2>/dev/null)" != "$jax_pin" ]; then
+    say "installing jax[cuda13]==$jax_pin into .venv"
+    .venv/bin/python -m pip install -q "jax[cuda13]==$jax_pin"
+    echo "$jax_pin" > .venv/.stamp-gpu
+  fi
+  .venv/bin/python -c "import jax; print('[setup] jax devices:', jax.devices())" || true
 fi

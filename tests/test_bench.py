@@ -63,6 +63,12 @@ def test_quick_synthesis_and_training(tmp_path):
   assert set(routes) == {"audio", "text"}
   assert all(r["fps"] > 0 and r["frames"] > 0 and r["peak_rss"] > 0 for r in routes.values())
   assert routes["text"]["frames"] == 50  # fitted to the 2 s clip
+  for r in routes.values():  # the stage pipeline's rows: each stage alone, cache miss and hit
+    assert {"detect", "decode", "crop", "generate", "paste", "encode"} <= set(r["stage_fps"])
+    assert r["fps_hit"] > 0 and r["fps_sequential_hit"] > 0
+    assert r["cache_hit_detect_s"] < r["detect_s"]
+    assert r["slowest_stage"] in r["stage_fps"] and r["slowest_over_hit"] > 0
+  assert "slowest / end to end" in table
   train = report["train"]["records"]
   assert sorted(r["devices"] for r in train) == [1, 2]
   assert all(r["steps_per_s"] > 0 and r["peak_rss"] > 0 for r in train)

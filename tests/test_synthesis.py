@@ -586,3 +586,54 @@ def test_track_cache_survives_a_corrupt_entry_and_can_be_off(ckpts, media, outdi
                               options=dataclasses.replace(OPTS, track_cache=False))
   off.synthesize(media / "face.mp4", outdir / "c.mp4", audio=media / "a16k.wav")
   assert not (tmp_path / "home2").exists()
+
+
+def _written_frames(synth, monkeypatch, face, out, **kw):
+  """The frames `synth.synthesize` hands to the writer (before any encoding)."""
+  got = []
+  real = video.write_video
+
+  def capture(path, frames, *a, **k):
+    def copies():
+      for chunk in frames:
+        got.append(np.array(chunk))
+        yield chunk
+    return real(path, copies(), *a, **k)
+  monkeypatch.setattr(video, "write_video", capture)
+  synth.synthesize(face, out, **kw)
+  monkeypatch.setattr(video, "write_video", real)
+  return np.concatenate(got)
+
+
+@pytest.mark.parametrize("face,kw", [
+    ("face.mp4", {"audio": "long.wav"}),
+    pytest.param("partly.mp4", {"text": "Hello there.", "n_frames": 30}, marks=pytest.mark.slow)])
+def test_pipeline_is_bit_identical_to_the_sequential_path(ckpts, synth, media, outdir,
+                                                          monkeypatch, face, kw):
+  """The threaded pipeline (default) writes exactly the frames of the plain loop, on a
+  ping-pong loop (backwards reads) and with faceless frames, from audio and from text."""
+  kw = {k: (media / v if k == "audio" else v) for k, v in kw.items()}
+  seq = synthesis.Synthesizer(wav2lip=synth.wav2lip, taem=synth.taem, taem_info=synth.taem_info,
+                              options=dataclasses.replace(OPTS, pipeline=False))
+  monkeypatch.setenv("TAEM_JAX_HOME", str(outdir / "home"))
+  a = _written_frames(synth, monkeypatch, media / face, outdir / "a.mp4", **kw)
+  b = _written_frames(seq, monkeypatch, media / face, outdir / "b.mp4", **kw)
+  assert len(a) > 2 * OPTS.batch_size  # several chunks went through the queues
+  np.testing.assert_array_equal(a, b)
+  assert {"decode", "crop", "generate", "paste"} <= set(synth.stage_seconds)
+
+
+def test_track_cache_hit_does_not_build_the_detector(ckpts, synth, media, outdir, tmp_path,
+                                                     monkeypatch):
+  monkeypatch.setenv("TAEM_JAX_HOME", str(tmp_path / "home"))
+  first = synthesis.Synthesizer(wav2lip=synth.wav2lip, options=OPTS)
+  track = first.track(first.plan(media / "face.mp4", outdir / "a.mp4", audio=media / "a16k.wav"))
+  fresh = synthesis.Synthesizer(wav2lip=synth.wav2lip, options=OPTS)
+  assert fresh.track_settings() == first.track_settings()  # same key with or without dlib
+
+  def no_detector(*a, **k):
+    raise AssertionError("the detector was built on a cache hit")
+  monkeypatch.setattr(FaceDetector, "__init__", no_detector)
+  again = fresh.track(fresh.plan(media / "face.mp4", outdir / "b.mp4", audio=media / "a16k.wav"))
+  np.testing.assert_array_equal(again.boxes, track.boxes)
+  np.testing.assert_array_equal(again.valid, track.valid)

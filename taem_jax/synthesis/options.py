@@ -35,6 +35,7 @@ class Options:
   max_phoneme_frames: int = MAX_PHONEME_FRAMES  # cap on one predicted duration (100 fps frames)
   block_bytes: int = 256 << 20  # memory for frames read backwards (ping-pong loops)
   track_cache: bool = True  # reuse a face video's track (`taem_jax.face.track_cache`)
+  pipeline: bool = True  # overlap decode, detect/crop, generate, paste and encode (threads)
 
   def __post_init__(self):
     if self.paste not in PASTE_REGIONS:

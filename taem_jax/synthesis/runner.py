@@ -4,10 +4,18 @@ Face detection, cropping and paste-back live elsewhere (taem_jax/face); this mod
 (face crops, speech) into generated crops, following the official `inference.py`:
 per output frame i, face crop i mod N with rows 48..95 zeroed + the same crop unmasked
 (6 channels, /255), and the mel window starting at int(i * 80 / fps).
+
+`pipelined` runs the stages of synthesis (decode, crop, generate, paste; the encoder is its
+own ffmpeg process) in threads joined by bounded queues, so they overlap: the generator's XLA
+calls, OpenCV and the pipe reads/writes release the GIL.
 """
 from __future__ import annotations
 
 import functools
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -153,3 +161,117 @@ def generate_from_audio(model: nnx.Module, faces_96: np.ndarray, wav: np.ndarray
   mels = audio.mel_windows(mel, n_frames, fps)
   faces6 = faces6[np.arange(n_frames) % len(faces6)]
   return to_uint8(run_batched(model, mels, faces6, batch_size))
+
+
+class _Failed:
+  """A stage's exception on its way to the consumer (raised there, unchanged)."""
+
+  def __init__(self, exc: BaseException):
+    self.exc = exc
+
+
+_END = object()
+_POLL_S = 0.05  # how often a blocked thread looks whether the consumer has gone
+
+
+def pipelined(items: Iterable, stages: Sequence[tuple[str, Callable]], depth: int = 2,
+              busy: dict | None = None) -> Iterator:
+  """`stages` applied in order to every item, each stage (and the iteration of `items`) in its
+  own thread, joined by queues of `depth` items; yields the results in order.
+
+  The output equals `for x in items: for _, f in stages: x = f(x)` item for item; memory holds
+  at most about `depth` items per stage. An exception in any stage (or in `items`) is raised
+  here, unchanged, after the other threads have stopped; closing the iterator early stops them
+  as well (no thread outlives it).
+
+  Args:
+    items: the inputs (iterated in a thread of its own: "read").
+    stages: (name, function) pairs.
+    depth: queue size between two stages.
+    busy: if given, {name: seconds} each stage (and "read") spent working is added to it.
+  """
+  stop = threading.Event()
+  names = ["read"] + [name for name, _ in stages]
+  queues = [queue.Queue(maxsize=max(1, depth)) for _ in names]
+
+  def put(q, x) -> bool:
+    while not stop.is_set():
+      try:
+        q.put(x, timeout=_POLL_S)
+        return True
+      except queue.Full:
+        pass
+    return False
+
+  def get(q):
+    while not stop.is_set():
+      try:
+        return q.get(timeout=_POLL_S)
+      except queue.Empty:
+        pass
+    return _END
+
+  def clock(name, t0):
+    if busy is not None:
+      busy[name] = busy.get(name, 0.0) + time.perf_counter() - t0
+
+  def read():
+    it = iter(items)
+    while True:
+      t0 = time.perf_counter()
+      try:
+        x = next(it, _END)
+      except BaseException as e:  # pylint: disable=broad-except  # re-raised by the consumer
+        put(queues[0], _Failed(e))
+        return
+      clock("read", t0)
+      if not put(queues[0], x) or x is _END:
+        return
+
+  def work(k, fn):
+    src, dst = queues[k - 1], queues[k]
+    while True:
+      x = get(src)
+      if x is _END or isinstance(x, _Failed):
+        put(dst, x)
+        return
+      t0 = time.perf_counter()
+      try:
+        y = fn(x)
+      except BaseException as e:  # pylint: disable=broad-except  # re-raised by the consumer
+        put(dst, _Failed(e))
+        return
+      clock(names[k], t0)
+      if not put(dst, y):
+        return
+
+  threads = [threading.Thread(target=read, name="taem-pipeline-read", daemon=True)]
+  threads += [threading.Thread(target=work, args=(k + 1, fn), name=f"taem-pipeline-{name}",
+                               daemon=True) for k, (name, fn) in enumerate(stages)]
+  for t in threads:
+    t.start()
+  try:
+    while True:
+      x = queues[-1].get()
+      if x is _END:
+        return
+      if isinstance(x, _Failed):
+        raise x.exc
+      yield x
+  finally:
+    stop.set()
+    for t in threads:
+      t.join()
+
+
+def sequential(items: Iterable, stages: Sequence[tuple[str, Callable]],
+               busy: dict | None = None) -> Iterator:
+  """`pipelined` without threads (the reference it must equal): each item through every stage
+  in turn, in the calling thread; `busy` gets each stage's seconds, then alone on the CPU."""
+  for x in items:
+    for name, fn in stages:
+      t0 = time.perf_counter()
+      x = fn(x)
+      if busy is not None:
+        busy[name] = busy.get(name, 0.0) + time.perf_counter() - t0
+    yield x
