@@ -1,8 +1,11 @@
 """taem_jax.face.detectors: every kind is built one way, refusals, and the cache-key settings."""
+import numpy as np
 import pytest
+import skimage.data
 
 from taem_jax.errors import UserError
-from taem_jax.face import detectors
+from taem_jax.face import detectors, s3fd_detect
+from taem_jax.models import registry
 
 
 @pytest.mark.parametrize("kind", ["hog", "cnn", "hog+cnn"])
@@ -28,3 +31,12 @@ def test_s3fd_needs_its_converted_checkpoint(tmp_path, monkeypatch):
     detectors.build("s3fd", s3fd_dir=pth)
   with pytest.raises(UserError, match="unknown face detector 'retina'"):
     detectors.build("retina")
+
+
+def test_s3fd_detector_fits_landmarks_in_its_boxes_for_tracks():
+  # Face tracks call face_in_box between detections; the S3FD detector has it too.
+  img = np.ascontiguousarray(skimage.data.astronaut()[..., ::-1])
+  det = s3fd_detect.S3FDFaceDetector(model=registry.create("s3fd", seed=0))
+  f = det.face_in_box(img, [170, 70, 265, 170])
+  assert f.landmarks.shape == (68, 2)
+  assert np.all((f.landmarks[:, 0] > 120) & (f.landmarks[:, 0] < 320))

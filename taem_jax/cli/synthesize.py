@@ -43,6 +43,7 @@ from tqdm import tqdm
 
 from taem_jax import paths, xla_flags
 from taem_jax.errors import UserError, cli_main
+from taem_jax.face import detectors
 from taem_jax.synthesis import Options, Synthesizer
 
 _DEFAULTS = Options()  # the flags' defaults
@@ -125,6 +126,14 @@ def _parser() -> argparse.ArgumentParser:
                  help="with --paste box: blend border as a fraction of the face box (0: hard)")
   p.add_argument("--face_index", type=int, default=_DEFAULTS.face_index,
                  help="which face to animate, counted from the left (default: the largest)")
+  p.add_argument("--detector", choices=detectors.KINDS, default=detectors.DEFAULT_KIND,
+                 help="face detector: 'hog+cnn' (default) dlib's HOG, with dlib's CNN on frames "
+                 "where the HOG finds no face (turned, small or dark faces); 'hog' fastest, "
+                 "frontal only; 'cnn' every frame (slow on a CPU); 's3fd' official Wav2Lip's "
+                 "detector (needs --s3fd_dir)")
+  p.add_argument("--s3fd_dir", default=None,
+                 help="with --detector s3fd: the folder `python -m porting.convert` wrote from "
+                 "s3fd-619a316812.pth (default: $TAEM_JAX_S3FD)")
   p.add_argument("--no_track_cache", action="store_true",
                  help="track the face video's faces again instead of reusing the track stored "
                  "by an earlier run on the same video (cached in $TAEM_JAX_HOME/tracks)")
@@ -221,7 +230,8 @@ def main(argv=None) -> int:
 
   wav2lip_dir, taem_dir = _checkpoints(args)
   synth = Synthesizer(wav2lip_dir, taem_dir, options=options, arcface_path=args.arcface,
-                      allow_mismatched_wav2lip=args.force_pairing)
+                      allow_mismatched_wav2lip=args.force_pairing, detector=args.detector,
+                      s3fd_dir=args.s3fd_dir)
   failed = 0
   for job in jobs:
     where = f"row {job['line']}: " if job["line"] is not None else ""
@@ -262,7 +272,8 @@ def _edit(args, options: Options) -> int:
     raise UserError("editing needs a TAEM checkpoint: add --taem DIR")
   wav2lip_dir, taem_dir = _checkpoints(args)
   synth = Synthesizer(wav2lip_dir, taem_dir, options=options, arcface_path=args.arcface,
-                      allow_mismatched_wav2lip=args.force_pairing)
+                      allow_mismatched_wav2lip=args.force_pairing, detector=args.detector,
+                      s3fd_dir=args.s3fd_dir)
   bars = _Bars(not args.no_progress)
   try:
     res = synth.edit(args.face, args.out, transcript=args.transcript, old=args.edit,

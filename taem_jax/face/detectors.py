@@ -18,6 +18,8 @@ KINDS = DETECTORS + ("s3fd",)
 DEFAULT_KIND = DETECTORS[0]
 # FaceDetector arguments that change its boxes (what a face-track cache must be keyed by).
 DLIB_SETTINGS = ("kind", "box_mode", "max_side", "upsample_below", "threshold", "cnn_max_side")
+# Their defaults, read once from the constructor's signature (no dlib model is loaded).
+_DLIB_DEFAULTS = {k: inspect.signature(FaceDetector).parameters[k].default for k in DLIB_SETTINGS}
 
 
 def build(kind: str = DEFAULT_KIND, *, s3fd_dir=None):
@@ -32,7 +34,7 @@ def build(kind: str = DEFAULT_KIND, *, s3fd_dir=None):
     raise UserError(f"unknown face detector {kind!r}: choose from {', '.join(KINDS)}")
   if kind != "s3fd":
     return FaceDetector(kind=kind)
-  path = pathlib.Path(s3fd_dir).expanduser() if s3fd_dir else paths.optional_file("s3fd")
+  path = s3fd_path(s3fd_dir)
   if path.is_file():
     raise UserError(f"{path} is the PyTorch S3FD file: convert it once with `python -m "
                     f"porting.convert --src {path} --dst <dir>` and pass <dir> (--s3fd_dir)")
@@ -43,16 +45,20 @@ def build(kind: str = DEFAULT_KIND, *, s3fd_dir=None):
   return S3FDFaceDetector(checkpoint=str(path))
 
 
-def default_settings(kind: str = DEFAULT_KIND) -> dict:
-  """The box-changing settings of `build(kind)`'s detector, read without building it."""
+def s3fd_path(s3fd_dir=None) -> pathlib.Path:
+  """Where the converted S3FD checkpoint is looked for (it may not exist)."""
+  return pathlib.Path(s3fd_dir).expanduser() if s3fd_dir else paths.optional_file("s3fd")
+
+
+def default_settings(kind: str = DEFAULT_KIND, s3fd_dir=None) -> dict:
+  """The box-changing settings of `build(kind, s3fd_dir=)`'s detector, without building it."""
   if kind == "s3fd":
-    return {"kind": "s3fd"}
-  sig = inspect.signature(FaceDetector).parameters
-  return {**{k: sig[k].default for k in DLIB_SETTINGS}, "kind": kind}
+    return {"kind": "s3fd", "checkpoint": str(s3fd_path(s3fd_dir))}
+  return {**_DLIB_DEFAULTS, "kind": kind}
 
 
 def settings(detector) -> dict:
   """The box-changing settings of a built detector (S3FD: its weights' identity)."""
   if isinstance(detector, S3FDFaceDetector):
-    return {"kind": "s3fd", "checkpoint": getattr(detector, "checkpoint", None)}
+    return {"kind": "s3fd", "checkpoint": detector.checkpoint}
   return {k: getattr(detector, k) for k in DLIB_SETTINGS}

@@ -118,16 +118,20 @@ class S3FDFaceDetector:
     the frame), Face.score = S3FD's face probability.
     """
     frame = _check_frames(np.asarray(frame)[None])[0]
-    if self._landmarks is None:
-      self._landmarks = FaceDetector()
     h, w = frame.shape[:2]
     faces = []
     for det in self.boxes_with_scores(frame[None])[0]:
       box = np.clip(det[:4], 0, [w, h, w, h]).astype(np.float32)
-      fit = self._landmarks.face_in_box(frame, box)
+      fit = self.face_in_box(frame, box)
       faces.append(Face(box=box, landmarks=fit.landmarks, score=float(det[4]), det_box=box))
     faces.sort(key=lambda f: f.box[0] + f.box[2])
     return faces
+
+  def face_in_box(self, frame: np.ndarray, box) -> Face:
+    """dlib's 68 landmarks in a known box (`FaceDetector.face_in_box`; used by face tracks)."""
+    if self._landmarks is None:
+      self._landmarks = FaceDetector(kind="hog")  # only its landmark predictor is used
+    return self._landmarks.face_in_box(frame, box)
 
   def detect_batch(self, frames) -> list[tuple[int, int, int, int] | None]:
     """Official single box per frame (highest score, clipped at 0, truncated) or None.

@@ -33,7 +33,6 @@ so hour-long inputs run in flat memory (`experiments/bench.py --only synthesis
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import os
 import pathlib
 import time
@@ -46,6 +45,7 @@ from taem_jax import audio as audio_lib
 from taem_jax import face as face_lib
 from taem_jax import video
 from taem_jax.errors import UserError
+from taem_jax.face import detectors
 from taem_jax.face.track_cache import TrackCache
 from taem_jax.models import load_pretrained, taem_checkpoint, targets
 from taem_jax.rates import SAMPLE_RATE, VIDEO_FPS
@@ -127,13 +127,6 @@ class Plan:
   words: list | None = None  # text path: g2p words
 
 
-# FaceDetector arguments that change its boxes (the track cache's key), and their defaults
-# (what `Synthesizer.detector` builds), read without loading dlib.
-_DETECTOR_SETTINGS = ("box_mode", "max_side", "upsample_below", "threshold")
-_DETECTOR_DEFAULTS = {k: inspect.signature(face_lib.FaceDetector).parameters[k].default
-                      for k in _DETECTOR_SETTINGS}
-
-
 class Synthesizer:
   """Loads the models once and synthesises any number of clips.
 
@@ -147,6 +140,8 @@ class Synthesizer:
       only names where it came from (messages).
     allow_mismatched_wav2lip: use a TAEM with a Wav2Lip whose audio encoder is not the one it
       was trained against (a warning instead of the error; its mouths will be wrong).
+    detector: face detector kind (`taem_jax.face.detectors.KINDS`; default "hog+cnn").
+    s3fd_dir: the converted S3FD checkpoint for detector="s3fd" (default `$TAEM_JAX_S3FD`).
 
   Raises:
     UserError: a checkpoint is missing, of the wrong family, or does not fit the other one
@@ -156,8 +151,14 @@ class Synthesizer:
 
   def __init__(self, wav2lip_dir=None, taem_dir=None, *, options: Options = Options(),
                arcface_path=None, wav2lip=None, taem=None, taem_info=None,
-               allow_mismatched_wav2lip: bool = False):
+               allow_mismatched_wav2lip: bool = False, detector: str = detectors.DEFAULT_KIND,
+               s3fd_dir=None):
     self.options = options
+    if detector not in detectors.KINDS:
+      raise UserError(f"unknown face detector {detector!r}: choose from "
+                      f"{', '.join(detectors.KINDS)}")
+    self.detector_kind = detector
+    self.s3fd_dir = s3fd_dir
     if options.batch_size < 1:
       raise UserError(f"batch size must be >= 1, got {options.batch_size}")
     if wav2lip is None:
@@ -220,9 +221,10 @@ class Synthesizer:
     self.text = TextPath(self.taem, self.vocab, self.options)
 
   @property
-  def detector(self) -> face_lib.FaceDetector:
+  def detector(self):
+    """The face detector (`face.FaceDetector`, or S3FD's), built on first use."""
     if self._detector is None:
-      self._detector = face_lib.FaceDetector()
+      self._detector = detectors.build(self.detector_kind, s3fd_dir=self.s3fd_dir)
     return self._detector
 
   # -- checks ----------------------------------------------------------------------------------
@@ -310,12 +312,12 @@ class Synthesizer:
     """Everything besides the video that a face track depends on (the track cache's key).
 
     Does not build the detector (dlib's models load in ~0.1 s): before it exists, its settings
-    are `FaceDetector`'s defaults, which is what `detector` builds.
+    are the defaults of the kind `detector` builds.
     """
     o = self.options
-    d = (_DETECTOR_DEFAULTS if self._detector is None else
-         {k: getattr(self._detector, k) for k in _DETECTOR_SETTINGS})
-    return {"detector": "dlib_hog", **d,
+    d = (detectors.default_settings(self.detector_kind, self.s3fd_dir) if self._detector is None
+         else detectors.settings(self._detector))
+    return {"detector": d.pop("kind"), **d,
             "stride": o.detect_stride, "smooth": o.smooth, "face_index": o.face_index}
 
   def speaker(self, plan: Plan, track: face_lib.FaceTrack) -> np.ndarray:
