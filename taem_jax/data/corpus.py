@@ -301,6 +301,7 @@ class CorpusBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     preparer = ClipPreparer(self._front_spec(), str(cache), split,
                             keep_za=self.builder_config.with_za)
     if self._beam:
+      self._skipped.setdefault(split, {})  # filled from the workers' counters at the end
       # Lazy: apache-beam is an optional extra (taem-jax[beam]), needed only for Beam builds.
       import apache_beam as beam
       return beam.Create(list(clips)) | beam.FlatMap(preparer)
@@ -313,7 +314,8 @@ class CorpusBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         self._pool = WorkerPool(self._workers)
       results = parallel_prepare(preparer, clips, self._pool)
     else:
-      results = ((clip, prepare.prepare_clip(front, preparer.cache, clip)) for clip in clips)
+      cache = pathlib.Path(preparer.cache)
+      results = ((clip, prepare.prepare_clip(front, cache, clip)) for clip in clips)
     for clip, (ex, skip) in results:
       if skip is not None:
         counts[skip[0]] = counts.get(skip[0], 0) + 1
