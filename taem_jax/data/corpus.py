@@ -399,7 +399,9 @@ class ClipPreparer:
 
   def result(self, clip: prepare.Clip):
     """`prepare.prepare_clip` with this process's front end: (example, None) | (None, skip)."""
-    return prepare.prepare_clip(shared_front_end(self.spec), pathlib.Path(self.cache), clip)
+    cache = pathlib.Path(self.cache)
+    cache.mkdir(parents=True, exist_ok=True)  # a cluster worker may not have the folder yet
+    return prepare.prepare_clip(shared_front_end(self.spec), cache, clip)
 
   def strip(self, ex: dict) -> dict:
     """Drops a cached z_a that this config does not store."""
