@@ -20,10 +20,11 @@ CPU: about 1-2 s per 3 s clip (face tracking dominates). Prints where the datase
 
 Scaling out: --workers N prepares clips in N processes (default: this machine's cores); the
 examples are the same bit for bit as with --workers 1. --beam_runner RUNNER builds on Apache
-Beam instead (pip install 'taem-jax[beam]'); every further --flag is a Beam pipeline option, e.g.
---direct_num_workers / --direct_running_mode for the DirectRunner, or --flink_master,
---spark_master_url, --project/--region/--temp_location for Flink, Spark or Dataflow. On a
-cluster, --manual_dir, --data_dir and the per-clip cache must be paths every worker can read.
+Beam instead (.venv/bin/python -m pip install --no-deps -r requirements-beam.txt); every
+further --flag is a Beam pipeline option, e.g. --direct_num_workers / --direct_running_mode for
+the DirectRunner, or --flink_master, --spark_master_url, --project/--region/--temp_location for
+Flink, Spark or Dataflow. On a cluster, --manual_dir, --data_dir and the per-clip cache must be
+paths every worker can read. experiments/build_cost.py measures the cost per clip here.
 """
 import argparse
 import logging
@@ -75,13 +76,13 @@ def default_workers() -> int:
 
 def beam_download_config(manual: pathlib.Path, runner: str, flags: list[str]):
   """A TFDS DownloadConfig that runs the build on Beam's `runner` with pipeline `flags`."""
-  # Lazy: TFDS and Beam take seconds to import; Beam is an optional extra.
+  # Lazy: TFDS and Beam take seconds to import; Beam is optional.
   import tensorflow_datasets as tfds
   try:
     from apache_beam.options.pipeline_options import PipelineOptions
   except ImportError:
-    raise UserError("--beam_runner needs Apache Beam: pip install 'taem-jax[beam]' (or "
-                    "apache-beam)") from None
+    raise UserError("--beam_runner needs Apache Beam: .venv/bin/python -m pip install "
+                    "--no-deps -r requirements-beam.txt") from None
   options = PipelineOptions([f"--runner={runner}", *flags])
   unknown = [f for f in flags if f.startswith("--") and
              f[2:].split("=")[0] not in options.get_all_options(retain_unknown_options=False)]

@@ -302,7 +302,7 @@ class CorpusBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
                             keep_za=self.builder_config.with_za)
     if self._beam:
       self._skipped.setdefault(split, {})  # filled from the workers' counters at the end
-      # Lazy: apache-beam is an optional extra (taem-jax[beam]), needed only for Beam builds.
+      # Lazy: apache-beam is optional (requirements-beam.txt), needed only for Beam builds.
       import apache_beam as beam
       return beam.Create(list(clips)) | beam.FlatMap(preparer)
     return self._generate_locally(clips, front, preparer)
@@ -327,7 +327,7 @@ class CorpusBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
 
   def _process_pipeline_result(self, pipeline_result) -> None:
     """After a Beam build: the skip counts the workers reported, into the metadata."""
-    # Lazy: only Beam builds get here, and apache-beam is an optional extra.
+    # Lazy: only Beam builds get here, and apache-beam is optional.
     from apache_beam.metrics.metric import MetricsFilter
     res = pipeline_result.metrics().query(MetricsFilter().with_namespace(SKIP_NAMESPACE))
     for c in res["counters"]:
@@ -370,7 +370,7 @@ class CorpusBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     self.listing_skips[reason] = self.listing_skips.get(reason, 0) + n
 
 
-# -- preparing clips in other processes --------------------------------------------------------------
+# -- preparing clips in other processes ------------------------------------------------------------
 
 SKIP_NAMESPACE = "taem_jax.skipped"  # Beam counters "<split>:<reason>" of skipped clips
 
@@ -412,7 +412,7 @@ class ClipPreparer:
   def __call__(self, clip: prepare.Clip):
     ex, skip = self.result(clip)
     if skip is not None:
-      # Lazy: only Beam calls this, and apache-beam is an optional extra.
+      # Lazy: only Beam calls this, and apache-beam is optional.
       from apache_beam.metrics import Metrics
       Metrics.counter(SKIP_NAMESPACE, f"{self.split}:{skip[0]}").inc()
       log.warning("skipping %s (%s): %s", clip.uid, skip[0], skip[1])
