@@ -6,6 +6,7 @@ workers, and on Beam's DirectRunner with 2 worker processes. Every feature of ev
 is compared bit for bit, in the order the files hold them, and so are the skip counts.
 """
 import concurrent.futures
+import concurrent.futures.process
 import importlib.util
 import pathlib
 import time
@@ -147,3 +148,16 @@ def test_cli_scaling_flags():
       cli.parse_args([*base, *bad])
   with pytest.raises(UserError, match="workers"):
     grid.Builder(data_dir="unused", workers=0)
+
+
+def test_a_dead_worker_is_a_user_error(tmp_path):
+  class Dead(corpus.WorkerPool):
+    def submit(self, fn, *args):
+      f = concurrent.futures.Future()
+      f.set_exception(concurrent.futures.process.BrokenProcessPool("killed"))
+      return f
+
+  preparer = corpus.ClipPreparer(prepare.FrontEndSpec(PhonemeVocab()), str(tmp_path), "train")
+  clip = prepare.Clip(uid="s/0", speaker="s", video=tmp_path / "0.mp4")
+  with pytest.raises(UserError, match="worker process died while preparing s/0"):
+    list(corpus.parallel_prepare(preparer, [clip], Dead(2)))

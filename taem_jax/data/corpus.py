@@ -477,7 +477,14 @@ def parallel_prepare(preparer: ClipPreparer, clips, pool: WorkerPool, window: in
 
 def _resolve(item):
   clip, r = item
-  return clip, (r.result() if isinstance(r, concurrent.futures.Future) else r)
+  if not isinstance(r, concurrent.futures.Future):
+    return clip, r
+  try:
+    return clip, r.result()
+  except concurrent.futures.BrokenExecutor:  # a worker was killed (e.g. by the OOM killer)
+    raise UserError(f"a worker process died while preparing {clip.uid} (out of memory?): run "
+                    "the same command again with fewer --workers; finished clips are cached"
+                    ) from None
 
 
 def require_dir(path: pathlib.Path, what: str) -> pathlib.Path:
