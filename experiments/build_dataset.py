@@ -5,6 +5,9 @@
         --data_dir data/tfds
     .venv/bin/python experiments/build_dataset.py --dataset lrs2 --manual_dir /data/mvlrs_v1 \
         --data_dir data/tfds --config dlib_za --wav2lip_dir ckpt/wav2lip
+    .venv/bin/python experiments/build_dataset.py --dataset grid --manual_dir ~/data/GRID \
+        --data_dir data/tfds --beam_runner DirectRunner --direct_num_workers 2 \
+        --direct_running_mode multi_processing
 
 Datasets: grid, tcd_timit, lrs2, and sample (the generated sample corpus, read by the GRID
 builder into <manual_dir>/_tfds unless --data_dir is given, where experiments/train.py
@@ -14,9 +17,18 @@ an ArcFace ONNX: --arcface_path or TAEM_JAX_ARCFACE). Preparation is cached per 
 interrupted build resumes; unusable clips are skipped, logged and counted. Cost on the 2-core
 CPU: about 1-2 s per 3 s clip (face tracking dominates). Prints where the dataset was written
 (pass that folder to taem_jax.data.pipeline.open_split).
+
+Scaling out: --workers N prepares clips in N processes (default: this machine's cores); the
+examples are the same bit for bit as with --workers 1. --beam_runner RUNNER builds on Apache
+Beam instead (.venv/bin/python -m pip install --no-deps -r requirements-beam.txt); every
+further --flag is a Beam pipeline option, e.g. --direct_num_workers / --direct_running_mode for
+the DirectRunner, or --flink_master, --spark_master_url, --project/--region/--temp_location for
+Flink, Spark or Dataflow. On a cluster, --manual_dir, --data_dir and the per-clip cache must be
+paths every worker can read. experiments/build_cost.py measures the cost per clip here.
 """
 import argparse
 import logging
+import os
 import pathlib
 import sys
 
@@ -35,7 +47,48 @@ def parse_args(argv):
   p.add_argument("--wav2lip_dir", default=None, help="converted Wav2Lip checkpoint (z_a)")
   p.add_argument("--arcface_path", default=None, help="ArcFace ONNX (arcface configs)")
   p.add_argument("--detect_stride", type=int, default=5, help="face detection stride, frames")
-  return p.parse_args(argv)
+  p.add_argument("--workers", type=int, default=None,
+                 help=f"processes preparing clips (default: this machine's cores, here "
+                 f"{default_workers()}); not with --beam_runner")
+  p.add_argument("--beam_runner", default=None,
+                 help="build on Apache Beam with this runner (DirectRunner, DataflowRunner, "
+                 "FlinkRunner, SparkRunner, ...); further --flags go to Beam")
+  args, beam_flags = p.parse_known_args(argv)
+  if beam_flags and args.beam_runner is None:
+    p.error(f"unrecognized arguments: {' '.join(beam_flags)} (Beam pipeline options need "
+            "--beam_runner)")
+  if args.beam_runner is not None and args.workers is not None:
+    p.error("--workers is for builds without Beam; give the Beam runner its own option "
+            "(e.g. --direct_num_workers 2)")
+  if args.workers is not None and args.workers < 1:
+    p.error(f"--workers must be at least 1 (got {args.workers})")
+  args.beam_flags = beam_flags
+  return args
+
+
+def default_workers() -> int:
+  """The cores this process may run on."""
+  try:
+    return max(1, len(os.sched_getaffinity(0)))
+  except AttributeError:  # not on Linux
+    return max(1, os.cpu_count() or 1)
+
+
+def beam_download_config(manual: pathlib.Path, runner: str, flags: list[str]):
+  """A TFDS DownloadConfig that runs the build on Beam's `runner` with pipeline `flags`."""
+  # Lazy: TFDS and Beam take seconds to import; Beam is optional.
+  import tensorflow_datasets as tfds
+  try:
+    from apache_beam.options.pipeline_options import PipelineOptions
+  except ImportError:
+    raise UserError("--beam_runner needs Apache Beam: .venv/bin/python -m pip install "
+                    "--no-deps -r requirements-beam.txt") from None
+  options = PipelineOptions([f"--runner={runner}", *flags])
+  unknown = [f for f in flags if f.startswith("--") and
+             f[2:].split("=")[0] not in options.get_all_options(retain_unknown_options=False)]
+  if unknown:
+    raise UserError(f"unknown Beam pipeline option(s): {' '.join(unknown)}")
+  return tfds.download.DownloadConfig(manual_dir=str(manual), beam_options=options)
 
 
 @cli_main
@@ -53,11 +106,16 @@ def main(argv=None):
     raise UserError(f"unknown --config {args.config!r}: choose one of {', '.join(names)}")
   data_dir = args.data_dir or (manual / "_tfds" if args.dataset == "sample"
                                else "~/tensorflow_datasets")
+  beam = args.beam_runner is not None
+  if beam:
+    download_config = beam_download_config(manual, args.beam_runner, args.beam_flags)
+  else:
+    download_config = tfds.download.DownloadConfig(manual_dir=str(manual))
   builder = cls(data_dir=str(pathlib.Path(data_dir).expanduser()), config=args.config,
                 wav2lip_dir=args.wav2lip_dir, arcface_path=args.arcface_path,
-                detect_stride=args.detect_stride)
-  builder.download_and_prepare(
-      download_config=tfds.download.DownloadConfig(manual_dir=str(manual)))
+                detect_stride=args.detect_stride, beam=beam,
+                workers=1 if beam else (args.workers or default_workers()))
+  builder.download_and_prepare(download_config=download_config)
   splits = {k: v.num_examples for k, v in builder.info.splits.items()}
   print(f"wrote {builder.data_dir}: {splits}")
   skipped = builder.info.metadata.get("skipped", {})

@@ -28,11 +28,20 @@ skipped clips per reason (`skipped`), and in the *_za configs which Wav2Lip made
 Configs: `dlib` (default), `dlib_za`, `arcface`, `arcface_za`. The `_za` configs need
 `wav2lip_dir=` (a converted Wav2Lip checkpoint), `arcface*` need `arcface_path=` (or the
 TAEM_JAX_ARCFACE file).
+
+Scaling out: `workers=N` prepares clips in N spawned worker processes (examples still come out
+in listing order, and are the same bit for bit); `beam=True` makes `_generate_examples` return an
+Apache Beam PTransform, so TFDS runs the build on the Beam runner given by
+`tfds.download.DownloadConfig(beam_options=...)` (DirectRunner on one machine, Dataflow / Flink /
+Spark on a cluster). Each clip is prepared by the same `ClipPreparer` in every mode.
 """
+import collections
+import concurrent.futures
 import dataclasses
 import hashlib
 import json
 import logging
+import multiprocessing
 import pathlib
 import zlib
 
@@ -163,6 +172,9 @@ class CorpusBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     cache_dir: where processed clips are cached (default `<data_dir>/_prep_cache/<name>/...`).
     detect_stride: face detection stride (frames between detector runs).
     vocab: a `PhonemeVocab` (default: ARPAbet without stress + pauses).
+    workers: clips prepared in parallel by this many spawned processes (1: in this process).
+    beam: return Beam PTransforms from `_generate_examples` (needs apache-beam and beam_options
+      or a beam_runner in the DownloadConfig); `workers` is then the runner's business.
   """
 
   VERSION = tfds.core.Version("1.0.0")
@@ -174,12 +186,18 @@ class CorpusBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
   SPLIT_RULE = ""
 
   def __init__(self, *, wav2lip_dir=None, arcface_path=None, cache_dir=None,
-               detect_stride: int = 5, vocab=None, **kwargs):
+               detect_stride: int = 5, vocab=None, workers: int = 1, beam: bool = False,
+               **kwargs):
     self._wav2lip_dir = str(wav2lip_dir) if wav2lip_dir else None
     self._arcface_path = str(arcface_path) if arcface_path else None
     self._cache_dir = cache_dir
     self._detect_stride = int(detect_stride)
     self._vocab = vocab if vocab is not None else PhonemeVocab()
+    if int(workers) < 1:
+      raise UserError(f"workers must be at least 1 (got {workers})")
+    self._workers = int(workers)
+    self._beam = bool(beam)
+    self._pool = None  # WorkerPool while a build with workers > 1 runs
     self._skipped = {}
     self._front = None  # prepare.FrontEnd, built on first use (it may load the Wav2Lip)
     self.listing_skips = {}  # {reason: count} of clips dropped while listing (missing files)
@@ -190,13 +208,24 @@ class CorpusBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
       raise UserError(f"config {self.builder_config.name!r} stores z_a targets: pass "
                       "wav2lip_dir= (a converted Wav2Lip checkpoint folder)")
 
+  def download_and_prepare(self, *args, **kwargs):
+    """tfds's download_and_prepare; also stops this build's worker processes at the end."""
+    try:
+      return super().download_and_prepare(*args, **kwargs)
+    finally:
+      if self._pool is not None:
+        self._pool.close()
+        self._pool = None
+
   # -- tfds hooks --------------------------------------------------------------------------------
+  def _front_spec(self) -> prepare.FrontEndSpec:
+    return prepare.FrontEndSpec(self._vocab, embedder=self.builder_config.embedder,
+                                arcface_path=self._arcface_path, wav2lip_dir=self._wav2lip_dir,
+                                detect_stride=self._detect_stride)
+
   def _front_end(self) -> prepare.FrontEnd:
     if self._front is None:
-      self._front = prepare.FrontEnd(self._vocab, embedder=self.builder_config.embedder,
-                                     arcface_path=self._arcface_path,
-                                     wav2lip_dir=self._wav2lip_dir,
-                                     detect_stride=self._detect_stride)
+      self._front = self._front_spec().build()
     return self._front
 
   def _z_a_target(self) -> dict | None:
@@ -269,27 +298,44 @@ class CorpusBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
             for name, clips in splits.items() if clips}
 
   def _generate_examples(self, clips, front, cache, split):
-    counts = self._skipped.setdefault(split, {})
-    for clip in clips:
-      ex = prepare.load_cached(cache, clip.uid)
-      if ex is None:
-        skip = prepare.load_skip(cache, clip.uid)
-        if skip is None:
-          try:
-            ex = front.process(clip)
-          except prepare.ClipError as e:
-            prepare.save_skip(cache, clip.uid, e.kind, str(e))
-            skip = (e.kind, str(e))
-          else:
-            prepare.save_cached(cache, clip.uid, ex)
-        if skip is not None:
-          counts[skip[0]] = counts.get(skip[0], 0) + 1
-          log.warning("%s: skipping %s (%s): %s", self.name, clip.uid, skip[0], skip[1])
-          self.info.metadata["skipped"] = json.loads(json.dumps(self._skipped))
-          continue
-      if "z_a" in ex and not self.builder_config.with_za:
-        ex = {k: v for k, v in ex.items() if k != "z_a"}
-      yield clip.uid, ex
+    preparer = ClipPreparer(self._front_spec(), str(cache), split,
+                            keep_za=self.builder_config.with_za)
+    if self._beam:
+      self._skipped.setdefault(split, {})  # filled from the workers' counters at the end
+      # Lazy: apache-beam is optional (requirements-beam.txt), needed only for Beam builds.
+      import apache_beam as beam
+      return beam.Create(list(clips)) | beam.FlatMap(preparer)
+    return self._generate_locally(clips, front, preparer)
+
+  def _generate_locally(self, clips, front, preparer):
+    counts = self._skipped.setdefault(preparer.split, {})
+    if self._workers > 1:
+      if self._pool is None:
+        self._pool = WorkerPool(self._workers)
+      results = parallel_prepare(preparer, clips, self._pool)
+    else:
+      cache = pathlib.Path(preparer.cache)
+      results = ((clip, prepare.prepare_clip(front, cache, clip)) for clip in clips)
+    for clip, (ex, skip) in results:
+      if skip is not None:
+        counts[skip[0]] = counts.get(skip[0], 0) + 1
+        log.warning("%s: skipping %s (%s): %s", self.name, clip.uid, skip[0], skip[1])
+        self.info.metadata["skipped"] = json.loads(json.dumps(self._skipped))
+        continue
+      yield clip.uid, preparer.strip(ex)
+    self.info.metadata["skipped"] = json.loads(json.dumps(self._skipped))
+
+  def _process_pipeline_result(self, pipeline_result) -> None:
+    """After a Beam build: the skip counts the workers reported, into the metadata."""
+    # Lazy: only Beam builds get here, and apache-beam is optional.
+    from apache_beam.metrics.metric import MetricsFilter
+    res = pipeline_result.metrics().query(MetricsFilter().with_namespace(SKIP_NAMESPACE))
+    for c in res["counters"]:
+      split, _, kind = c.key.metric.name.partition(":")
+      n = int(c.committed if c.committed is not None else c.attempted)
+      if n:
+        counts = self._skipped.setdefault(split, {})
+        counts[kind] = counts.get(kind, 0) + n
     self.info.metadata["skipped"] = json.loads(json.dumps(self._skipped))
 
   # -- helpers -----------------------------------------------------------------------------------
@@ -322,6 +368,123 @@ class CorpusBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
 
   def count_listing_skip(self, reason: str, n: int = 1) -> None:
     self.listing_skips[reason] = self.listing_skips.get(reason, 0) + n
+
+
+# -- preparing clips in other processes ------------------------------------------------------------
+
+SKIP_NAMESPACE = "taem_jax.skipped"  # Beam counters "<split>:<reason>" of skipped clips
+
+_FRONT_ENDS = {}  # FrontEndSpec -> FrontEnd, one per process (models load once per worker)
+
+
+def shared_front_end(spec: prepare.FrontEndSpec) -> prepare.FrontEnd:
+  """This process's `FrontEnd` for `spec` (built on first use)."""
+  if spec not in _FRONT_ENDS:
+    _FRONT_ENDS[spec] = spec.build()
+  return _FRONT_ENDS[spec]
+
+
+@dataclasses.dataclass(frozen=True)
+class ClipPreparer:
+  """Prepares (or reads from the cache) one clip in whatever process it is sent to.
+
+  Picklable: pool workers and Beam workers receive it and build their own front end from
+  `spec`. Called on a clip (Beam's FlatMap) it yields the (uid, example) to write, or nothing
+  for a skipped clip (counted in Beam's counter `<split>:<reason>`).
+  """
+  spec: prepare.FrontEndSpec
+  cache: str
+  split: str
+  keep_za: bool = False
+
+  def result(self, clip: prepare.Clip):
+    """`prepare.prepare_clip` with this process's front end: (example, None) | (None, skip)."""
+    cache = pathlib.Path(self.cache)
+    cache.mkdir(parents=True, exist_ok=True)  # a cluster worker may not have the folder yet
+    return prepare.prepare_clip(shared_front_end(self.spec), cache, clip)
+
+  def strip(self, ex: dict) -> dict:
+    """Drops a cached z_a that this config does not store."""
+    if "z_a" in ex and not self.keep_za:
+      return {k: v for k, v in ex.items() if k != "z_a"}
+    return ex
+
+  def __call__(self, clip: prepare.Clip):
+    ex, skip = self.result(clip)
+    if skip is not None:
+      # Lazy: only Beam calls this, and apache-beam is optional.
+      from apache_beam.metrics import Metrics
+      Metrics.counter(SKIP_NAMESPACE, f"{self.split}:{skip[0]}").inc()
+      log.warning("skipping %s (%s): %s", clip.uid, skip[0], skip[1])
+      return
+    yield clip.uid, self.strip(ex)
+
+
+def _cached_result(cache: pathlib.Path, uid: str):
+  ex = prepare.load_cached(cache, uid)
+  if ex is not None:
+    return ex, None
+  skip = prepare.load_skip(cache, uid)
+  return (None, skip) if skip is not None else None
+
+
+class WorkerPool:
+  """Spawned processes that prepare clips; started on first need, shared by all splits.
+
+  Processes are spawned, not forked: a fork of a process running JAX, dlib or onnxruntime
+  threads can hang. Each worker builds its front end once (`shared_front_end`) and keeps it.
+  """
+
+  def __init__(self, workers: int):
+    self.workers = int(workers)
+    self._pool = None
+
+  def submit(self, fn, *args) -> concurrent.futures.Future:
+    if self._pool is None:
+      self._pool = concurrent.futures.ProcessPoolExecutor(
+          max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"))
+    return self._pool.submit(fn, *args)
+
+  def close(self) -> None:
+    if self._pool is not None:
+      self._pool.shutdown(wait=True, cancel_futures=True)
+      self._pool = None
+
+
+def parallel_prepare(preparer: ClipPreparer, clips, pool: WorkerPool, window: int | None = None):
+  """Yields (clip, preparer.result(clip)) in the order of `clips`, prepared by `pool`'s workers.
+
+  Clips already in the cache are read here and never sent out (a finished build restarts no
+  workers). At most `window` (default 4 x workers) clips are held between submission and
+  yield, so memory stays bounded however long the listing.
+  """
+  window = int(window or 4 * pool.workers)
+  cache = pathlib.Path(preparer.cache)
+  pending = collections.deque()  # (clip, result or Future), in listing order
+  try:
+    for clip in clips:
+      hit = _cached_result(cache, clip.uid)
+      pending.append((clip, pool.submit(preparer.result, clip) if hit is None else hit))
+      while len(pending) >= window:
+        yield _resolve(pending.popleft())
+    while pending:
+      yield _resolve(pending.popleft())
+  finally:
+    for _, r in pending:  # the consumer stopped early: do not prepare the rest
+      if isinstance(r, concurrent.futures.Future):
+        r.cancel()
+
+
+def _resolve(item):
+  clip, r = item
+  if not isinstance(r, concurrent.futures.Future):
+    return clip, r
+  try:
+    return clip, r.result()
+  except concurrent.futures.BrokenExecutor:  # a worker was killed (e.g. by the OOM killer)
+    raise UserError(f"a worker process died while preparing {clip.uid} (out of memory?): run "
+                    "the same command again with fewer --workers; finished clips are cached"
+                    ) from None
 
 
 def require_dir(path: pathlib.Path, what: str) -> pathlib.Path:

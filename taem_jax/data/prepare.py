@@ -352,3 +352,46 @@ def load_skip(cache_dir: pathlib.Path, uid: str) -> tuple[str, str] | None:
   kind, _, message = path.read_text(encoding="utf-8").partition("\n")
   return kind, message.strip()
 
+
+
+# -- one clip, cached, in any process -------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class FrontEndSpec:
+  """The arguments of a `FrontEnd`, picklable, so worker processes build the very same one.
+
+  vocab is a `PhonemeVocab`; the others are `FrontEnd`'s keyword arguments.
+  """
+  vocab: object
+  embedder: str = "dlib"
+  arcface_path: str | None = None
+  wav2lip_dir: str | None = None
+  detect_stride: int = 5
+
+  def build(self) -> FrontEnd:
+    return FrontEnd(self.vocab, embedder=self.embedder, arcface_path=self.arcface_path,
+                    wav2lip_dir=self.wav2lip_dir, detect_stride=self.detect_stride)
+
+
+def prepare_clip(front: FrontEnd, cache_dir: pathlib.Path, clip: Clip):
+  """The example of `clip` from the cache, or made by `front` and cached.
+
+  A clip that cannot be used is remembered in the cache as skipped (with its reason), so a
+  resumed build does not try it again.
+
+  Returns:
+    (example, None), or (None, (kind, message)) for a skipped clip.
+  """
+  ex = load_cached(cache_dir, clip.uid)
+  if ex is not None:
+    return ex, None
+  skip = load_skip(cache_dir, clip.uid)
+  if skip is not None:
+    return None, skip
+  try:
+    ex = front.process(clip)
+  except ClipError as e:
+    save_skip(cache_dir, clip.uid, e.kind, str(e))
+    return None, (e.kind, str(e))
+  save_cached(cache_dir, clip.uid, ex)
+  return ex, None
