@@ -28,6 +28,11 @@ both fitted by dlib inside the ground truth's face box (in 96-px box units); LSE
 the generated video against the **ground-truth audio** (for the text methods that is the speech
 the face should be saying; for the cascade it is not the audio it was driven by). Columns are
 averaged over clips.
+
+Ground truth at another frame rate (TCD-TIMIT: 29.97 fps) is converted to 25 fps exactly as the
+builder converted it (`prepare.frames_at_video_fps`: the same source frame for every output frame),
+so a prepared example, its ground-truth frames and the generated frames pair one to one; the
+converted video (`<out_dir>/ground_truth_25fps/<uid>.mp4`) is the face input of every method.
 """
 from __future__ import annotations
 
@@ -73,7 +78,7 @@ class EvalClip:
 
   Attributes:
     uid: clip id in the corpus ("s1/bbaf2n").
-    video: the ground-truth video file (25 fps).
+    video: the ground-truth video file (any frame rate; see `at_video_fps`).
     audio: a wav file, or None when the speech is the video's audio track.
     text: transcript.
     phonemes: the built dataset's phoneme symbols (pauses included).
@@ -222,12 +227,34 @@ class _Truth:
   track: object  # FaceTrack
 
 
+def truth_frames(path) -> np.ndarray:
+  """The frames of a ground-truth video at 25 fps, exactly the builder's (`prepare`): other
+  frame rates are converted by `prepare.frames_at_video_fps`. Shapes: -> (T, H, W, 3) uint8 BGR."""
+  return prepare.frames_at_video_fps(*video.read_video(path))
+
+
+GT_25FPS_DIR = "ground_truth_25fps"
+GT_CRF = 12  # x264 quality of the converted face input (near-lossless; lossless 1080p is huge)
+
+
+def at_video_fps(clip: EvalClip, out_dir) -> EvalClip:
+  """`clip` with a 25 fps ground-truth video: itself when it already is one, else the converted
+  copy in `<out_dir>/ground_truth_25fps/` (written once, atomically; reused on resume). The
+  speech is still read from the original file."""
+  info = video.probe(clip.video)
+  if info.fps and abs(info.fps - VIDEO_FPS) <= 1e-2:
+    return clip
+  out = pathlib.Path(out_dir) / GT_25FPS_DIR / (clip.uid.replace("/", "_") + ".mp4")
+  if not out.is_file():
+    out.parent.mkdir(parents=True, exist_ok=True)
+    frames = truth_frames(clip.video)[:clip.n_frames]
+    video.write_video(out, frames, VIDEO_FPS, audio_wav=clip.speech(), crf=GT_CRF)
+  return dataclasses.replace(clip, video=out,
+                             audio=clip.audio if clip.audio is not None else clip.video)
+
+
 def _truth(clip: EvalClip, detector) -> _Truth:
-  frames, fps = video.read_video(clip.video)
-  if abs(fps - VIDEO_FPS) > 1e-2:
-    raise UserError(f"{clip.video} is {fps:g} fps; the metrics need 25 fps ground truth (convert "
-                    "it as the builder does, e.g. ffmpeg -r 25)")
-  frames = frames[:clip.n_frames]
+  frames = truth_frames(clip.video)[:clip.n_frames]
   return _Truth(frames, clip.speech(), face.track_faces(frames, detector, stride=1))
 
 
@@ -310,7 +337,8 @@ def evaluate(clips: Sequence[EvalClip], synth, methods: Sequence[str], out_dir, 
   out_dir = pathlib.Path(out_dir)
   results = {m: {"clips": {}} for m in methods}
   for clip in clips:
-    truth = _truth(clip, detector)
+    truth = _truth(clip, detector)  # from the original file, converted as the builder did
+    clip = at_video_fps(clip, out_dir)
     for m in methods:
       path = out_dir / m / (clip.uid.replace("/", "_") + ".mp4")
       path.parent.mkdir(parents=True, exist_ok=True)
@@ -321,6 +349,8 @@ def evaluate(clips: Sequence[EvalClip], synth, methods: Sequence[str], out_dir, 
         path.unlink()
       if progress is not None:
         progress(m, clip.uid)
+    if not keep_videos and clip.video.parent.name == GT_25FPS_DIR:
+      clip.video.unlink()
   for m in methods:
     results[m]["mean"] = metrics.mean_over_clips(results[m]["clips"].values())
   return results

@@ -4,8 +4,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds  # noqa: TID253 - these tests drive TFDS builders
 
-from corpus_trees import LEAD_S, lrs2_tree, mlf_entry, speech_phones, tcd_timit_tree
-from taem_jax.data.lrs2 import lrs2_dataset_builder as lrs2
+from corpus_trees import LEAD_S, mlf_entry, speech_phones, tcd_timit_tree
 from taem_jax.data.sample import portraits
 from taem_jax.data.tcd_timit import tcd_timit_dataset_builder as tcd
 from taem_jax.errors import UserError

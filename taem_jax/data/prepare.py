@@ -104,6 +104,12 @@ def resample_indices(n_src: int, src_fps: float, fps: float = VIDEO_FPS) -> np.n
   return np.minimum(np.round(np.arange(n_out) * src_fps / fps).astype(np.int64), n_src - 1)
 
 
+def frames_at_video_fps(frames: np.ndarray, fps: float) -> np.ndarray:
+  """Decoded frames at `fps` -> the 25 fps frames every example (and evaluation's ground truth)
+  is made of (`resample_indices`). Shapes: (N, H, W, 3) -> (round(N * 25 / fps), H, W, 3)."""
+  return frames[resample_indices(len(frames), fps)]
+
+
 def fit_length(wav: np.ndarray, n: int) -> np.ndarray:
   """Cuts or zero-pads a waveform to exactly n samples."""
   if len(wav) >= n:
@@ -213,7 +219,7 @@ class FrontEnd:
       raise ClipError("unreadable_video", f"{clip.video}: {e}") from None
     if len(frames) == 0:
       raise ClipError("unreadable_video", f"{clip.video}: no frames")
-    frames = frames[resample_indices(len(frames), fps)]
+    frames = frames_at_video_fps(frames, fps)
     if clip.span is not None:
       frames = frames[clip.span[0]:clip.span[1]]
       if len(frames) == 0:
