@@ -4,12 +4,13 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds  # noqa: TID253 - these tests drive TFDS builders
 
-from corpus_trees import LEAD_S, mlf_entry, speech_phones, tcd_timit_tree
+from corpus_trees import LEAD_S, lrs2_tree, mlf_entry, speech_phones, tcd_timit_tree
+from taem_jax.data.lrs2 import lrs2_dataset_builder as lrs2
 from taem_jax.data.sample import portraits
 from taem_jax.data.tcd_timit import tcd_timit_dataset_builder as tcd
 from taem_jax.errors import UserError
 from taem_jax.face import FaceDetector
-from taem_jax.text import PhonemeVocab
+from taem_jax.text import PhonemeVocab, g2p
 from taem_jax.text import alignments as A
 
 SENTENCES = ["she had your dark suit", "greasy wash water"]
@@ -156,3 +157,102 @@ def test_tcd_timit_label_file_that_misses_clips(tcd_tree, tmp_path):
   skips = {}
   clips = tcd.list_clips(other, lambda r: skips.__setitem__(r, skips.get(r, 0) + 1))
   assert [c.uid for c in clips] == ["01M/sx10"] and skips == {"missing_labels": 3}
+
+
+# -- LRS2: main/ and pretrain/ ---------------------------------------------------------------------
+
+PRETRAIN_TXT = """Text:  WE NEED TO LOOK AT FISH
+Conf:  3
+
+WORD START END ASDSCORE
+WE 0.10 0.30 5.1
+NEED 0.32 0.60 6.0
+TO 0.90 1.00 4.2
+LOOK 1.05 1.40 7.3
+AT 1.42 1.50 6.6
+FISH 2.60 3.10 8.0
+"""
+
+
+def test_lrs2_word_table_pieces_and_intervals(tmp_path, monkeypatch):
+  txt = tmp_path / "00001.txt"
+  txt.write_text(PRETRAIN_TXT)
+  words = lrs2.read_word_table(txt)
+  assert [w.word for w in words] == ["we", "need", "to", "look", "at", "fish"]
+  assert words[-1].end == pytest.approx(3.1)
+  assert [[w.word for w in g] for g in lrs2.cut_pieces(words, 1.35)] == [
+      ["we", "need", "to", "look"], ["at"], ["fish"]]
+  ivs = lrs2.word_intervals(words[:3], 0.0, 1.2)
+  # Edge silences, a pause where the speaker paused (0.30 s gap), a short gap split in two.
+  assert [(iv.label, round(iv.start, 2), round(iv.end, 2)) for iv in ivs] == [
+      ("sil", 0.0, 0.1), ("we", 0.1, 0.31), ("need", 0.31, 0.6), ("sp", 0.6, 0.9),
+      ("to", 0.9, 1.0), ("sil", 1.0, 1.2)]
+  monkeypatch.setattr(lrs2, "MAX_PIECE_S", 1.35)
+  video = tmp_path / "00001.mp4"
+  clips = lrs2.pretrain_clips("123/00001", video, txt)
+  assert [c.uid for c in clips] == [f"pretrain/123/00001_{k:02d}" for k in range(3)]
+  assert [c.text for c in clips] == ["we need to look", "at", "fish"]
+  spans = [c.span for c in clips]
+  assert spans[0][0] == 0 and all(a[1] <= b[0] for a, b in zip(spans, spans[1:]))
+  # Each piece's intervals cover it exactly, in seconds from its first frame.
+  for c in clips:
+    assert c.words[0].start == 0.0
+    assert c.words[-1].end == pytest.approx((c.span[1] - c.span[0]) / 25)
+  monkeypatch.setattr(lrs2, "MAX_PIECE_S", 6.0)
+  (whole,) = lrs2.pretrain_clips("123/00001", video, txt)
+  assert whole.uid == "pretrain/123/00001" and whole.span is None
+  txt.write_text("Text:  WE NEED\nConf:  3\n\nWORD START END ASDSCORE\nWE 0.5 0.2 1.0\n")
+  with pytest.raises(UserError, match="line 5: word times go backwards"):
+    lrs2.read_word_table(txt)
+
+
+@pytest.fixture(scope="module")
+def lrs2_tree_root(tmp_path_factory, faces2):
+  root = tmp_path_factory.mktemp("lrs2_full")
+  lrs2_tree(root, faces2[:1], ["she had your dark suit", "greasy wash water", "don't ask me"],
+            ["she had your dark suit in greasy wash water"], shows=("6330311066473698535",))
+  return root
+
+
+def test_lrs2_lists_and_missing_parts(lrs2_tree_root, tmp_path):
+  splits = lrs2.list_splits(lrs2_tree_root)
+  assert {k: len(v) for k, v in splits.items()} == {"train": 1, "val": 1, "test": 1,
+                                                    "pretrain": 1}
+  assert splits["pretrain"][0].uid == "pretrain/6330311066473698535/00001"
+  # pretrain/ unpacked without its list: one clear line.
+  bad = tmp_path / "bad"
+  bad.mkdir()
+  for name in ("main", "pretrain", "train.txt", "val.txt", "test.txt"):
+    (bad / name).symlink_to(lrs2_tree_root / name)
+  with pytest.raises(UserError, match="pretrain.txt is missing"):
+    lrs2.list_splits(bad)
+  # The list without the folder (a main-only download): no pretrain split.
+  (bad / "pretrain").unlink()
+  (bad / "pretrain.txt").symlink_to(lrs2_tree_root / "pretrain.txt")
+  assert set(lrs2.list_splits(bad)) == {"train", "val", "test"}
+
+
+def test_lrs2_builds_main_and_pretrain_pieces(lrs2_tree_root, tmp_path, monkeypatch):
+  monkeypatch.setattr(lrs2, "MAX_PIECE_S", 1.2)  # cut the one pretrain clip into pieces
+  b = _build(lrs2, lrs2_tree_root, tmp_path)
+  assert set(b.info.splits) == {"train", "val", "test", "pretrain"}
+  pieces = _examples(b, "pretrain")
+  assert len(pieces) >= 2 and all("_" in u for u in pieces)
+  ordered = [pieces[u] for u in sorted(pieces)]
+  assert " ".join(ex["text"].decode() for ex in ordered) == \
+      "she had your dark suit in greasy wash water"
+  vocab = PhonemeVocab.from_json(b.info.metadata["vocab"])
+  spans = [c.span for c in lrs2.list_splits(lrs2_tree_root)["pretrain"]]
+  for k, (ex, (f0, f1)) in enumerate(zip(ordered, spans)):
+    n = int(ex["n_frames"])
+    # The last piece's context may reach past the end of the video: it stops there.
+    assert n == f1 - f0 if k + 1 < len(spans) else 0 < n <= f1 - f0
+    assert int(np.asarray(ex["durations"]).sum()) == 4 * n
+    assert len(ex["faces"]) == n and abs(len(ex["mel"]) - (1 + 3.2 * n)) <= 1
+    ph = vocab.decode(ex["phonemes"])
+    # The piece's phonemes are g2p of its words (what synthesis says for that text); pauses
+    # come from the word timings. A piece cut between two close words ends without silence.
+    spoken = [p for p in g2p.text_to_phonemes(ex["text"].decode()) if p not in ("sil", "sp")]
+    assert [p for p in ph if p not in ("sil", "sp")] == spoken
+  assert vocab.decode(ordered[0]["phonemes"])[0] == "sil"
+  assert vocab.decode(ordered[-1]["phonemes"])[-1] == "sil"
