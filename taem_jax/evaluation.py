@@ -69,6 +69,7 @@ VARIANT_LABEL = "TAEM + Wav2Lip, {} (GT durations)"  # row label of a `variants`
 # synthesis's default lower-face paste the upper half of every metric crop would be the ground
 # truth itself and lift SSIM / PSNR.
 EVAL_OPTIONS = Options(paste="box")
+NO_TRANSCRIPT = "unlabelled"  # text of a clip without transcript for the GT-phoneme methods
 MAX_LENGTH_SLACK = 2  # frames an audio-driven output may differ from the truth by (rounding)
 
 
@@ -165,7 +166,10 @@ def synthesize(synth, method: str, clip: EvalClip, out: pathlib.Path, voice: str
   if method == "wav2lip_flite":
     return synth.synthesize(clip.video, out, audio=flite_speech(clip), n_frames=clip.n_frames)
   if method == "taem_gt" or variant_name(method):
-    return synth.synthesize(clip.video, out, text=clip.text, n_frames=clip.n_frames,
+    # Only the phonemes are said; a clip labelled without a transcript (TCD-TIMIT's label file
+    # alone) still needs some text for the synthesiser's input check.
+    return synth.synthesize(clip.video, out, text=clip.text or NO_TRANSCRIPT,
+                            n_frames=clip.n_frames,
                             phonemes=clip.phonemes, durations=clip.durations)
   if method == "taem":
     return synth.synthesize(clip.video, out, text=clip.text, n_frames=clip.n_frames)
@@ -324,6 +328,12 @@ def evaluate(clips: Sequence[EvalClip], synth, methods: Sequence[str], out_dir, 
   for m in TAEM_METHODS:
     if m in methods and getattr(synth, "taem", None) is None:
       raise UserError(f"method {m!r} needs a TAEM checkpoint (--taem DIR)")
+  if "taem" in methods:
+    bare = [c.uid for c in clips if not c.text.strip()]
+    if bare:
+      raise UserError(f"method 'taem' reads the transcript, but {len(bare)} clips have none "
+                      f"(first: {bare[0]}); give the corpus its transcripts (TCD-TIMIT: TIMIT's "
+                      "prompts.txt) and rebuild, or drop 'taem'")
   if "wav2lip_flite" in methods:
     flite.binary()  # fail before any synthesis when the TTS is missing
   variants = dict(variants or {})

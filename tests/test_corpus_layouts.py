@@ -1,19 +1,29 @@
 """TCD-TIMIT and LRS2 as their users download them: the HTK label file, LRS2's pretrain/ with
 its word tables and the official lists; trees made by code (tests/corpus_trees.py)."""
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds  # noqa: TID253 - these tests drive TFDS builders
 
 from corpus_trees import LEAD_S, lrs2_tree, mlf_entry, speech_phones, tcd_timit_tree
+from taem_jax import models, video
 from taem_jax.data.lrs2 import lrs2_dataset_builder as lrs2
 from taem_jax.data.sample import portraits
 from taem_jax.data.tcd_timit import tcd_timit_dataset_builder as tcd
 from taem_jax.errors import UserError
 from taem_jax.face import FaceDetector
+from taem_jax.models import pretrained
 from taem_jax.text import PhonemeVocab, g2p
 from taem_jax.text import alignments as A
 
 SENTENCES = ["she had your dark suit", "greasy wash water"]
+REPO = pathlib.Path(__file__).resolve().parents[1]
+ENV = dict(os.environ, JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="3")
 
 
 @pytest.fixture(scope="module")
@@ -256,3 +266,46 @@ def test_lrs2_builds_main_and_pretrain_pieces(lrs2_tree_root, tmp_path, monkeypa
     assert [p for p in ph if p not in ("sil", "sp")] == spoken
   assert vocab.decode(ordered[0]["phonemes"])[0] == "sil"
   assert vocab.decode(ordered[-1]["phonemes"])[-1] == "sil"
+
+
+# -- a real-layout tree through the whole product ----------------------------------------------
+
+def _run(*args, cwd=REPO):
+  proc = subprocess.run([sys.executable, *map(str, args)], cwd=cwd, env=ENV, capture_output=True,
+                        text=True, timeout=900, stdin=subprocess.DEVNULL)
+  assert proc.returncode == 0, f"{args[0]}\n{proc.stdout[-1500:]}{proc.stderr[-3000:]}"
+  return proc
+
+
+@pytest.mark.slow
+def test_tcd_timit_tree_build_train_export_synthesize_evaluate(tcd_tree, tmp_path):
+  """TCD-TIMIT as downloaded (29.97 fps, HTK labels) through build -> 2 training steps ->
+  export -> synthesis -> evaluation, all by the command-line tools, at the smallest sizes."""
+  root, texts = tcd_tree
+  w2l = models.create("wav2lip", seed=0, width=1 / 16)
+  pretrained.save_pretrained(w2l, tmp_path / "wav2lip", family="wav2lip", config=w2l.get_config())
+  expert = models.create("syncnet_color", seed=1, width=1 / 16)
+  pretrained.save_pretrained(expert, tmp_path / "expert", family="syncnet_color",
+                             config=expert.get_config())
+  data = tmp_path / "tfds"
+  _run("experiments/build_dataset.py", "--dataset=tcd_timit", f"--manual_dir={root}",
+       f"--data_dir={data}")
+  export = tmp_path / "run" / "export"
+  _run("experiments/train.py", f"--config={REPO / 'experiments/configs/tcd_timit.py'}:tiny",
+       f"--manual_dir={root}", f"--data_dir={data}", f"--init_from={tmp_path / 'wav2lip'}",
+       f"--workdir={tmp_path / 'run'}", f"--export={export}", "--steps=2", "--batch_size=2",
+       "--noprogress", "--notensorboard", "--config.train.eval_every=0", "--config.train.checkpoint_every=2")
+  uid = sorted(texts)[0]
+  face_clip = root / "volunteers" / uid.split("/")[0] / "Clips" / "straightcam" / \
+      (uid.split("/")[1] + ".mp4")
+  _run("experiments/synthesize.py", f"--face={face_clip}", f"--text={texts[uid]}",
+       f"--wav2lip={tmp_path / 'wav2lip'}", f"--taem={export}", f"--out={tmp_path / 'o.mp4'}",
+       "--no_progress")
+  assert video.probe(tmp_path / "o.mp4").n_frames > 10
+  out = tmp_path / "eval"
+  _run("experiments/evaluate.py", "--dataset=tcd_timit", f"--manual_dir={root}",
+       f"--data_dir={data}", f"--wav2lip={tmp_path / 'wav2lip'}", f"--sync={tmp_path / 'expert'}",
+       f"--taem={export}", "--methods=wav2lip,taem_gt", "--limit=1", f"--out={out}",
+       "--no_progress")  # no transcripts in this tree (labels only): 'taem' is refused
+  rows = json.loads((out / "table.json").read_text())["rows"]
+  assert len(rows) == 2 and all(np.isfinite(r["ssim"]) and np.isfinite(r["lse_d"]) for r in rows)

@@ -301,3 +301,17 @@ def test_evaluate_cli_on_tcd_timit_at_29_97_fps(tcd_29_97, ckpts):
                   for t in range(len(got))])
   np.testing.assert_array_equal(err.argmin(1), np.arange(n))
   assert 10 * np.log10(255 ** 2 / err.diagonal().max()) > 35  # near-lossless copy
+
+
+def test_taem_method_refuses_clips_without_transcript(tmp_path):
+  """A corpus labelled without transcripts (TCD-TIMIT's label file alone): 'taem' reads text,
+  so it is refused before anything is synthesised; the GT-phoneme methods need no text."""
+  clip = evaluation.EvalClip(uid="01M/sa1", video=tmp_path / "none.mp4", audio=None, text="",
+                             phonemes=("sil", "AH", "sil"), durations=np.array([4, 4, 4]),
+                             n_frames=3)
+
+  class Synth:
+    taem = object()
+
+  with pytest.raises(UserError, match="method 'taem' reads the transcript, but 1 clips"):
+    evaluation.evaluate([clip], Synth(), ["taem_gt", "taem"], tmp_path, scorer=None)
