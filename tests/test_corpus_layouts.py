@@ -295,7 +295,8 @@ def test_tcd_timit_tree_build_train_export_synthesize_evaluate(tcd_tree, tmp_pat
   _run("experiments/train.py", f"--config={REPO / 'experiments/configs/tcd_timit.py'}:tiny",
        f"--manual_dir={root}", f"--data_dir={data}", f"--init_from={tmp_path / 'wav2lip'}",
        f"--workdir={tmp_path / 'run'}", f"--export={export}", "--steps=2", "--batch_size=2",
-       "--noprogress", "--notensorboard", "--config.train.eval_every=0", "--config.train.checkpoint_every=2")
+       "--noprogress", "--notensorboard", "--config.data.eval_split=train",
+       "--config.train.eval_every=0", "--config.train.checkpoint_every=2")
   uid = sorted(texts)[0]
   face_clip = root / "volunteers" / uid.split("/")[0] / "Clips" / "straightcam" / \
       (uid.split("/")[1] + ".mp4")
