@@ -28,6 +28,11 @@ both fitted by dlib inside the ground truth's face box (in 96-px box units); LSE
 the generated video against the **ground-truth audio** (for the text methods that is the speech
 the face should be saying; for the cascade it is not the audio it was driven by). Columns are
 averaged over clips.
+
+Ground truth at another frame rate (TCD-TIMIT: 29.97 fps) is converted to 25 fps exactly as the
+builder converted it (`prepare.frames_at_video_fps`: the same source frame for every output frame),
+so a prepared example, its ground-truth frames and the generated frames pair one to one; the
+converted video (`<out_dir>/ground_truth_25fps/<uid>.mp4`) is the face input of every method.
 """
 from __future__ import annotations
 
@@ -64,6 +69,7 @@ VARIANT_LABEL = "TAEM + Wav2Lip, {} (GT durations)"  # row label of a `variants`
 # synthesis's default lower-face paste the upper half of every metric crop would be the ground
 # truth itself and lift SSIM / PSNR.
 EVAL_OPTIONS = Options(paste="box")
+NO_TRANSCRIPT = "unlabelled"  # text of a clip without transcript for the GT-phoneme methods
 MAX_LENGTH_SLACK = 2  # frames an audio-driven output may differ from the truth by (rounding)
 
 
@@ -73,7 +79,7 @@ class EvalClip:
 
   Attributes:
     uid: clip id in the corpus ("s1/bbaf2n").
-    video: the ground-truth video file (25 fps).
+    video: the ground-truth video file (any frame rate; see `at_video_fps`).
     audio: a wav file, or None when the speech is the video's audio track.
     text: transcript.
     phonemes: the built dataset's phoneme symbols (pauses included).
@@ -160,7 +166,10 @@ def synthesize(synth, method: str, clip: EvalClip, out: pathlib.Path, voice: str
   if method == "wav2lip_flite":
     return synth.synthesize(clip.video, out, audio=flite_speech(clip), n_frames=clip.n_frames)
   if method == "taem_gt" or variant_name(method):
-    return synth.synthesize(clip.video, out, text=clip.text, n_frames=clip.n_frames,
+    # Only the phonemes are said; a clip labelled without a transcript (TCD-TIMIT's label file
+    # alone) still needs some text for the synthesiser's input check.
+    return synth.synthesize(clip.video, out, text=clip.text or NO_TRANSCRIPT,
+                            n_frames=clip.n_frames,
                             phonemes=clip.phonemes, durations=clip.durations)
   if method == "taem":
     return synth.synthesize(clip.video, out, text=clip.text, n_frames=clip.n_frames)
@@ -222,12 +231,34 @@ class _Truth:
   track: object  # FaceTrack
 
 
+def truth_frames(path) -> np.ndarray:
+  """The frames of a ground-truth video at 25 fps, exactly the builder's (`prepare`): other
+  frame rates are converted by `prepare.frames_at_video_fps`. Shapes: -> (T, H, W, 3) uint8 BGR."""
+  return prepare.frames_at_video_fps(*video.read_video(path))
+
+
+GT_25FPS_DIR = "ground_truth_25fps"
+GT_CRF = 12  # x264 quality of the converted face input (near-lossless; lossless 1080p is huge)
+
+
+def at_video_fps(clip: EvalClip, out_dir) -> EvalClip:
+  """`clip` with a 25 fps ground-truth video: itself when it already is one, else the converted
+  copy in `<out_dir>/ground_truth_25fps/` (written once, atomically; reused on resume). The
+  speech is still read from the original file."""
+  info = video.probe(clip.video)
+  if info.fps and abs(info.fps - VIDEO_FPS) <= 1e-2:
+    return clip
+  out = pathlib.Path(out_dir) / GT_25FPS_DIR / (clip.uid.replace("/", "_") + ".mp4")
+  if not out.is_file():
+    out.parent.mkdir(parents=True, exist_ok=True)
+    frames = truth_frames(clip.video)[:clip.n_frames]
+    video.write_video(out, frames, VIDEO_FPS, audio_wav=clip.speech(), crf=GT_CRF)
+  return dataclasses.replace(clip, video=out,
+                             audio=clip.audio if clip.audio is not None else clip.video)
+
+
 def _truth(clip: EvalClip, detector) -> _Truth:
-  frames, fps = video.read_video(clip.video)
-  if abs(fps - VIDEO_FPS) > 1e-2:
-    raise UserError(f"{clip.video} is {fps:g} fps; the metrics need 25 fps ground truth (convert "
-                    "it as the builder does, e.g. ffmpeg -r 25)")
-  frames = frames[:clip.n_frames]
+  frames = truth_frames(clip.video)[:clip.n_frames]
   return _Truth(frames, clip.speech(), face.track_faces(frames, detector, stride=1))
 
 
@@ -297,6 +328,12 @@ def evaluate(clips: Sequence[EvalClip], synth, methods: Sequence[str], out_dir, 
   for m in TAEM_METHODS:
     if m in methods and getattr(synth, "taem", None) is None:
       raise UserError(f"method {m!r} needs a TAEM checkpoint (--taem DIR)")
+  if "taem" in methods:
+    bare = [c.uid for c in clips if not c.text.strip()]
+    if bare:
+      raise UserError(f"method 'taem' reads the transcript, but {len(bare)} clips have none "
+                      f"(first: {bare[0]}); give the corpus its transcripts (TCD-TIMIT: TIMIT's "
+                      "prompts.txt) and rebuild, or drop 'taem'")
   if "wav2lip_flite" in methods:
     flite.binary()  # fail before any synthesis when the TTS is missing
   variants = dict(variants or {})
@@ -310,7 +347,8 @@ def evaluate(clips: Sequence[EvalClip], synth, methods: Sequence[str], out_dir, 
   out_dir = pathlib.Path(out_dir)
   results = {m: {"clips": {}} for m in methods}
   for clip in clips:
-    truth = _truth(clip, detector)
+    truth = _truth(clip, detector)  # from the original file, converted as the builder did
+    clip = at_video_fps(clip, out_dir)
     for m in methods:
       path = out_dir / m / (clip.uid.replace("/", "_") + ".mp4")
       path.parent.mkdir(parents=True, exist_ok=True)
@@ -321,6 +359,8 @@ def evaluate(clips: Sequence[EvalClip], synth, methods: Sequence[str], out_dir, 
         path.unlink()
       if progress is not None:
         progress(m, clip.uid)
+    if not keep_videos and clip.video.parent.name == GT_25FPS_DIR:
+      clip.video.unlink()
   for m in methods:
     results[m]["mean"] = metrics.mean_over_clips(results[m]["clips"].values())
   return results

@@ -13,11 +13,13 @@ import sys
 
 import numpy as np
 import pytest
+from corpus_trees import tcd_timit_tree
 from flax import nnx
 
 from taem_jax import evaluation, face, metrics, models, synthesis, video
 from taem_jax.data import pipeline
 from taem_jax.data.grid import grid_dataset_builder
+from taem_jax.data.sample import portraits
 from taem_jax.data.sample.generate import SampleCorpusConfig, generate_corpus
 from taem_jax.errors import UserError
 from taem_jax.face import SpeakerEmbedder
@@ -256,3 +258,60 @@ def test_share_frames_splits_a_target_length_over_text_chunks():
   assert synthesis.share_frames(3, [100, 0, 0]) == [1, 1, 1]
   with pytest.raises(UserError, match="cannot fit 3 text chunks into 2 frames"):
     synthesis.share_frames(2, [1, 1, 1])
+
+
+@pytest.fixture(scope="module")
+def tcd_29_97(tmp_path_factory):
+  """A TCD-TIMIT tree as downloaded (29.97 fps clips, the HTK label file, TIMIT prompts)."""
+  root = tmp_path_factory.mktemp("tcd29")
+  faces = portraits.make_portraits(1, 160, np.random.default_rng(5), face.FaceDetector())
+  tcd_timit_tree(root / "corpus", faces, ["she had your dark suit", "greasy wash water"],
+                 speakers=("01M",), prompts=True)
+  return root
+
+
+def test_evaluate_cli_on_tcd_timit_at_29_97_fps(tcd_29_97, ckpts):
+  """evaluate.py --dataset tcd_timit on clips as downloaded: the ground truth is converted as
+  the builder converts it, every generated video pairs frame by frame, all metrics are finite."""
+  out = tcd_29_97 / "out"
+  r = _cli("--dataset=tcd_timit", f"--manual_dir={tcd_29_97 / 'corpus'}",
+           f"--data_dir={tcd_29_97 / 'tfds'}", f"--wav2lip={ckpts / 'wav2lip'}",
+           f"--sync={ckpts / 'expert'}", f"--taem={ckpts / 'taem'}",
+           "--methods=wav2lip,taem_gt", f"--out={out}", "--no_progress")
+  assert r.returncode == 0, r.stderr[-2000:]
+  rows = json.loads((out / "table.json").read_text())["rows"]
+  assert [row["method"] for row in rows] == ["Wav2Lip (GT audio)",
+                                             "TAEM + Wav2Lip (GT durations)"]
+  assert all(np.isfinite(row[k]) for row in rows for k in ("ssim", "psnr", "lmd", "lse_d"))
+  ds = pipeline.open_split(next((tcd_29_97 / "tfds" / "tcd_timit" / "dlib").iterdir()), "test")
+  ex = ds[0]
+  uid, n = ex["id"].decode(), int(ex["n_frames"])
+  gt = out / evaluation.GT_25FPS_DIR / (uid.replace("/", "_") + ".mp4")
+  info = video.probe(gt)
+  assert info.fps == pytest.approx(25.0) and info.n_frames == n
+  for m in ("wav2lip", "taem_gt"):
+    assert video.probe(out / m / gt.name).n_frames == n
+  # The converted face input shows, frame for frame, the builder's frames of the original clip.
+  orig = tcd_29_97 / "corpus" / "volunteers" / uid.split("/")[0] / "Clips" / "straightcam" / \
+      (uid.split("/")[1] + ".mp4")
+  want = evaluation.truth_frames(orig)[:n].astype(np.float32)
+  got = video.read_video(gt)[0].astype(np.float32)
+  assert len(want) == n
+  err = np.array([[np.mean((got[t] - want[u]) ** 2) for u in range(len(want))]
+                  for t in range(len(got))])
+  np.testing.assert_array_equal(err.argmin(1), np.arange(n))
+  assert 10 * np.log10(255 ** 2 / err.diagonal().max()) > 35  # near-lossless copy
+
+
+def test_taem_method_refuses_clips_without_transcript(tmp_path):
+  """A corpus labelled without transcripts (TCD-TIMIT's label file alone): 'taem' reads text,
+  so it is refused before anything is synthesised; the GT-phoneme methods need no text."""
+  clip = evaluation.EvalClip(uid="01M/sa1", video=tmp_path / "none.mp4", audio=None, text="",
+                             phonemes=("sil", "AH", "sil"), durations=np.array([4, 4, 4]),
+                             n_frames=3)
+
+  class Synth:
+    taem = object()
+
+  with pytest.raises(UserError, match="method 'taem' reads the transcript, but 1 clips"):
+    evaluation.evaluate([clip], Synth(), ["taem_gt", "taem"], tmp_path, scorer=None)

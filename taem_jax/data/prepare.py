@@ -12,7 +12,8 @@ exactly what the models see:
 | `speaker_embedding` | `face.SpeakerEmbedder` of one random frame (fixed per clip id) | (D,) float32 |
 | `z_a` (optional) | frozen Wav2Lip audio encoder on `audio.mel_windows` | (T, D) float32, D = 512 at width 1 |
 
-Durations come, in order of preference, from a phone-level TextGrid (the Montreal Forced
+Durations come, in order of preference, from phone labels shipped with the corpus (TCD-TIMIT's
+HTK label file, `Clip.phones`), from a phone-level TextGrid (the Montreal Forced
 Aligner's format; the sample corpus writes its exact synthesis timings in it), from word spans
 (GRID `.align`) plus the built-in aligner confined to those spans, or from the transcript alone
 plus the built-in aligner.
@@ -69,6 +70,12 @@ class Clip:
     textgrid: a phone-level TextGrid (MFA format) or None.
     word_align: a GRID `.align` word alignment or None.
     grid_grammar: words follow GRID's grammar (letter slot read as letter names).
+    phones: phone intervals given by the corpus (TCD-TIMIT's HTK labels, project symbols,
+      seconds); preferred over every other source.
+    words: word intervals given by the corpus (LRS2 pretrain), pauses as `sil`/`sp`, seconds
+      from the start of `span`; used like `word_align`.
+    span: (first, end) 25 fps frames of the video this clip is (a piece of a longer
+      recording), None for the whole video.
   """
   uid: str
   speaker: str
@@ -78,6 +85,9 @@ class Clip:
   textgrid: pathlib.Path | None = None
   word_align: pathlib.Path | None = None
   grid_grammar: bool = False
+  phones: tuple[A.Interval, ...] | None = None
+  words: tuple[A.Interval, ...] | None = None
+  span: tuple[int, int] | None = None
 
 
 def resample_indices(n_src: int, src_fps: float, fps: float = VIDEO_FPS) -> np.ndarray:
@@ -92,6 +102,12 @@ def resample_indices(n_src: int, src_fps: float, fps: float = VIDEO_FPS) -> np.n
     return np.arange(n_src)
   n_out = max(1, int(round(n_src * fps / src_fps)))
   return np.minimum(np.round(np.arange(n_out) * src_fps / fps).astype(np.int64), n_src - 1)
+
+
+def frames_at_video_fps(frames: np.ndarray, fps: float) -> np.ndarray:
+  """Decoded frames at `fps` -> the 25 fps frames every example (and evaluation's ground truth)
+  is made of (`resample_indices`). Shapes: (N, H, W, 3) -> (round(N * 25 / fps), H, W, 3)."""
+  return frames[resample_indices(len(frames), fps)]
 
 
 def fit_length(wav: np.ndarray, n: int) -> np.ndarray:
@@ -203,7 +219,12 @@ class FrontEnd:
       raise ClipError("unreadable_video", f"{clip.video}: {e}") from None
     if len(frames) == 0:
       raise ClipError("unreadable_video", f"{clip.video}: no frames")
-    return frames[resample_indices(len(frames), fps)]
+    frames = frames_at_video_fps(frames, fps)
+    if clip.span is not None:
+      frames = frames[clip.span[0]:clip.span[1]]
+      if len(frames) == 0:
+        raise ClipError("unreadable_video", f"{clip.video}: no frames in {clip.span}")
+    return frames
 
   def _audio(self, clip: Clip, n_frames: int) -> np.ndarray:
     try:
@@ -213,6 +234,8 @@ class FrontEnd:
         wav = video.extract_audio(clip.video, sr=SAMPLE_RATE)
     except (UserError, OSError, ValueError, RuntimeError, EOFError) as e:
       raise ClipError("unreadable_audio", f"{clip.audio or clip.video}: {e}") from None
+    if clip.span is not None:
+      wav = wav[clip.span[0] * SAMPLES_PER_FRAME:]
     if len(wav) < SAMPLES_PER_FRAME:
       raise ClipError("unreadable_audio", f"{clip.audio or clip.video}: audio too short")
     return fit_length(np.asarray(wav, np.float32), n_frames * SAMPLES_PER_FRAME)
@@ -235,11 +258,14 @@ class FrontEnd:
     total = DUR_FRAMES_PER_VIDEO_FRAME * n_frames
     stress = self.vocab.stress
     try:
+      if clip.phones is not None:
+        return A.to_frame_durations(list(clip.phones), total)
       if clip.textgrid is not None:
         phones = A.mfa_phones(A.read_textgrid(clip.textgrid, "phones"), stress=stress)
         return A.to_frame_durations(phones, total)
-      if clip.word_align is not None:
-        words = A.read_grid_align(clip.word_align)
+      if clip.word_align is not None or clip.words is not None:
+        words = (list(clip.words) if clip.words is not None
+                 else A.read_grid_align(clip.word_align))
         units, spans = [], []
         spoken = [iv.label for iv in words if not _is_pause(iv.label)]
         prons = iter(_pronounce(spoken, clip.grid_grammar))

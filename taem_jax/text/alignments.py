@@ -281,3 +281,86 @@ def frame_boundary_error_ms(ref: list[Interval], hyp: list[Interval]) -> np.ndar
   b = np.array([iv.start for iv in hyp[1:]])
   return 1000.0 * np.abs(a - b)
 
+
+
+# -- HTK master label files (TCD-TIMIT's volunteer_labelfiles.mlf) --------------------------------
+
+HTK_TIME_UNIT = 1e7  # HTK label times count 100 ns units
+# TIMIT-only phone labels that a TIMIT-trained labeller may write, as the CMUdict phoneme with the
+# same lip shape (a flap dx is voiced, like D; the syllabic consonants are schwa + consonant, cut
+# to the consonant's lip shape; a glottal stop q has no lip shape and is dropped).
+TIMIT_PHONES = {"ax": "AH", "axh": "AH", "ix": "IH", "ux": "UW", "axr": "ER", "dx": "D",
+                "nx": "N", "en": "N", "em": "M", "el": "L", "eng": "NG", "hv": "HH"}
+TIMIT_DROPPED = ("q",)
+_HTK_SILENCES = _SILENCES | {"epi", "<s>", "</s>"}
+
+
+def read_htk_mlf(path_or_text) -> dict[str, list[Interval]]:
+  """Reads an HTK master label file: {quoted label-file name: its intervals, in file order}.
+
+  Format: a `#!MLF!#` header, then per utterance a quoted file name (`"*/01M/sa1.lab"`, or a full
+  path such as `".../volunteers/01M/Clips/straightcam/sa1.rec"`), lines `start end label [score
+  ...]` with times in 100 ns units, and a line `.` ending the utterance. Labels are returned as
+  written; a name line of the form `"pattern" -> dir` (a redirection, no labels inside) is skipped.
+  """
+  text, src = _read_text(path_or_text)
+  lines = text.splitlines()
+  if not lines or lines[0].strip() != "#!MLF!#":
+    raise UserError(f"{src} is not an HTK master label file (first line must be #!MLF!#)")
+  out, name, items = {}, None, []
+  for ln, raw in enumerate(lines[1:], 2):
+    line = raw.strip()
+    if not line:
+      continue
+    if name is None:
+      if not line.startswith('"'):
+        raise UserError(f"{src} line {ln}: expected a quoted label-file name, got {line!r}")
+      if "->" in line or "=>" in line:
+        continue
+      name, items = line.strip('"'), []
+      continue
+    if line == ".":
+      out[name] = items
+      name = None
+      continue
+    parts = line.split()
+    if len(parts) < 3:
+      raise UserError(f"{src} line {ln}: expected 'start end label' (times are needed for "
+                      f"durations), got {line!r}")
+    try:
+      t0, t1 = int(parts[0]) / HTK_TIME_UNIT, int(parts[1]) / HTK_TIME_UNIT
+    except ValueError:
+      raise UserError(f"{src} line {ln}: times must be integers (100 ns units), got "
+                      f"{line!r}") from None
+    if t1 < t0:
+      raise UserError(f"{src} line {ln}: end {parts[1]} is before start {parts[0]}")
+    items.append(Interval(parts[2], t0, t1))
+  if name is not None:
+    raise UserError(f"{src} ends inside the labels of {name!r} (no closing '.' line): the file "
+                    "is truncated")
+  return out
+
+
+def htk_phones(intervals: list[Interval], *, stress: bool = False) -> list[Interval]:
+  """Maps an HTK phone label sequence (TCD-TIMIT: lower-case CMUdict / TIMIT phones, `sil`) to
+  project symbols: silences become `sil` at the edges and `sp` inside (merged when adjacent),
+  TIMIT-only phones go through `TIMIT_PHONES`, a glottal stop is dropped (its span goes to the
+  phone before it). Unknown labels raise UserError."""
+  out = []
+  for iv in intervals:
+    lab = iv.label.strip().lower()
+    if lab in TIMIT_DROPPED:
+      if out:
+        out[-1] = Interval(out[-1].label, out[-1].start, iv.end)
+      continue
+    if lab in _HTK_SILENCES:
+      sym = P.SP
+    else:
+      sym = P.normalize_symbol(TIMIT_PHONES.get(lab, lab), stress)
+      if sym.rstrip("012") not in P.ARPABET:
+        raise UserError(f"phone label {iv.label!r} at {iv.start:.2f}s is neither ARPAbet nor a "
+                        "TIMIT phone")
+    out.append(Interval(sym, iv.start, iv.end))
+  if not out:
+    raise UserError("the label sequence has no phones")
+  return merge_pauses(out)
