@@ -117,7 +117,7 @@ def align_boundaries(wav16k: np.ndarray, units: list[list[str]]) -> np.ndarray:
     with open(dict_path, "w", encoding="utf-8") as f:
       f.writelines(lines)
     try:
-      dec = Decoder(lm=None, dict=dict_path, cmn="batch", loglevel="FATAL")
+      dec = Decoder(lm=None, dict=dict_path, cmn="batch", bestpath=False, loglevel="FATAL")
       dec.set_align_text(" ".join(text))
       for second in (False, True):
         if second:
