@@ -28,7 +28,7 @@ def test_real_speech_boundary_error_meets_the_goal():
 def test_real_speech_alignment_beats_a_uniform_split_and_keeps_frames():
   rec = _real()[0]
   wav = audio.load_audio(rec.wav)
-  al = aligner.align(wav, E._units(rec.reference))
+  al = aligner.align(wav, E.reference_units(rec.reference))
   n = A.n_mel_frames(len(wav))
   assert al.n_frames == n and al.durations.min() >= 1
   assert al.labels == [iv.label for iv in rec.reference]

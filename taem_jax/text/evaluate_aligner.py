@@ -140,7 +140,7 @@ def real_recordings() -> list[Recording]:
   return [Recording("cmu_arctic_slt_a0009", wav, read_hts_phone_lab(lab))]
 
 
-def _units(reference) -> list[list[str]]:
+def reference_units(reference) -> list[list[str]]:
   """Reference symbols grouped as aligner units: pauses alone, the phones between them."""
   units, cur = [], []
   for iv in reference:
@@ -172,7 +172,7 @@ def evaluate_real(methods=aligner.METHODS, recordings=None) -> dict:
     for r in recs:
       wav = audio.load_audio(r.wav)
       t0 = time.perf_counter()
-      al = aligner.align(wav, _units(r.reference), method=m)
+      al = aligner.align(wav, reference_units(r.reference), method=m)
       secs.append(time.perf_counter() - t0)
       errs.append(alignments.frame_boundary_error_ms(r.reference, al.intervals))
     e = np.concatenate(errs)
