@@ -14,8 +14,9 @@ exactly what the models see:
 
 Durations come, in order of preference, from a phone-level TextGrid (the Montreal Forced
 Aligner's format; the sample corpus writes its exact synthesis timings in it), from word spans
-(GRID `.align`) plus the built-in aligner confined to those spans, or from the transcript alone
-plus the built-in aligner.
+(GRID `.align`) plus the forced aligner (`text.aligner.align`) mapped onto those spans, or from
+the transcript alone plus the forced aligner. Without a TextGrid the phoneme sequence is the
+text front end's (`g2p.g2p_words` of the transcript), the one synthesis uses on typed text.
 
 Frame rate: clips whose video is not 25 fps (TCD-TIMIT: 29.97) are resampled to 25 fps by
 nearest-frame selection (frame k shows the source frame nearest to k / 25 s), the usual practice

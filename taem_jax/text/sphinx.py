@@ -23,8 +23,10 @@ How one recording is aligned (`align_boundaries`):
 Accuracy on real speech: see `taem_jax.text.evaluate_aligner`.
 """
 import functools
+import importlib.util
 import os
 import tempfile
+from importlib import metadata
 
 import numpy as np
 
@@ -39,16 +41,11 @@ MIN_SAMPLES = 1600  # 0.1 s: shorter clips leave the HMMs too few frames
 @functools.lru_cache(maxsize=1)
 def available() -> bool:
   """True when the pocketsphinx package (and its bundled en-us model) can be imported."""
-  try:
-    import pocketsphinx  # noqa: F401  lazy: only this check and `align_boundaries` need it
-  except ImportError:
-    return False
-  return True
+  return importlib.util.find_spec("pocketsphinx") is not None
 
 
 def version() -> str:
   """The installed pocketsphinx version ('' when it is missing)."""
-  from importlib import metadata  # lazy: only the doctor asks
   try:
     return metadata.version("pocketsphinx")
   except metadata.PackageNotFoundError:
