@@ -6,7 +6,7 @@ from taem_jax.data.sample import grammar
 from taem_jax.text import alignments as A, g2p, grid_grammar
 from taem_jax.text import phonemes as P
 
-N_SAMPLE = 3000  # of the 64000 sentences; every letter, digit and slot word is drawn many times
+N_SAMPLE = 1000  # of the 64000 sentences; every letter, digit and slot word is drawn many times
 
 
 def _align_text(words, rng) -> str:
@@ -52,7 +52,7 @@ def test_typed_grid_sentences_get_the_training_phonemes():
   letters = {s[3] for s in sentences}
   assert letters == set(grammar.LETTERS)  # the sample covers every letter name
   for stress in (False, True):
-    for words in sentences[:N_SAMPLE if stress is False else 300]:
+    for words in sentences[:N_SAMPLE if stress is False else 100]:
       train = _training_phonemes(_align_text(words, rng), stress)
       typed = _typed(words, rng)
       infer = g2p.text_to_phonemes(typed, stress=stress)
