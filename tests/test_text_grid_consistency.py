@@ -1,12 +1,13 @@
 """One text->phoneme path: a typed GRID sentence gives its clip's training phonemes exactly."""
 import numpy as np
+import pytest
 
 from taem_jax.data import prepare
 from taem_jax.data.sample import grammar
 from taem_jax.text import alignments as A, g2p, grid_grammar
 from taem_jax.text import phonemes as P
 
-N_SAMPLE = 1000  # of the 64000 sentences; every letter, digit and slot word is drawn many times
+N_SAMPLE = 2000  # of the 64000 sentences; every letter, digit and slot word is drawn many times
 
 
 def _align_text(words, rng) -> str:
@@ -52,12 +53,21 @@ def test_typed_grid_sentences_get_the_training_phonemes():
   letters = {s[3] for s in sentences}
   assert letters == set(grammar.LETTERS)  # the sample covers every letter name
   for stress in (False, True):
-    for words in sentences[:N_SAMPLE if stress is False else 100]:
+    for words in sentences[:N_SAMPLE if stress is False else 200]:
       train = _training_phonemes(_align_text(words, rng), stress)
       typed = _typed(words, rng)
       infer = g2p.text_to_phonemes(typed, stress=stress)
       assert infer == train, (typed, infer, train)
       assert train[0] == train[-1] == P.SIL and P.SP not in train
+
+
+@pytest.mark.slow
+def test_every_grid_sentence_gets_the_training_phonemes():
+  rng = np.random.default_rng(1)
+  for i in range(grammar.N_SENTENCES):
+    words = grammar.sentence(i)
+    train = _training_phonemes(_align_text(words, rng), False)
+    assert g2p.text_to_phonemes(_typed(words, rng)) == train, words
 
 
 def test_letter_slot_is_the_letter_name_and_plain_text_is_unchanged():
