@@ -13,8 +13,8 @@ and are scored on the 39 inner boundaries. Recordings are found in the installed
 never copied into this repository.
 
 Measured 2026-12-02 on arctic_a0009 (39 boundaries), pocketsphinx 5.1.1:
-  sphinx (default): median 10.0 ms, mean 12.3 ms, 74% within 20 ms;
-  dtw (espeak-ng):  see the README / note (same command).
+  sphinx (default): median 10.0 ms, mean 11.5 ms, 82% within 20 ms, 0.4 s per clip;
+  dtw (espeak-ng):  median 30.0 ms, mean 38.2 ms, 26% within 20 ms.
 
 **espeak renderings** (`evaluate`): the "recording" is an espeak-ng rendering of a sentence
 with another voice, rate and pitch (true boundaries from its phoneme events); the DTW
@@ -22,10 +22,12 @@ aligner's reference rendering uses the default voice. This is an optimistic test
 method (same synthesiser family, no noise or reverberation): an upper bound and a regression
 check, not accuracy on real speech.
 
-Measured 2026-11-25 on the project's 2-core CPU (shared), DTW: 20 sentences, 625 boundaries:
-mean 10.1 ms, median 5.9 ms, 92% within 20 ms, 97% within 40 ms (frame quantisation alone
-accounts for up to 5 ms). Per sentence: g2p 6-27 ms, espeak 8-32 ms, aligner 40-130 ms
-(depending on load from other processes).
+Measured 2026-12-02 on the project's 2-core CPU (shared), 20 sentences, 625 boundaries:
+DTW mean 10.2 ms, median 5.6 ms, 93% within 20 ms (frame quantisation alone accounts for up to
+5 ms); sphinx mean 23.1 ms, median 15.8 ms, 60% within 20 ms. Here DTW wins because its
+reference is the same synthesiser as the "recording"; on real speech it is the other way round
+(above), which is why sphinx is the default. Per sentence: g2p ~15 ms, espeak ~20-30 ms,
+aligner ~100 ms (dtw) / ~270 ms (sphinx).
 """
 import dataclasses
 import importlib.util

@@ -12,7 +12,8 @@ How one recording is aligned (`align_boundaries`):
    with the stress digits removed (PocketSphinx's phone set is CMUdict's 39 phonemes + `SIL`);
    a pause unit between words becomes the filler word `<sil>` (at least 3 frames of silence);
    pauses at the edges are PocketSphinx's own utterance-edge silences;
-2. a word-level alignment pass, then a second pass for phone and state timings
+2. seeded noise at -60 dBFS is added (`DITHER_RMS`: digital silence breaks the search);
+   a word-level alignment pass, then a second pass for phone and state timings
    (`Decoder.set_alignment`), both over the whole utterance with batch cepstral mean
    normalisation; a fresh decoder per call, so no state carries from one clip to the next and a
    clip's result does not depend on what was aligned before it;
@@ -36,6 +37,12 @@ from taem_jax.text import phonemes as P
 # PocketSphinx frames: 100 per second (its default `frate`), the same as the duration frames.
 FRAME_RATE = 100
 MIN_SAMPLES = 1600  # 0.1 s: shorter clips leave the HMMs too few frames
+# Gaussian noise (RMS, full scale 1) added before aligning, from a fixed seed so a clip always
+# gets the same noise. Digital silence (exact zeros, e.g. espeak-ng's pauses) has no defined
+# log spectrum; without it 6 of 20 espeak test sentences found no alignment at all. At 1e-3
+# (-60 dBFS, below the 2.5e-3 noise floor of the ARCTIC recording) it also lowered the mean
+# real-speech error from 12.6 to 11.5 ms.
+DITHER_RMS = 1e-3
 
 
 @functools.lru_cache(maxsize=1)
@@ -60,7 +67,9 @@ def _sphinx_phone(p: str) -> str:
 
 
 def _pcm16(wav16k: np.ndarray) -> bytes:
-  return (np.clip(wav16k, -1.0, 1.0) * 32767.0).round().astype("<i2").tobytes()
+  """16-bit PCM of the clip plus `DITHER_RMS` of seeded noise."""
+  noise = np.random.default_rng(0).standard_normal(len(wav16k)) * DITHER_RMS
+  return (np.clip(wav16k + noise, -1.0, 1.0) * 32767.0).round().astype("<i2").tobytes()
 
 
 def align_boundaries(wav16k: np.ndarray, units: list[list[str]]) -> np.ndarray:
