@@ -148,7 +148,7 @@ def _boundaries(names, units, words) -> np.ndarray:
   by_name = {w[0]: w for w in words if w[0].startswith("taem")}
   if len(by_name) != sum(1 for n in names if n):
     raise UserError("the forced aligner dropped words of the transcript")
-  starts = []  # (start frame, kind) for each segment; kind: 'word' or 'pause'
+  starts = []  # start frame of each of the K segments
   prev_end = 0
   for k, (n, u) in enumerate(zip(names, units)):
     if n is None:
@@ -161,7 +161,6 @@ def _boundaries(names, units, words) -> np.ndarray:
     if k > 0 and names[k - 1] is not None and ws > prev_end:
       # Silence the decoder placed between two words with no pause unit: split it evenly.
       s0 = 0.5 * (prev_end + ws)
-      # The previous word's end moves with it (it is the start of this one).
     starts += [s0] + [float(ps) for ps, _ in phones[1:]]
     prev_end = we
   starts[0] = 0.0
