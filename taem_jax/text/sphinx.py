@@ -123,6 +123,8 @@ def align_boundaries(wav16k: np.ndarray, units: list[list[str]]) -> np.ndarray:
     with open(dict_path, "w", encoding="utf-8") as f:
       f.writelines(lines)
     try:
+      # bestpath=False: the lattice best-path rescoring returned partial hypotheses that dropped
+      # the last words of some utterances; the Viterbi result always covers the whole text.
       dec = Decoder(lm=None, dict=dict_path, cmn="batch", bestpath=False, loglevel="FATAL")
       dec.set_align_text(" ".join(text))
       for second in (False, True):
@@ -133,10 +135,11 @@ def align_boundaries(wav16k: np.ndarray, units: list[list[str]]) -> np.ndarray:
         dec.end_utt()
       al = dec.get_alignment()
     except RuntimeError as e:
-      raise UserError(f"the forced aligner could not align the recording to its text: {e}") \
-          from None
+      raise UserError(f"the forced aligner could not align the recording to its text ({e}): "
+                      "check that the transcript is what is said in the audio") from None
   if al is None:
-    raise UserError("the forced aligner found no alignment for the recording")
+    raise UserError("the forced aligner found no alignment: check that the transcript is what "
+                    "is said in the audio")
   words = [(w.name, w.start, w.start + w.duration, [(p.start, p.duration) for p in w])
            for w in al.words()]
   return _boundaries(names, units, words)
