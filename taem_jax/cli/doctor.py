@@ -14,7 +14,7 @@ import sys
 from taem_jax import offline, paths
 from taem_jax.errors import UserError
 from taem_jax.face import models as face_models
-from taem_jax.text import flite
+from taem_jax.text import flite, sphinx
 
 # (distribution name, import name); the core must import for exit status 0.
 CORE = [
@@ -82,6 +82,9 @@ def report():
   else:
     yield ok, ("warn  espeak-ng library not found: sample corpus, TTS baseline and aligner need it "
                "(apt-get install libespeak-ng1, or run `bash setup.sh`)")
+  yield ok, (f"ok    forced aligner: pocketsphinx {sphinx.version()} (en-us model in the package)"
+             if sphinx.available() else "warn  forced aligner pocketsphinx not installed: builds "
+             "without phone labels and editing need it (run `bash setup.sh`)")
   if flite.available():
     yield ok, f"ok    flite TTS (evaluation's wav2lip_flite cascade): {flite.binary()}"
   else:

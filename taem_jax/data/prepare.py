@@ -15,8 +15,9 @@ exactly what the models see:
 Durations come, in order of preference, from phone labels shipped with the corpus (TCD-TIMIT's
 HTK label file, `Clip.phones`), from a phone-level TextGrid (the Montreal Forced
 Aligner's format; the sample corpus writes its exact synthesis timings in it), from word spans
-(GRID `.align`) plus the built-in aligner confined to those spans, or from the transcript alone
-plus the built-in aligner.
+(GRID `.align`) plus the forced aligner (`text.aligner.align`) mapped onto those spans, or from
+the transcript alone plus the forced aligner. Without a TextGrid the phoneme sequence is the
+text front end's (`g2p.g2p_words` of the transcript), the one synthesis uses on typed text.
 
 Frame rate: clips whose video is not 25 fps (TCD-TIMIT: 29.97) are resampled to 25 fps by
 nearest-frame selection (frame k shows the source frame nearest to k / 25 s), the usual practice
@@ -37,13 +38,13 @@ import jax
 import numpy as np
 
 from taem_jax import audio, face, video
-from taem_jax.data.sample import grammar
 from taem_jax.errors import UserError
 from taem_jax.models.pretrained import load_pretrained
 from taem_jax.models.targets import Wav2LipTarget, target_record
 from taem_jax.rates import (DUR_FRAMES_PER_VIDEO_FRAME, FACE_SIZE, SAMPLE_RATE,
                             SAMPLES_PER_FRAME, VIDEO_FPS)
 from taem_jax.text import aligner, g2p
+from taem_jax.text.grid_grammar import is_sentence as grid_grammar_of
 from taem_jax.text import alignments as A
 from taem_jax.text import phonemes as P
 
@@ -266,12 +267,11 @@ class FrontEnd:
       if clip.word_align is not None or clip.words is not None:
         words = (list(clip.words) if clip.words is not None
                  else A.read_grid_align(clip.word_align))
-        units, spans = [], []
         spoken = [iv.label for iv in words if not _is_pause(iv.label)]
-        prons = iter(_pronounce(spoken, clip.grid_grammar))
-        for iv in words:
-          units.append([iv.label] if _is_pause(iv.label) else list(next(prons)))
-          spans.append((iv.start, iv.end))
+        units = pronounce_transcript(spoken, clip.grid_grammar)
+        # The corpus's word spans, its inner pauses shared out between the neighbouring words
+        # (the labels keep only the pauses the text gives, as at inference: grid_grammar).
+        spans = A.spans_for_units(words, units)
         ali = aligner.align(wav, units, spans=spans)
       else:
         if not clip.text.strip():
@@ -319,10 +319,12 @@ def _is_pause(label: str) -> bool:
   return P.is_pause(label)
 
 
-def _pronounce(words, grid_grammar: bool):
-  if grid_grammar:
-    return grammar.word_phonemes(words)
-  return [tuple(g2p.word_to_phonemes(w)) for w in words]
+def pronounce_transcript(words, grid_grammar: bool):
+  """The transcript's `g2p.Word`s, edge `sil` included: the text front end that synthesis uses
+  on typed text, so the labels are what a user typing the transcript gets."""
+  if grid_grammar and not grid_grammar_of(words):
+    raise UserError(f"{' '.join(words)!r} is not a GRID sentence")
+  return g2p.g2p_words(" ".join(words))
 
 
 # -- per-clip cache (resumable preparation) -------------------------------------------------------

@@ -6,7 +6,7 @@
 
 Steps (`edit`):
 
-  align   the transcript is aligned to the video's audio with the built-in aligner
+  align   the transcript is aligned to the video's audio with the forced aligner
           (`text.aligner.align`); the span's first/last words give its frames [s, e) at the
           video's rate (`word_span_frames`).
   detect  faces are tracked on the span plus a margin only (not the whole video).
@@ -215,7 +215,7 @@ def edit(synth, face, out, *, transcript: str, old, new: str, audio=None, fade: 
     audio_src = face_p
   wav = audio_lib.require_speech(audio_lib.load_audio(audio_src), what=f"audio of {audio_src}")
   # -- align -----------------------------------------------------------------------------------
-  alignment = aligner.align(wav, t_words, voice=o.voice)
+  alignment = aligner.align(wav, t_words)  # the forced aligner (aligner.DEFAULT_METHOD)
   progress("align", 1, 1)
   n = int(info.n_frames)
   s, e = word_span_frames(t_words, alignment, word_span, fps, n)

@@ -1,6 +1,22 @@
-"""A built-in phoneme aligner for when the Montreal Forced Aligner is not available.
+"""The phoneme aligner: one entry point (`align`) for every place that needs phone timings.
 
-Idea: speak the transcript with espeak-ng phoneme by phoneme (`espeak.synthesize_phonemes`,
+Used wherever a corpus gives no phone timings (LRS2, phones inside GRID's `.align` words,
+TCD-TIMIT without labels: `taem_jax.data.prepare`) and by editing's word-span search
+(`taem_jax.synthesis.editing`). MFA TextGrids, when present, are read instead (prepare.py).
+
+Two methods, chosen by `align(..., method=...)`:
+
+* `"sphinx"` (the default): forced alignment with PocketSphinx's en-us acoustic model, trained
+  on real speech (`taem_jax.text.sphinx`). With word spans (GRID `.align`), the phone
+  boundaries inside each word are mapped linearly from PocketSphinx's word span onto the given
+  span, so the corpus's word timings are kept and only the phones inside come from the model.
+* `"dtw"`: the older built-in aligner, DTW against an espeak-ng rendering (below). Its remaining
+  jobs: the baseline that `evaluate_aligner` compares against on the same recordings, and an
+  aligner for machines where pocketsphinx cannot be installed (it needs only espeak-ng). It is
+  much less accurate on real speech (see `evaluate_aligner`) and never chosen silently.
+
+DTW method. Idea: speak the transcript with espeak-ng phoneme by phoneme
+(`espeak.synthesize_phonemes`,
 whose events give the rendering's exact phoneme boundaries), compute the same features for the
 rendering and for the real recording, align the two feature sequences with dynamic time warping
 (DTW), and carry the rendering's phoneme boundaries through the warping path onto the recording.
@@ -24,10 +40,8 @@ paired with it; a rendering boundary at t seconds maps to f(100 t) / 100 seconds
 interpolation between frames). Durations then follow `alignments.boundaries_to_durations`: they
 sum exactly to the recording's mel length and are >= 1 frame each whenever possible.
 
-Accuracy (espeak rendering of the same text with another voice / rate / pitch as the
-"recording", so the truth is known; `python experiments/evaluate_aligner.py`) is reported in
-the module `evaluate_aligner`; on real speech expect it to be worse than MFA, which is why
-MFA TextGrids are preferred when they exist.
+Accuracy of both methods, on real speech and on espeak renderings:
+`python experiments/evaluate_aligner.py` (numbers in the module `evaluate_aligner`).
 """
 import dataclasses
 import functools
@@ -37,9 +51,11 @@ import numpy as np
 from taem_jax import audio
 from taem_jax.errors import UserError
 from taem_jax.text import alignments as A
-from taem_jax.text import espeak, g2p
+from taem_jax.text import espeak, g2p, sphinx
 from taem_jax.text import phonemes as P
 
+METHODS = ("sphinx", "dtw")
+DEFAULT_METHOD = "sphinx"
 N_CEPS = 8
 SPAN_SLACK = 3  # frames
 _FORBIDDEN = 1e6
@@ -105,9 +121,71 @@ def _units_of(words) -> list[list[str]]:
   return units
 
 
-def align(wav16k: np.ndarray, words, *, spans=None, voice: str = "en-us",
-          rate: int = 175) -> Alignment:
-  """Aligns phonemes to a 16 kHz recording.
+def align(wav16k: np.ndarray, words, *, spans=None, method: str = DEFAULT_METHOD,
+          **dtw_options) -> Alignment:
+  """Aligns phonemes to a 16 kHz recording with `method` ("sphinx" or "dtw").
+
+  Args:
+    wav16k: the recording, float32 mono at 16 kHz.
+    words: the utterance as words: `g2p.Word`s (e.g. `g2p_words(text)`), lists of ARPAbet
+      symbols, or pause tokens; stress digits are kept in the labels.
+    spans: optional (start_s, end_s) of every word in the recording (e.g. from a GRID .align).
+    method: "sphinx" (forced aligner, the default) or "dtw" (see the module docstring).
+    **dtw_options: `voice`, `rate` of the DTW method's espeak rendering.
+
+  Returns:
+    An `Alignment` whose durations sum to `alignments.n_mel_frames(len(wav16k))`.
+
+  Shapes:
+    wav16k: (n,) float32.
+  """
+  if method == "dtw":
+    return align_dtw(wav16k, words, spans=spans, **dtw_options)
+  if method != "sphinx":
+    raise UserError(f"unknown aligner {method!r}: use one of {', '.join(METHODS)}")
+  units, wav16k, n_frames = _check(wav16k, words, spans)
+  if len(wav16k) < sphinx.MIN_SAMPLES:
+    raise UserError(f"recording too short to align ({len(wav16k)} samples)")
+  b = sphinx.align_boundaries(wav16k, units)
+  if spans is not None:
+    b = _onto_spans(b, units, spans)
+  b[0], b[-1] = 0.0, n_frames
+  b = np.maximum.accumulate(np.clip(b, 0.0, n_frames))
+  d = A.boundaries_to_durations(b, n_frames)
+  labels = [p for u in units for p in u]
+  return Alignment(labels, d, A.durations_to_intervals(labels, d))
+
+
+def _check(wav16k, words, spans):
+  units = _units_of(words)
+  wav16k = np.asarray(wav16k, np.float32)
+  if wav16k.ndim != 1:
+    raise UserError(f"aligner needs a mono waveform, got shape {wav16k.shape}")
+  n_frames = A.n_mel_frames(len(wav16k))
+  if spans is not None and len(spans) != len(units):
+    raise UserError(f"{len(spans)} word spans for {len(units)} words")
+  if n_frames < 2 or len(wav16k) <= 512:
+    raise UserError(f"recording too short to align ({len(wav16k)} samples)")
+  return units, wav16k, n_frames
+
+
+def _onto_spans(b: np.ndarray, units, spans) -> np.ndarray:
+  """Moves each word's boundaries linearly from the aligner's word span onto the given span."""
+  out = b.copy()
+  k = 0
+  for u, (s, e) in zip(units, spans):
+    lo, hi = b[k], b[k + len(u)]
+    s, e = s * A.FPS, e * A.FPS
+    x = b[k:k + len(u)]
+    out[k:k + len(u)] = s + (x - lo) * ((e - s) / (hi - lo) if hi > lo else 0.0)
+    k += len(u)
+  out[-1] = spans[-1][1] * A.FPS
+  return out
+
+
+def align_dtw(wav16k: np.ndarray, words, *, spans=None, voice: str = "en-us",
+              rate: int = 175) -> Alignment:
+  """Aligns phonemes to a 16 kHz recording by DTW against an espeak-ng rendering.
 
   Args:
     wav16k: the recording, float32 mono at 16 kHz.
@@ -123,16 +201,8 @@ def align(wav16k: np.ndarray, words, *, spans=None, voice: str = "en-us",
   Shapes:
     wav16k: (n,) float32.
   """
-  units = _units_of(words)
-  wav16k = np.asarray(wav16k, np.float32)
-  if wav16k.ndim != 1:
-    raise UserError(f"aligner needs a mono waveform, got shape {wav16k.shape}")
-  n_frames = A.n_mel_frames(len(wav16k))
+  units, wav16k, n_frames = _check(wav16k, words, spans)
   n_ph = sum(len(u) for u in units)
-  if spans is not None and len(spans) != len(units):
-    raise UserError(f"{len(spans)} word spans for {len(units)} words")
-  if n_frames < 2 or len(wav16k) <= 512:
-    raise UserError(f"recording too short to align ({len(wav16k)} samples)")
   ref = espeak.synthesize_phonemes(units, voice=voice, rate=rate)
   ref16 = audio.load_audio(ref.wav, sr=audio.SAMPLE_RATE, orig_sr=ref.sr)
   fa, fb = features(ref16), features(wav16k)
@@ -186,7 +256,7 @@ def align_words(wav16k: np.ndarray, word_intervals, **kwargs) -> Alignment:
   """Aligns phonemes inside known word spans (GRID `.align`, MFA words tier).
 
   Each non-pause word gets its g2p pronunciation; pauses stay pause tokens; each word's
-  phonemes are confined to that word's span (plus `SPAN_SLACK` frames).
+  phonemes are confined to that word's span (DTW: plus `SPAN_SLACK` frames).
   """
   units, spans = [], []
   for iv in word_intervals:

@@ -220,6 +220,40 @@ def grid_phone_intervals(word_intervals: list[Interval], *, split: str = "espeak
   return out
 
 
+def spans_for_units(word_intervals: list[Interval], units) -> list[tuple[float, float]] | None:
+  """Time spans (s) for aligner units from a corpus's word intervals whose pauses are not units.
+
+  `word_intervals` (e.g. a GRID .align: words and `sil`/`sp`) give the timing; `units` (e.g.
+  `g2p_words` of the transcript: words plus the pauses the text gives) give the sequence. A
+  silence between two words is shared out at its midpoint; edge pause units take the time
+  before the first / after the last word; a pause unit between two words gets a zero-width
+  span at their boundary. Returns None when the units' words do not match the intervals'
+  words one to one (the aligner then aligns without spans).
+  """
+  words = [iv for iv in word_intervals if not P.is_pause(iv.label)]
+  is_pause = [len(u) == 1 and P.is_pause(u[0]) for u in
+              (getattr(u, "phonemes", u) for u in units)]
+  if not words or sum(not p for p in is_pause) != len(words):
+    return None
+  cuts = [0.5 * (a.end + b.start) if b.start > a.end else b.start
+          for a, b in zip(words[:-1], words[1:])]
+  starts = [words[0].start] + cuts
+  ends = cuts + [words[-1].end]
+  end_all = max(word_intervals[-1].end, words[-1].end)
+  spans, k = [], 0
+  for p in is_pause:
+    if not p:
+      spans.append((starts[k], ends[k]))
+      k += 1
+    elif k == 0:
+      spans.append((0.0, starts[0]))
+    elif k == len(words):
+      spans.append((ends[-1], end_all))
+    else:
+      spans.append((starts[k], starts[k]))
+  return spans
+
+
 def boundaries_to_durations(bounds_frames, n_frames: int) -> np.ndarray:
   """Real-valued boundaries (in frames, K+1 of them) -> K integer durations summing to n_frames.
 

@@ -17,6 +17,10 @@ that model is not installed, every word is tagged `NN`; g2p still works but homo
 get their non-verb reading ("I refuse" -> R EH1 F Y UW2 Z). `tagger_name()` says which is in
 use; a `RuntimeWarning` is issued once when the fallback is taken.
 
+GRID sentences ("bin blue at f two now", however typed: `grid_grammar.is_sentence`) are
+pronounced by `grid_grammar.word_phonemes` instead (letter slot as the letter's name, no POS
+tagging), the same function the GRID training labels use.
+
 Pauses: `,` `;` `:` dashes and brackets -> `sp`; `.` `!` `?` -> `sil`; with `edges=True` the
 utterance starts and ends with `sil`. Adjacent pauses merge into the stronger one.
 
@@ -37,6 +41,7 @@ import warnings
 
 from taem_jax import offline
 from taem_jax.errors import UserError
+from taem_jax.text import grid_grammar
 from taem_jax.text import phonemes as P
 from taem_jax.text.normalize import normalize_text
 
@@ -161,13 +166,16 @@ def g2p_words(text: str, *, edges: bool = True) -> list[Word]:
   """
   text = _check_text(text)
   tokens = _TOKEN_RE.findall(normalize_text(text))
+  alpha = [t for t in tokens if t[0].isalpha()]
+  grid = grid_grammar.is_sentence(alpha)
+  grid_prons = iter(grid_grammar.word_phonemes(alpha, word_to_phonemes) if grid else ())
   out = []
   for sentence in _sentences(tokens):
     words = [t for t in sentence if t[0].isalpha()]
-    tags = iter(pos_tags(words))
+    tags = iter([] if grid else pos_tags(words))
     for tok in sentence:
       if tok[0].isalpha():
-        ph = word_to_phonemes(tok, next(tags))
+        ph = next(grid_prons) if grid else word_to_phonemes(tok, next(tags))
         if ph:
           out.append(Word(tok, ph))
       else:

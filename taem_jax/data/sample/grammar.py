@@ -2,20 +2,18 @@
 
 A GRID sentence is `command colour preposition letter digit adverb`, e.g. "bin blue at f two
 now"; the corpus names the clip after the first character of each word ("bbaf2n"). Letters run
-A-Z without W (its name has three syllables), digits are spoken as words.
+A-Z without W (its name has three syllables), digits are spoken as words. The word lists and
+the pronunciation rule live in `taem_jax.text.grid_grammar` (the text front end uses them too).
 """
 import numpy as np
 
-from taem_jax.text import g2p
+from taem_jax.text import g2p, grid_grammar
+from taem_jax.text.grid_grammar import (ADVERBS, COLOURS, COMMANDS, DIGITS, LETTER_NAMES,
+                                        LETTERS, PREPOSITIONS, SLOTS)
 
-COMMANDS = ("bin", "lay", "place", "set")
-COLOURS = ("blue", "green", "red", "white")
-PREPOSITIONS = ("at", "by", "in", "with")
-LETTERS = tuple(c for c in "abcdefghijklmnopqrstuvxyz")  # no 'w'
-DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
-ADVERBS = ("again", "now", "please", "soon")
-
-SLOTS = (COMMANDS, COLOURS, PREPOSITIONS, LETTERS, DIGITS, ADVERBS)
+__all__ = ["ADVERBS", "COLOURS", "COMMANDS", "DIGITS", "LETTERS", "LETTER_NAMES", "N_SENTENCES",
+           "PREPOSITIONS", "SLOTS", "sample_sentences", "sentence", "utterance_id",
+           "word_phonemes"]
 N_SENTENCES = int(np.prod([len(s) for s in SLOTS]))  # 64000
 
 
@@ -45,30 +43,15 @@ def sample_sentences(rng: np.random.Generator, n: int) -> list[tuple[str, ...]]:
   picks = rng.choice(N_SENTENCES, size=n, replace=False)
   return [sentence(int(i)) for i in picks]
 
-# English letter names in ARPAbet (what a GRID speaker says for the letter slot). The g2p would
-# read a lone "a" as the article /AH0/, so the letter slot is looked up here instead.
-LETTER_NAMES = {
-    "a": ("EY1",), "b": ("B", "IY1"), "c": ("S", "IY1"), "d": ("D", "IY1"), "e": ("IY1",),
-    "f": ("EH1", "F"), "g": ("JH", "IY1"), "h": ("EY1", "CH"), "i": ("AY1",),
-    "j": ("JH", "EY1"), "k": ("K", "EY1"), "l": ("EH1", "L"), "m": ("EH1", "M"),
-    "n": ("EH1", "N"), "o": ("OW1",), "p": ("P", "IY1"), "q": ("K", "Y", "UW1"),
-    "r": ("AA1", "R"), "s": ("EH1", "S"), "t": ("T", "IY1"), "u": ("Y", "UW1"),
-    "v": ("V", "IY1"), "x": ("EH1", "K", "S"), "y": ("W", "AY1"), "z": ("Z", "IY1"),
-}
-
 
 def word_phonemes(words) -> list[tuple[str, ...]]:
   """ARPAbet (with stress digits) of each word of a GRID sentence, letters read as names.
 
-  The six-word grammar fixes the slot of every word, so a one-character word in the letter
-  slot (index 3) is a letter name; other words go through the project's g2p.
+  The pronunciations of `g2p.g2p_words` for the same sentence (both use
+  `text.grid_grammar.word_phonemes`); words outside the grammar go through the g2p.
   """
   words = list(words)
-  out = []
-  for i, w in enumerate(words):
-    w = w.lower()
-    if (len(words) == 6 and i == 3 or len(w) == 1) and w in LETTER_NAMES:
-      out.append(LETTER_NAMES[w])
-    else:
-      out.append(tuple(g2p.word_to_phonemes(w)))
-  return out
+  if len(words) == len(SLOTS):
+    return grid_grammar.word_phonemes(words, g2p.word_to_phonemes)
+  return [LETTER_NAMES[w.lower()] if len(w) == 1 and w.lower() in LETTER_NAMES
+          else tuple(g2p.word_to_phonemes(w)) for w in words]
