@@ -119,7 +119,7 @@ class _ThreadPool(corpus.WorkerPool):
 def test_parallel_prepare_keeps_order_bounds_the_window_and_reads_the_cache_here(tmp_path):
   clips = [prepare.Clip(uid=f"s/{i}", speaker="s", video=tmp_path / f"{i}.mp4")
            for i in range(9)]
-  prepare.save_skip(tmp_path, "s/4", "no_face", "cached skip")
+  prepare.save_skip(tmp_path, clips[4].cache_id, "no_face", "cached skip")
 
   class Fake(corpus.ClipPreparer):
     def result(self, clip):

@@ -1,17 +1,19 @@
 """TCD-TIMIT and LRS2 builders on dummy corpora made by code; bad folders; corrupt clips."""
+import dataclasses
 import shutil
 
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds  # noqa: TID253 - these tests drive TFDS builders
 
-from taem_jax.data import corpus
+from taem_jax.data import corpus, prepare
 from taem_jax.data.grid import grid_dataset_builder as grid
 from taem_jax.data.lrs2 import lrs2_dataset_builder as lrs2
 from taem_jax.data.sample import dummy, portraits
 from taem_jax.data.tcd_timit import tcd_timit_dataset_builder as tcd
 from taem_jax.errors import UserError
 from taem_jax.face import FaceDetector
+from taem_jax.text import alignments as A
 
 SENTENCES = ["she had your dark suit", "greasy wash water", "don't ask me"]
 
@@ -147,3 +149,17 @@ def test_tcd_timit_split_lists_in_public_formats_select_the_clips(tmp_path):
   (tmp_path / "splits" / "test.txt").write_text("volunteers/09F/Clips/straightcam/sx1.mp4\n")
   with pytest.raises(UserError, match="not found"):
     corpus.user_splits(tmp_path, clips, tcd.normalize_split_id)
+
+
+def test_cache_id_follows_the_label_sources(tmp_path):
+  grid_align = tmp_path / "a.align"
+  grid_align.write_text("0 1000 sil\n1000 5000 bin\n")
+  base = prepare.Clip(uid="s1/x", speaker="s1", video=tmp_path / "x.mp4", word_align=grid_align)
+  same = prepare.Clip(uid="s1/x", speaker="s1", video=tmp_path / "moved" / "x.mp4",
+                      word_align=grid_align)
+  before = base.cache_id
+  assert before == same.cache_id and before.startswith("s1/x#")
+  phones = (A.Interval("sil", 0.0, 0.1),)
+  assert dataclasses.replace(base, phones=phones).cache_id != before
+  grid_align.write_text("0 2000 sil\n2000 5000 bin\n")  # the labels changed
+  assert base.cache_id != before

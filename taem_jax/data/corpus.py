@@ -420,11 +420,11 @@ class ClipPreparer:
     yield clip.uid, self.strip(ex)
 
 
-def _cached_result(cache: pathlib.Path, uid: str):
-  ex = prepare.load_cached(cache, uid)
+def _cached_result(cache: pathlib.Path, key: str):
+  ex = prepare.load_cached(cache, key)
   if ex is not None:
     return ex, None
-  skip = prepare.load_skip(cache, uid)
+  skip = prepare.load_skip(cache, key)
   return (None, skip) if skip is not None else None
 
 
@@ -463,7 +463,7 @@ def parallel_prepare(preparer: ClipPreparer, clips, pool: WorkerPool, window: in
   pending = collections.deque()  # (clip, result or Future), in listing order
   try:
     for clip in clips:
-      hit = _cached_result(cache, clip.uid)
+      hit = _cached_result(cache, clip.cache_id)
       pending.append((clip, pool.submit(preparer.result, clip) if hit is None else hit))
       while len(pending) >= window:
         yield _resolve(pending.popleft())

@@ -28,6 +28,7 @@ A clip that cannot be read (corrupt video, unreadable audio), has no face in mor
 log and count those. Faces missing in a few frames are filled with the nearest frame's crop.
 """
 import dataclasses
+import hashlib
 import os
 import pathlib
 import uuid
@@ -89,6 +90,17 @@ class Clip:
   phones: tuple[A.Interval, ...] | None = None
   words: tuple[A.Interval, ...] | None = None
   span: tuple[int, int] | None = None
+
+  @property
+  def cache_id(self) -> str:
+    """The per-clip cache's name for it: the uid plus a digest of its label sources, so a clip
+    whose labels changed (a label file added, a TextGrid edited) is prepared again."""
+    h = hashlib.sha1(repr((self.text, self.grid_grammar, self.phones, self.words, self.span,
+                           self.audio is None)).encode())
+    for f in (self.textgrid, self.word_align):
+      h.update(pathlib.Path(f).read_bytes() if f is not None and pathlib.Path(f).is_file()
+               else b"-")
+    return f"{self.uid}#{h.hexdigest()[:10]}"
 
 
 def resample_indices(n_src: int, src_fps: float, fps: float = VIDEO_FPS) -> np.ndarray:
@@ -410,16 +422,17 @@ def prepare_clip(front: FrontEnd, cache_dir: pathlib.Path, clip: Clip):
   Returns:
     (example, None), or (None, (kind, message)) for a skipped clip.
   """
-  ex = load_cached(cache_dir, clip.uid)
+  key = clip.cache_id
+  ex = load_cached(cache_dir, key)
   if ex is not None:
     return ex, None
-  skip = load_skip(cache_dir, clip.uid)
+  skip = load_skip(cache_dir, key)
   if skip is not None:
     return None, skip
   try:
     ex = front.process(clip)
   except ClipError as e:
-    save_skip(cache_dir, clip.uid, e.kind, str(e))
+    save_skip(cache_dir, key, e.kind, str(e))
     return None, (e.kind, str(e))
-  save_cached(cache_dir, clip.uid, ex)
+  save_cached(cache_dir, key, ex)
   return ex, None
