@@ -240,18 +240,31 @@ class FrontEnd:
     return frames
 
   def _audio(self, clip: Clip, n_frames: int) -> np.ndarray:
+    need = n_frames * SAMPLES_PER_FRAME
     try:
+      wav = None
       if clip.audio is not None:
-        wav = audio.load_audio(clip.audio, sr=SAMPLE_RATE)
-      else:
-        wav = video.extract_audio(clip.video, sr=SAMPLE_RATE)
+        wav = self._cut(clip, audio.load_audio(clip.audio, sr=SAMPLE_RATE))
+        # A separate file is used only if it covers the whole clip (GRID's separately
+        # distributed wavs are shorter than the videos); otherwise the video's own track.
+        if len(wav) < need - SAMPLES_PER_FRAME:
+          try:
+            own = self._cut(clip, video.extract_audio(clip.video, sr=SAMPLE_RATE))
+          except (UserError, OSError, ValueError, RuntimeError, EOFError):
+            own = None  # no usable track in the video: keep the separate file
+          if own is not None and len(own) > len(wav):
+            wav = own
+      if wav is None:
+        wav = self._cut(clip, video.extract_audio(clip.video, sr=SAMPLE_RATE))
     except (UserError, OSError, ValueError, RuntimeError, EOFError) as e:
       raise ClipError("unreadable_audio", f"{clip.audio or clip.video}: {e}") from None
-    if clip.span is not None:
-      wav = wav[clip.span[0] * SAMPLES_PER_FRAME:]
     if len(wav) < SAMPLES_PER_FRAME:
       raise ClipError("unreadable_audio", f"{clip.audio or clip.video}: audio too short")
-    return fit_length(np.asarray(wav, np.float32), n_frames * SAMPLES_PER_FRAME)
+    return fit_length(np.asarray(wav, np.float32), need)
+
+  @staticmethod
+  def _cut(clip: Clip, wav: np.ndarray) -> np.ndarray:
+    return wav if clip.span is None else wav[clip.span[0] * SAMPLES_PER_FRAME:]
 
   def _faces(self, clip: Clip, frames: np.ndarray):
     try:
