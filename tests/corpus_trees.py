@@ -11,6 +11,7 @@ Speech is espeak-ng (`dummy.write_clip`), so the phone timings written into the 
 the true timings of the audio.
 """
 import numpy as np
+import tensorflow_datasets as tfds  # noqa: TID253 - the tests drive TFDS builders
 
 from taem_jax.data.sample import dummy
 from taem_jax.text import espeak, g2p
@@ -114,3 +115,16 @@ def lrs2_tree(root, portraits, main_sentences, pretrain_sentences,
   for name, lines in lists.items():
     (root / name).write_text("\n".join(lines) + "\n")
   return lists
+
+
+def build(module, manual, data_dir):
+  """Builds corpus builder `module`'s dataset from the tree `manual` under `data_dir`."""
+  b = module.Builder(data_dir=str(data_dir))
+  b.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=str(manual)))
+  return b
+
+
+def examples(b, split) -> dict:
+  """{example id: example} of a built split."""
+  src = b.as_data_source(split=split)
+  return {src[i]["id"].decode(): src[i] for i in range(len(src))}

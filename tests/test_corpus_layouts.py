@@ -8,8 +8,8 @@ import sys
 
 import numpy as np
 import pytest
-import tensorflow_datasets as tfds  # noqa: TID253 - these tests drive TFDS builders
 
+import corpus_trees
 from corpus_trees import LEAD_S, lrs2_tree, mlf_entry, speech_phones, tcd_timit_tree
 from taem_jax import models, video
 from taem_jax.data.lrs2 import lrs2_dataset_builder as lrs2
@@ -31,15 +31,6 @@ def faces2():
   return portraits.make_portraits(2, 160, np.random.default_rng(3), FaceDetector())
 
 
-def _build(module, manual, data_dir):
-  b = module.Builder(data_dir=str(data_dir))
-  b.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=str(manual)))
-  return b
-
-
-def _examples(b, split):
-  src = b.as_data_source(split=split)
-  return {src[i]["id"].decode(): src[i] for i in range(len(src))}
 
 
 # -- the HTK master label file ----------------------------------------------------------------
@@ -133,8 +124,8 @@ def tcd_tree(tmp_path_factory, faces2):
 
 def test_tcd_timit_builds_from_the_label_file_alone(tcd_tree, tmp_path):
   root, texts = tcd_tree
-  b = _build(tcd, root, tmp_path)
-  exs = _examples(b, "train")
+  b = corpus_trees.build(tcd, root, tmp_path)
+  exs = corpus_trees.examples(b, "train")
   assert set(exs) == set(texts)
   vocab = PhonemeVocab.from_json(b.info.metadata["vocab"])
   for uid, ex in exs.items():
@@ -245,9 +236,9 @@ def test_lrs2_lists_and_missing_parts(lrs2_tree_root, tmp_path):
 
 def test_lrs2_builds_main_and_pretrain_pieces(lrs2_tree_root, tmp_path, monkeypatch):
   monkeypatch.setattr(lrs2, "MAX_PIECE_S", 1.2)  # cut the one pretrain clip into pieces
-  b = _build(lrs2, lrs2_tree_root, tmp_path)
+  b = corpus_trees.build(lrs2, lrs2_tree_root, tmp_path)
   assert set(b.info.splits) == {"train", "pretrain"}  # val/test listed empty: left out
-  pieces = _examples(b, "pretrain")
+  pieces = corpus_trees.examples(b, "pretrain")
   assert len(pieces) >= 2 and all("_" in u for u in pieces)
   ordered = [pieces[u] for u in sorted(pieces)]
   assert " ".join(ex["text"].decode() for ex in ordered) == \

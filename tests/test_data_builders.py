@@ -4,8 +4,8 @@ import shutil
 
 import numpy as np
 import pytest
-import tensorflow_datasets as tfds  # noqa: TID253 - these tests drive TFDS builders
 
+import corpus_trees
 from taem_jax.data import corpus, prepare
 from taem_jax.data.grid import grid_dataset_builder as grid
 from taem_jax.data.lrs2 import lrs2_dataset_builder as lrs2
@@ -23,15 +23,8 @@ def portraits2():
   return portraits.make_portraits(2, 160, np.random.default_rng(0), FaceDetector())
 
 
-def _build(module, manual, data_dir):
-  b = module.Builder(data_dir=str(data_dir))
-  b.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=str(manual)))
-  return b
-
-
 def _ids(b, split):
-  src = b.as_data_source(split=split)
-  return {src[i]["id"].decode() for i in range(len(src))}
+  return set(corpus_trees.examples(b, split))
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +63,7 @@ def lrs2_corpus(tmp_path_factory, portraits2):
 
 
 def test_tcd_timit_builder(tcd_corpus, tmp_path):
-  b = _build(tcd, tcd_corpus, tmp_path)
+  b = corpus_trees.build(tcd, tcd_corpus, tmp_path)
   train, test = _ids(b, "train"), _ids(b, "test")
   assert not train & test and len(train | test) == 6
   assert {i.split("/")[0] for i in test} == {"01M", "02F"}  # seen speakers
@@ -84,7 +77,7 @@ def test_tcd_timit_builder(tcd_corpus, tmp_path):
 
 
 def test_lrs2_builder_official_lists_and_missing_clip(lrs2_corpus, tmp_path):
-  b = _build(lrs2, lrs2_corpus, tmp_path)
+  b = corpus_trees.build(lrs2, lrs2_corpus, tmp_path)
   assert set(b.info.splits) == {"train", "val", "test"}
   assert _ids(b, "val") == {"6330311066473698535/00002"}
   assert _ids(b, "test") == {"6330311066473698535/00003"}
@@ -103,29 +96,29 @@ def test_corrupt_video_is_skipped_and_counted(lrs2_corpus, tmp_path):
   (root / "train.txt").write_text("a/00001\na/00002\n")
   (root / "val.txt").write_text("")
   (root / "test.txt").write_text("")
-  b = _build(lrs2, root, tmp_path / "tfds")
+  b = corpus_trees.build(lrs2, root, tmp_path / "tfds")
   assert _ids(b, "train") == {"a/00001"}
   assert b.info.metadata["skipped"]["train"] == {"unreadable_video": 1}
 
 
 def test_bad_manual_dirs(tmp_path):
   with pytest.raises(UserError, match="does not exist"):
-    _build(grid, tmp_path / "nope", tmp_path / "d1")
+    corpus_trees.build(grid, tmp_path / "nope", tmp_path / "d1")
   (tmp_path / "empty").mkdir()
   with pytest.raises(UserError, match=r"s1/\*\.mpg"):
-    _build(grid, tmp_path / "empty", tmp_path / "d2")
+    corpus_trees.build(grid, tmp_path / "empty", tmp_path / "d2")
   with pytest.raises(UserError, match="volunteers"):
-    _build(tcd, tmp_path / "empty", tmp_path / "d3")
+    corpus_trees.build(tcd, tmp_path / "empty", tmp_path / "d3")
   with pytest.raises(UserError, match="main/"):
-    _build(lrs2, tmp_path / "empty", tmp_path / "d4")
+    corpus_trees.build(lrs2, tmp_path / "empty", tmp_path / "d4")
   (tmp_path / "lrs" / "main").mkdir(parents=True)
   with pytest.raises(UserError, match="train.txt"):
-    _build(lrs2, tmp_path / "lrs", tmp_path / "d5")
+    corpus_trees.build(lrs2, tmp_path / "lrs", tmp_path / "d5")
   g = tmp_path / "g" / "s1"
   g.mkdir(parents=True)
   (g / "bbaf2n.mpg").write_bytes(b"x")
   with pytest.raises(UserError, match=r"alignments/s1/\*\.align"):
-    _build(grid, tmp_path / "g", tmp_path / "d6")
+    corpus_trees.build(grid, tmp_path / "g", tmp_path / "d6")
 
 
 @pytest.mark.parametrize("entry", ["01M/sx191", "01M_sx191", "01M_SX191.mp4",
