@@ -6,6 +6,7 @@ import skimage.data
 from taem_jax.errors import UserError
 from taem_jax.face import detectors, s3fd_detect
 from taem_jax.models import registry
+from taem_jax.synthesis import Synthesizer
 
 
 @pytest.mark.parametrize("kind", ["hog", "cnn", "hog+cnn"])
@@ -40,3 +41,8 @@ def test_s3fd_detector_fits_landmarks_in_its_boxes_for_tracks():
   f = det.face_in_box(img, [170, 70, 265, 170])
   assert f.landmarks.shape == (68, 2)
   assert np.all((f.landmarks[:, 0] > 120) & (f.landmarks[:, 0] < 320))
+
+
+def test_synthesizer_refuses_an_unknown_kind_before_loading_anything():
+  with pytest.raises(UserError, match="unknown face detector 'retina'"):
+    Synthesizer(detector="retina")

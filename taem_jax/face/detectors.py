@@ -22,6 +22,13 @@ DLIB_SETTINGS = ("kind", "box_mode", "max_side", "upsample_below", "threshold", 
 _DLIB_DEFAULTS = {k: inspect.signature(FaceDetector).parameters[k].default for k in DLIB_SETTINGS}
 
 
+def check_kind(kind: str) -> str:
+  """`kind` if it is one of `KINDS`, else a UserError naming them."""
+  if kind not in KINDS:
+    raise UserError(f"unknown face detector {kind!r}: choose from {', '.join(KINDS)}")
+  return kind
+
+
 def build(kind: str = DEFAULT_KIND, *, s3fd_dir=None):
   """A detector with `detect(frame) -> list[Face]`.
 
@@ -30,9 +37,7 @@ def build(kind: str = DEFAULT_KIND, *, s3fd_dir=None):
     s3fd_dir: for "s3fd": the folder `python -m porting.convert` wrote from
       s3fd-619a316812.pth; default: `$TAEM_JAX_S3FD`.
   """
-  if kind not in KINDS:
-    raise UserError(f"unknown face detector {kind!r}: choose from {', '.join(KINDS)}")
-  if kind != "s3fd":
+  if check_kind(kind) != "s3fd":
     return FaceDetector(kind=kind)
   path = s3fd_path(s3fd_dir)
   if path.is_file():

@@ -154,10 +154,7 @@ class Synthesizer:
                allow_mismatched_wav2lip: bool = False, detector: str = detectors.DEFAULT_KIND,
                s3fd_dir=None):
     self.options = options
-    if detector not in detectors.KINDS:
-      raise UserError(f"unknown face detector {detector!r}: choose from "
-                      f"{', '.join(detectors.KINDS)}")
-    self.detector_kind = detector
+    self.detector_kind = detectors.check_kind(detector)
     self.s3fd_dir = s3fd_dir
     if options.batch_size < 1:
       raise UserError(f"batch size must be >= 1, got {options.batch_size}")
