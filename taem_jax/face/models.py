@@ -18,15 +18,21 @@ CNN_DETECTOR = "mmod_human_face_detector.dat"
 _PACKAGE = "face_recognition_models"
 
 
-def models_dir() -> pathlib.Path | None:
-  """The `models/` folder of the installed face-recognition-models package, or None."""
+def package_path(package: str, *parts: str) -> pathlib.Path | None:
+  """`parts` inside an installed package's folder (found without importing it), or None when
+  the package is not installed. The path itself may not exist."""
   try:
-    spec = importlib.util.find_spec(_PACKAGE)
+    spec = importlib.util.find_spec(package)
   except (ImportError, ValueError):
     return None
   if spec is None or not spec.origin:
     return None
-  return pathlib.Path(spec.origin).parent / "models"
+  return pathlib.Path(spec.origin).parent.joinpath(*parts)
+
+
+def models_dir() -> pathlib.Path | None:
+  """The `models/` folder of the installed face-recognition-models package, or None."""
+  return package_path(_PACKAGE, "models")
 
 
 def model_file(name: str, directory: str | pathlib.Path | None = None) -> pathlib.Path:

