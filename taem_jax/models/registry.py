@@ -10,6 +10,7 @@ import numpy as np
 from flax import nnx
 
 from taem_jax.models import layers
+from taem_jax.models.pcavs_generator import PCAVSGenerator
 from taem_jax.models.s3fd import S3FD, L2Norm
 from taem_jax.models.syncnet import SyncNetColor, SyncNetV2
 from taem_jax.models.wav2lip import Wav2Lip, Wav2LipDiscQual
@@ -20,6 +21,7 @@ FAMILIES = {
     "disc_qual": Wav2LipDiscQual,
     "syncnet_v2": SyncNetV2,
     "s3fd": S3FD,
+    "pcavs_G": PCAVSGenerator,
 }
 
 
