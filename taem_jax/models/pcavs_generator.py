@@ -9,7 +9,8 @@ map. Official inference (`--netG modulate --style_dim 2560 --input_id_feature`, 
   x = StyledConv(x) at 7 px; rgb = ToRGB(x)
   five times: x = StyledConv up x2 (transposed conv + blur), x = StyledConv; rgb = ToRGB(x) +
     FIR-upsampled rgb
-  image = tanh(rgb)  -> (B, 224, 224, 3) in [-1, 1]
+  image = tanh(rgb)  -> (B, 224, 224, 3) in [-1, 1], RGB (PC-AVS reads frames with OpenCV,
+    converts BGR to RGB and scales to [-1, 1]; it saves (x + 1) / 2 * 255 as RGB)
 
 Every layer gets the same style (one latent repeated). Weights use StyleGAN2's equalized
 learning rate: parameters are stored unscaled (as in the checkpoint) and multiplied by
