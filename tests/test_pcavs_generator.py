@@ -11,6 +11,7 @@ from flax import nnx
 
 import porting
 from porting import converter, families, torchwrite
+from taem_jax import models
 from taem_jax.errors import UserError
 from taem_jax.models import PCAVSGenerator, load_pretrained
 from taem_jax.models import pcavs_generator as pg
@@ -45,6 +46,15 @@ def test_official_parameter_set():
   assert _count(m, pg.Buffer) == 49 + 2 * sum(s * s for s in (14, 28, 56, 112, 224))
   assert len(families.official_entries("pcavs_G")) == 117
   assert m.get_config()["style_dim"] == 2560
+
+
+def test_create_fills_every_array():
+  m = models.create("pcavs_G", seed=1, **TINY)
+  k = m.convs[1].conv.kernel[...]
+  assert abs(float(jnp.std(k)) - 1.0) < 0.01 and float(m.conv1.noise.strength[0]) == 0.0
+  np.testing.assert_array_equal(m.to_rgb1.conv.modulation.bias[...], 1.0)
+  np.testing.assert_allclose(jnp.std(m.style[1].kernel[...]), 1.0 / 0.01, rtol=0.05)
+  assert m.noises.noise_4[...].shape == (1, 28, 28, 1)
 
 
 def test_full_size_shapes():

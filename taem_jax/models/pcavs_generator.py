@@ -90,6 +90,7 @@ class EqualLinear(nnx.Module):
     self.bias = nnx.Param(jnp.full((dout,), bias_init, jnp.float32))
     self.scale = lr_mul / math.sqrt(din)
     self.lr_mul = lr_mul
+    self.bias_init = bias_init
     self.activate = activate
 
   def __call__(self, x: jax.Array) -> jax.Array:
@@ -213,6 +214,32 @@ class NoiseBank(nnx.Module):
 
   def maps(self) -> list[jax.Array]:
     return [getattr(self, f"noise_{i}")[...] for i in range(self.count)]
+
+
+def host_initialize(model: nnx.Module, rng) -> None:
+  """Sets every array of a (possibly abstract) generator from the numpy Generator `rng`.
+
+  Same distributions as the constructor (and the official init): N(0, 1) kernels (divided by
+  lr_mul), constant input and noise maps; biases at their init value; noise strengths 0.
+  """
+  def normal(shape):
+    return jnp.asarray(rng.standard_normal(shape).astype("float32"))
+
+  for _, node in nnx.iter_graph(model):
+    if isinstance(node, EqualLinear):
+      node.kernel.set_value(normal(node.kernel.shape) / node.lr_mul)
+      node.bias.set_value(jnp.full(node.bias.shape, node.bias_init, jnp.float32))
+    elif isinstance(node, (ModulatedConv2d, ConstantInput)):
+      var = node.kernel if isinstance(node, ModulatedConv2d) else node.input
+      var.set_value(normal(var.shape))
+    elif isinstance(node, NoiseInjection):
+      node.strength.set_value(jnp.zeros((1,), jnp.float32))
+    elif isinstance(node, (FusedLeakyReLU, ToRGB)):
+      node.bias.set_value(jnp.zeros(node.bias.shape, jnp.float32))
+    elif isinstance(node, NoiseBank):
+      for i in range(node.count):
+        var = getattr(node, f"noise_{i}")
+        var.set_value(normal(var.shape))
 
 
 def channel_table(size: int, channel_multiplier: int = 2) -> tuple[int, dict[int, int]]:
