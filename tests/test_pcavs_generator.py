@@ -90,6 +90,8 @@ def test_noise_modes(tiny):
   zeros = [jnp.zeros((1, s, s, 1)) for s in m.noise_sizes()]
   with pytest.raises(ValueError, match="expected 5 noise maps"):
     m(style, ident, noise=zeros[:4])
+  const = jnp.broadcast_to(m.input.input[...], (2, 7, 7, 512))
+  np.testing.assert_array_equal(m(style, None), m(style, const))
   # The samples of a batch are independent (per-sample modulation, no cross-talk).
   one = m(style[1:], ident[1:], noise=zeros)
   np.testing.assert_allclose(one[0], m(style, ident, noise=zeros)[1], atol=1e-5)

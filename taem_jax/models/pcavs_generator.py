@@ -258,7 +258,8 @@ class PCAVSGenerator(nnx.Module):
 
   Shapes:
     style (B, style_dim) float32: concat(identity vector (B, 2048), pose feature (B, 512)).
-    identity (B, 7, 7, 512) float32: netV's identity map (the official `identity_style`).
+    identity (B, 7, 7, 512) float32: netV's identity map (the official `identity_style`);
+      None starts from the learned constant input instead (official `--input_id_feature` off).
     noise: None (the stored maps), or num_layers maps (B or 1, H_i, W_i, 1) with H_i =
       init * 2**((i + 1) // 2); `rng` (a jax.random key) draws fresh N(0, 1) maps instead.
     -> (B, size, size, 3) float32 in [-1, 1] (tanh), RGB.
@@ -316,7 +317,7 @@ class PCAVSGenerator(nnx.Module):
     return [jax.random.normal(k, (batch, s, s, 1), jnp.float32)
             for k, s in zip(keys, self.noise_sizes())]
 
-  def __call__(self, style: jax.Array, identity: jax.Array, noise=None,
+  def __call__(self, style: jax.Array, identity: jax.Array | None, noise=None,
                rng: jax.Array | None = None) -> jax.Array:
     if rng is not None:
       noise = self.draw_noise(rng, style.shape[0])
@@ -324,6 +325,9 @@ class PCAVSGenerator(nnx.Module):
       noise = self.noises.maps()
     if len(noise) != self.num_layers:
       raise ValueError(f"expected {self.num_layers} noise maps, got {len(noise)}")
+    if identity is None:
+      const = self.input.input[...]
+      identity = jnp.broadcast_to(const, (style.shape[0],) + const.shape[1:])
     x = self.conv1(identity, style, noise[0])
     skip = self.to_rgb1(x, style)
     for j, to_rgb in enumerate(self.to_rgbs):
