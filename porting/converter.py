@@ -10,6 +10,7 @@ Understands every official file form, without torch:
   visual_quality_disc.pth          Wav2Lip's visual-quality discriminator
   syncnet_v2.model                 joonson/syncnet_python's SyncNet (LSE-D/LSE-C metric)
   s3fd-619a316812.pth              the S3FD face detector official Wav2Lip runs (bare state_dict)
+  <epoch>_net_G.pth                PC-AVS's generator netG (bare state_dict)
 in the legacy (torch < 1.6) and zip serialisations alike. The family is recognised from the
 key set; every key must be present with its exact shape (`num_batches_tracked` may be absent),
 and nothing unexpected may be left over. The destination directory (Orbax state + sidecar
@@ -39,7 +40,13 @@ FAMILY_CHOICES = ("auto",) + fam_lib.FAMILY_NAMES
 # torch leaf name per entry kind -> NNX variable name.
 _LEAF = {"conv": "kernel", "convT": "kernel", "conv3d": "kernel", "linear": "kernel",
          "bias": "bias", "bn_scale": "scale", "bn_bias": "bias", "bn_mean": "mean",
-         "bn_var": "var", "l2norm": "scale"}
+         "bn_var": "var", "l2norm": "scale",
+         # pcavs_G; None keeps the torch leaf name (`input.input`, `noises.noise_3`).
+         "eqlinear": "kernel", "modconv": "kernel", "mod_bias": "bias", "act_bias": "bias",
+         "noise_strength": "strength", "const": None, "noise_buf": None}
+# Buffers that carry no information (num_batches_tracked; pcavs_G's constant FIR kernels):
+# they may be absent; a FIR kernel that is present must equal the architecture's.
+_DROPPED = ("bn_count", "fir")
 
 # Layout transform per kind (PyTorch -> the layouts documented in taem_jax/models/layers.py).
 _TRANSFORMS = {
@@ -47,6 +54,11 @@ _TRANSFORMS = {
     "convT": lambda w: w.transpose(2, 3, 0, 1),         # (I, O, H, W) -> (H, W, I, O), no flip
     "conv3d": lambda w: w.transpose(2, 3, 4, 1, 0),     # (O, I, T, H, W) -> THWIO
     "linear": lambda w: w.T,                            # (out, in) -> (in, out)
+    "eqlinear": lambda w: w.T,                          # unscaled, (out, in) -> (in, out)
+    "modconv": lambda w: w[0].transpose(2, 3, 1, 0),    # (1, O, I, H, W) -> HWIO, unscaled
+    "act_bias": lambda b: b.reshape(-1),                # (1, C, 1, 1) -> (C,)
+    "const": lambda x: x.transpose(0, 2, 3, 1),         # (1, C, H, W) -> (1, H, W, C)
+    "noise_buf": lambda x: x.transpose(0, 2, 3, 1),     # (1, 1, H, W) -> (1, H, W, 1)
 }
 
 
@@ -67,14 +79,14 @@ def nnx_path(key: str, kind: str) -> tuple:
       continue
     out.append(int(parts[i]) if parts[i].isdigit() else parts[i])
     i += 1
-  return tuple(out) + (_LEAF[kind],)
+  return tuple(out) + (_LEAF[kind] or parts[-1],)
 
 
 def mapping_table(family: str) -> list[tuple[str, tuple, tuple, str]]:
   """(torch key, torch shape, NNX path, transform kind) for every converted entry of `family`
   (BatchNorm `num_batches_tracked` counters are dropped and not listed)."""
   return [(e.key, e.shape, nnx_path(e.key, e.kind), e.kind)
-          for e in fam_lib.official_entries(family) if e.kind != "bn_count"]
+          for e in fam_lib.official_entries(family) if e.kind not in _DROPPED]
 
 
 def _strip_prefix(keys: list[str]) -> tuple[dict[str, str], str]:
@@ -85,7 +97,7 @@ def _strip_prefix(keys: list[str]) -> tuple[dict[str, str], str]:
 
 
 def _required(family: str) -> set[str]:
-  return {e.key for e in fam_lib.official_entries(family) if e.kind != "bn_count"}
+  return {e.key for e in fam_lib.official_entries(family) if e.kind not in _DROPPED}
 
 
 def detect_family(keys) -> tuple[str | None, dict[str, float]]:
@@ -131,7 +143,7 @@ def convert_state_dict(arrays: dict[str, np.ndarray], family: str = "auto",
                     f"not {family}; pass --family {detected} or --family auto")
 
   entries = {e.key: e for e in fam_lib.official_entries(family)}
-  missing = [k for k in entries if k not in official and entries[k].kind != "bn_count"]
+  missing = [k for k in entries if k not in official and entries[k].kind not in _DROPPED]
   if missing:
     raise UserError(f"{source}: missing key {missing[0]!r} for {family} "
                     f"({len(missing)} of {len(_required(family))} missing)")
@@ -147,6 +159,11 @@ def convert_state_dict(arrays: dict[str, np.ndarray], family: str = "auto",
       raise UserError(f"{source}: key {key!r} has shape {tuple(arr.shape)}, expected "
                       f"{tuple(e.shape)} for {family}")
     if e.kind == "bn_count":
+      continue
+    if e.kind == "fir":
+      if not np.allclose(arr, fam_lib.pcavs_fir_kernel(), rtol=0, atol=1e-6):
+        raise UserError(f"{source}: key {key!r} is not the standard [1, 3, 3, 1] blur kernel; "
+                        "this generator variant is not supported")
       continue
     if arr.dtype.kind != "f":
       raise UserError(f"{source}: key {key!r} has dtype {arr.dtype}, expected floating point")

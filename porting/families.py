@@ -9,6 +9,12 @@ shape and a `kind` that says how the converter transforms it:
   bn_scale / bn_bias / bn_mean / bn_var              BatchNorm weight / bias / running stats
   bn_count                                           BatchNorm num_batches_tracked (int64 scalar)
   l2norm                                             S3FD L2Norm per-channel scale (C,)
+  PC-AVS netG (StyleGAN2 layers, weights stored unscaled: equalized learning rate):
+  eqlinear  EqualLinear weight (out, in)             mod_bias  modulation bias (in,), init 1
+  modconv   modulated conv weight (1, out, in, k, k) act_bias  bias (1, C, 1, 1)
+  noise_strength  NoiseInjection weight (1,)         const     constant input (1, C, H, W)
+  noise_buf       fixed noise map buffer (1, 1, H, W)
+  fir       FIR kernel buffer (4, 4): a constant of the architecture, checked, not converted
 
 Written from the official architectures' layer tables, independently
 of the Flax modules, so the two can check each other. It also makes deterministic random
@@ -22,7 +28,7 @@ import dataclasses
 
 import numpy as np
 
-FAMILY_NAMES = ("wav2lip", "syncnet_color", "disc_qual", "syncnet_v2", "s3fd")
+FAMILY_NAMES = ("wav2lip", "syncnet_color", "disc_qual", "syncnet_v2", "s3fd", "pcavs_G")
 
 # Human-readable file names per family (for messages).
 FAMILY_FILES = {
@@ -31,7 +37,10 @@ FAMILY_FILES = {
     "disc_qual": "visual_quality_disc.pth",
     "syncnet_v2": "syncnet_v2.model",
     "s3fd": "s3fd-619a316812.pth",
+    "pcavs_G": "PC-AVS <epoch>_net_G.pth",
 }
+# Kinds that are buffers, not trained parameters.
+BUFFER_KINDS = ("bn_mean", "bn_var", "bn_count", "noise_buf", "fir")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -172,8 +181,62 @@ _INPUT_GAIN = {"netcnnlip.0.weight": 1.0 / 128.0, "netcnnaud.0.weight": 0.1,
 _L2NORM_INIT = {"conv3_3_norm.weight": 10.0, "conv4_3_norm.weight": 8.0,
                 "conv5_3_norm.weight": 5.0}
 
+# PC-AVS netG as official inference builds it (--netG modulate --style_dim 2560, 224 px):
+# resolution -> channels, starting from a 7x7 map; StyleGAN2 blur taps.
+PCAVS_STYLE_DIM = 2560
+PCAVS_CHANNELS = ((7, 512), (14, 512), (28, 512), (56, 512), (112, 256), (224, 128))
+PCAVS_FIR_TAPS = (1.0, 3.0, 3.0, 1.0)
+
+
+def pcavs_fir_kernel() -> np.ndarray:
+  """The (4, 4) blur / upsample kernel buffer: normalised outer product of the taps, x 4."""
+  k = np.outer(PCAVS_FIR_TAPS, PCAVS_FIR_TAPS)
+  return (k / k.sum() * 4.0).astype(np.float32)
+
+
+def _modconv(prefix: str, cin: int, cout: int, k: int, blur: bool = False) -> list[Entry]:
+  out = [Entry(f"{prefix}.weight", (1, cout, cin, k, k), "modconv")]
+  out += [Entry(f"{prefix}.blur.kernel", (4, 4), "fir")] if blur else []
+  return out + [Entry(f"{prefix}.modulation.weight", (cin, PCAVS_STYLE_DIM), "eqlinear"),
+                Entry(f"{prefix}.modulation.bias", (cin,), "mod_bias")]
+
+
+def _styled(prefix: str, cin: int, cout: int, up: bool) -> list[Entry]:
+  return _modconv(f"{prefix}.conv", cin, cout, 3, blur=up) + [
+      Entry(f"{prefix}.noise.weight", (1,), "noise_strength"),
+      Entry(f"{prefix}.activate.bias", (1, cout, 1, 1), "act_bias")]
+
+
+def _to_rgb(prefix: str, cin: int, up: bool) -> list[Entry]:
+  # A module's own parameters come before its children's in a torch state_dict.
+  out = [Entry(f"{prefix}.bias", (1, 3, 1, 1), "act_bias")]
+  out += [Entry(f"{prefix}.upsample.kernel", (4, 4), "fir")] if up else []
+  return out + _modconv(f"{prefix}.conv", cin, 3, 1)
+
+
+def _pcavs_g() -> list[Entry]:
+  d = PCAVS_STYLE_DIM
+  out = []
+  for i in range(1, 9):  # mapping MLP (style.0 is the parameter-free PixelNorm)
+    out += [Entry(f"style.{i}.weight", (d, d), "eqlinear"), Entry(f"style.{i}.bias", (d,), "bias")]
+  (r0, c0), rest = PCAVS_CHANNELS[0], PCAVS_CHANNELS[1:]
+  out.append(Entry("input.input", (1, c0, r0, r0), "const"))
+  out += _styled("conv1", c0, c0, False) + _to_rgb("to_rgb1", c0, False)
+  cin = c0
+  for j, (_, cout) in enumerate(rest):
+    out += _styled(f"convs.{2 * j}", cin, cout, True) + _styled(f"convs.{2 * j + 1}", cout, cout,
+                                                                False)
+    cin = cout
+  out += [e for j, (_, c) in enumerate(rest) for e in _to_rgb(f"to_rgbs.{j}", c, True)]
+  sizes = [r0] + [r for r, _ in rest for _ in range(2)]
+  out += [Entry(f"noises.noise_{i}", (1, 1, s, s), "noise_buf") for i, s in enumerate(sizes)]
+  return out
+
+
+_TO_RGB_GAIN = 0.25  # pcavs_G ToRGB weights in random_state_dict
+
 _BUILDERS = {"wav2lip": _wav2lip, "syncnet_color": _syncnet_color, "disc_qual": _disc_qual,
-             "syncnet_v2": _syncnet_v2, "s3fd": _s3fd}
+             "syncnet_v2": _syncnet_v2, "s3fd": _s3fd, "pcavs_G": _pcavs_g}
 _CACHE: dict[str, list[Entry]] = {}
 
 
@@ -187,9 +250,9 @@ def official_entries(family: str) -> list[Entry]:
 
 
 def num_params(family: str) -> int:
-  """Trainable parameter count (excludes BN running statistics)."""
+  """Trainable parameter count (excludes buffers: BN running statistics, noise maps, FIR)."""
   return sum(int(np.prod(e.shape)) for e in official_entries(family)
-             if e.kind not in ("bn_mean", "bn_var", "bn_count"))
+             if e.kind not in BUFFER_KINDS)
 
 
 def random_state_dict(family: str, seed: int = 0) -> dict[str, np.ndarray]:
@@ -218,6 +281,19 @@ def random_state_dict(family: str, seed: int = 0) -> dict[str, np.ndarray]:
       out[e.key] = (rng.uniform(0.5, 1.5, e.shape) * _L2NORM_INIT[e.key]).astype(np.float32)
     elif e.kind == "bn_count":
       out[e.key] = np.array(int(rng.integers(1, 100000)), np.int64)
+    elif e.kind in ("eqlinear", "modconv", "const", "noise_buf"):
+      # Equalized-lr weights are stored as N(0, 1) and scaled at run time; ToRGB's are reduced
+      # so the summed RGB skips stay in tanh's unsaturated range.
+      gain = _TO_RGB_GAIN if e.kind == "modconv" and e.shape[1] == 3 else 1.0
+      out[e.key] = (rng.standard_normal(e.shape) * gain).astype(np.float32)
+    elif e.kind == "mod_bias":  # official init 1: styles scatter around 1
+      out[e.key] = (1.0 + rng.standard_normal(e.shape) * 0.1).astype(np.float32)
+    elif e.kind == "act_bias":
+      out[e.key] = (rng.standard_normal(e.shape) * 0.1).astype(np.float32)
+    elif e.kind == "noise_strength":  # large enough that a wrong noise map shows
+      out[e.key] = rng.uniform(0.1, 0.3, e.shape).astype(np.float32)
+    elif e.kind == "fir":
+      out[e.key] = pcavs_fir_kernel()
     else:
       raise AssertionError(e.kind)
   return out
@@ -237,6 +313,8 @@ def make_inputs(family: str, batch: int, seed: int = 0) -> dict[str, np.ndarray]
     syncnet_v2: mfcc (B,1,13,20) f32, lips (B,3,5,224,224) raw 0..255 floats.
     s3fd: image (B,3,128,128) f32: uint8 RGB pixels minus (104, 117, 123), exactly what the
       official detector feeds its network (128 px: every head, stride 128 too, has cells).
+    pcavs_G: style (B,2560) f32 = identity vector (2048, >= 0) + pose feature (512);
+      identity (B,512,7,7) f32, the spatial identity map official inference feeds netG.
   """
   rng = np.random.default_rng(seed)
 
@@ -264,4 +342,13 @@ def make_inputs(family: str, batch: int, seed: int = 0) -> dict[str, np.ndarray]
   if family == "s3fd":
     rgb = pixels(batch, 3, 128, 128).astype(np.float32)
     return {"image": rgb - np.array(S3FD_MEAN_RGB, np.float32).reshape(1, 3, 1, 1)}
+  if family == "pcavs_G":
+    # Identity vector: pooled post-ReLU ResNeXt features (>= 0); pose: mouth + head-pose
+    # embeddings (any sign); identity map: a 1x1-conv output. Quantized like `mel`.
+    ident = np.abs(rng.standard_normal((batch, PCAVS_STYLE_DIM - 512))) * 0.5
+    pose = rng.standard_normal((batch, 512))
+    style = np.round(np.concatenate([ident, pose], axis=1) * 64) / 64
+    c0, r0 = PCAVS_CHANNELS[0][1], PCAVS_CHANNELS[0][0]
+    identity = np.round(rng.standard_normal((batch, c0, r0, r0)) * 64) / 64
+    return {"style": style.astype(np.float32), "identity": identity.astype(np.float32)}
   raise ValueError(f"unknown family {family!r}")

@@ -39,7 +39,8 @@ def _pure_flat(model):
 def test_official_tables_match_spec_counts():
   # Parameter counts of the official checkpoints.
   want = {"wav2lip": (352, 36_298_035), "syncnet_color": (217, 16_435_072),
-          "disc_qual": (28, 14_113_793), "syncnet_v2": (102, 13_631_616)}
+          "disc_qual": (28, 14_113_793), "syncnet_v2": (102, 13_631_616),
+          "pcavs_G": (117, 89_570_205)}
   for fam, (keys, params) in want.items():
     assert len(families.official_entries(fam)) == keys, fam
     assert families.num_params(fam) == params, fam
@@ -71,9 +72,17 @@ def test_every_model_variable_is_mapped_with_the_documented_layout(family, state
     elif kind == "conv3d":
       o, i, t, h, x = idx
       assert got[t, h, x, i, o] == w[o, i, t, h, x]
-    elif kind == "linear":
+    elif kind in ("linear", "eqlinear"):
       o, i = idx
       assert got[i, o] == w[o, i]
+    elif kind == "modconv":
+      _, o, i, h, x = idx
+      assert got[h, x, i, o] == w[0, o, i, h, x]
+    elif kind in ("const", "noise_buf"):
+      _, c, h, x = idx
+      assert got[0, h, x, c] == w[0, c, h, x]
+    elif kind == "act_bias":
+      np.testing.assert_array_equal(got, w.reshape(-1))
     else:
       np.testing.assert_array_equal(got, w)
 

@@ -84,6 +84,11 @@ MISMAPS = {
     "linear_not_transposed": ("syncnet_v2", ("netfcaud", 0, "kernel"),
                               lambda k: np.ascontiguousarray(k.T)),
     "bn_scale_bias_swapped": ("syncnet_color", ("audio_encoder", 5, "bn", "scale"), None),
+    # PC-AVS netG: the stride-2 transposed modulated conv read without its spatial flip, and a
+    # fixed noise map with H and W swapped.
+    "modulated_upconv_kernel_flipped": ("pcavs_G", ("convs", 4, "conv", "kernel"), _flip_hw),
+    "noise_map_h_w_swapped": ("pcavs_G", ("noises", "noise_7"), lambda n: np.ascontiguousarray(
+        np.swapaxes(n, 1, 2))),
 }
 
 

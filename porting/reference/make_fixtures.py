@@ -17,11 +17,13 @@ For each family the weights come from `porting.families.random_state_dict(family
   syncnet_v2.model          legacy; plain name -> tensor mapping
   syncnet_v2_nobatches.model zip; plain mapping without num_batches_tracked
   s3fd-619a316812.pth       legacy; plain name -> tensor mapping (the S3FD face detector)
+  latest_net_G.pth          zip; plain mapping (PC-AVS netG, as its save_network writes it)
   outputs_<family>_b<B>.npz inputs (PyTorch layout) + eval-mode outputs, one per batch size
   manifest.json             {file: {"family", "format", "batch"?}} for the tests
 
 Outputs are named: wav2lip `out`; syncnet_color `audio_emb`, `face_emb`; disc_qual `out`;
-syncnet_v2 `audio_emb`, `lip_emb`, `lip_feat`; s3fd `cls0`..`cls5` (softmax probs), `reg0`..`reg5`.
+syncnet_v2 `audio_emb`, `lip_emb`, `lip_feat`; s3fd `cls0`..`cls5` (softmax probs), `reg0`..`reg5`;
+pcavs_G `out` (stored noise maps).
 `--families` limits the run to some families (default: all).
 """
 from __future__ import annotations
@@ -36,11 +38,14 @@ import torch
 
 from porting import families
 from porting.reference.torch_models import MODELS
+from porting.reference.torch_pcavs_generator import PCAVSGeneratorRef
+
+REFERENCES = {**MODELS, "pcavs_G": PCAVSGeneratorRef}
 
 
 def build_model(family: str, seed: int) -> torch.nn.Module:
   """The reference model of `family` in eval mode, loaded with the seeded numpy weights."""
-  model = MODELS[family]()
+  model = REFERENCES[family]()
   sd = families.random_state_dict(family, seed)
   model.load_state_dict({k: torch.from_numpy(v) for k, v in sd.items()}, strict=True)
   return model.eval()
@@ -64,6 +69,8 @@ def run_model(family: str, model: torch.nn.Module, inputs: dict) -> dict[str, np
         out[f"cls{i}"] = torch.softmax(heads[2 * i], dim=1).numpy()
         out[f"reg{i}"] = heads[2 * i + 1].numpy()
       return out
+    if family == "pcavs_G":
+      return {"out": model(x["style"], x["identity"]).numpy()}
     if family == "syncnet_v2":
       return {"audio_emb": model.forward_aud(x["mfcc"]).numpy(),
               "lip_emb": model.forward_lip(x["lips"]).numpy(),
@@ -129,6 +136,8 @@ def build(out_dir: str, batches=(1, 3), seed: int = 0, only=None) -> dict:
     elif family == "s3fd":
       # The released detector file is a bare state_dict (what face_detection's torch.load reads).
       add("s3fd-619a316812.pth", family, "legacy", dict(sd))
+    elif family == "pcavs_G":
+      add("latest_net_G.pth", family, "zip", dict(sd), zip_format=True)
     else:
       add("syncnet_v2.model", family, "legacy", dict(sd))
       slim = {k: v for k, v in sd.items() if not k.endswith("num_batches_tracked")}

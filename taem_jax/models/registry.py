@@ -10,6 +10,8 @@ import numpy as np
 from flax import nnx
 
 from taem_jax.models import layers
+from taem_jax.models import pcavs_generator
+from taem_jax.models.pcavs_generator import PCAVSGenerator
 from taem_jax.models.s3fd import S3FD, L2Norm
 from taem_jax.models.syncnet import SyncNetColor, SyncNetV2
 from taem_jax.models.wav2lip import Wav2Lip, Wav2LipDiscQual
@@ -20,6 +22,7 @@ FAMILIES = {
     "disc_qual": Wav2LipDiscQual,
     "syncnet_v2": SyncNetV2,
     "s3fd": S3FD,
+    "pcavs_G": PCAVSGenerator,
 }
 
 
@@ -43,6 +46,8 @@ def create(family, *, seed: int = 0, **config):
     bound = 1.0 / np.sqrt(fan_in)
     return jnp.asarray(rng.uniform(-bound, bound, shape).astype(np.float32))
 
+  if isinstance(model, PCAVSGenerator):  # StyleGAN2 layers: N(0, 1) equalized-lr weights
+    pcavs_generator.host_initialize(model, rng)
   for _, node in nnx.iter_graph(model):
     if isinstance(node, (nnx.Conv, nnx.Linear)):
       shape = node.kernel.shape
