@@ -3,6 +3,7 @@
 `FAMILIES` maps a checkpoint family name to its class (`taem_jax.models.registry`); see
 layers.py for the layout conventions that the PyTorch converter relies on.
 """
+from taem_jax.models.pcavs_vision import PCAVSIdentityEncoder, PCAVSPoseEncoder
 from taem_jax.models.pretrained import load_pretrained, save_pretrained
 from taem_jax.models.registry import FAMILIES, create
 from taem_jax.models.syncnet import SyncNetColor, SyncNetV2
@@ -10,6 +11,6 @@ from taem_jax.models.taem import TAEM, TAEMConfig
 from taem_jax.models.targets import TargetEncoder, Wav2LipTarget, frozen_call
 from taem_jax.models.wav2lip import Wav2Lip, Wav2LipDiscQual
 
-__all__ = ["FAMILIES", "create", "SyncNetColor", "SyncNetV2", "TAEM", "TAEMConfig",
-           "TargetEncoder", "Wav2Lip", "Wav2LipDiscQual", "Wav2LipTarget", "frozen_call",
+__all__ = ["FAMILIES", "create", "PCAVSIdentityEncoder", "PCAVSPoseEncoder", "SyncNetColor",
+           "SyncNetV2", "TAEM", "TAEMConfig", "TargetEncoder", "Wav2Lip", "Wav2LipDiscQual", "Wav2LipTarget", "frozen_call",
            "load_pretrained", "save_pretrained"]
