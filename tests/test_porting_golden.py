@@ -88,6 +88,10 @@ MISMAPS = {
     "linear_not_transposed": ("syncnet_v2", ("netfcaud", 0, "kernel"),
                               lambda k: np.ascontiguousarray(k.T)),
     "bn_scale_bias_swapped": ("syncnet_color", ("audio_encoder", 5, "bn", "scale"), None),
+    "grouped_conv_kernel_h_w_swapped": ("pcavs_V", ("model", "layer2", 1, "conv2", "kernel"),
+                                        _swap_hw),
+    "hourglass_conv_kernel_flipped": ("pcavs_E", ("model", "m0", "b1_2", "conv1", "kernel"),
+                                      _flip_hw),
 }
 
 
