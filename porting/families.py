@@ -342,5 +342,8 @@ def make_inputs(family: str, batch: int, seed: int = 0) -> dict[str, np.ndarray]
 
 
 def pcavs_pixels(u8: np.ndarray) -> np.ndarray:
-  """PC-AVS input normalisation: uint8 RGB -> (x / 255 - 0.5) / 0.5 in [-1, 1], float32."""
-  return (u8.astype(np.float32) / 255.0 - 0.5) / 0.5
+  """PC-AVS input normalisation: uint8 RGB -> x / 255 * 2 - 1 in [-1, 1], float32.
+
+  The official loader divides in float64, casts to float32, then scales: same order here.
+  """
+  return (u8 / 255.0).astype(np.float32) * np.float32(2) - np.float32(1)

@@ -142,3 +142,13 @@ def test_grouped_kernel_layout():
   k = params[("model", "layer3", 2, "conv2", "kernel")]
   assert w.shape == (512, 16, 3, 3) and k.shape == (3, 3, 16, 512)
   assert k[2, 0, 15, 511] == w[511, 15, 2, 0]
+
+
+def test_normalize_matches_the_family_inputs():
+  u8 = np.random.default_rng(0).integers(0, 256, (2, 8, 8, 3), dtype=np.uint8)
+  got = np.asarray(pv.normalize(u8))
+  np.testing.assert_array_equal(got, families.pcavs_pixels(u8))
+  assert got.min() >= -1.0 and got.max() <= 1.0 and got.dtype == np.float32
+  np.testing.assert_array_equal(np.asarray(pv.normalize(np.array([0, 255], np.uint8))), [-1, 1])
+  with pytest.raises(TypeError, match="uint8"):
+    pv.normalize(u8.astype(np.float32))

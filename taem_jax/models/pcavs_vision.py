@@ -89,6 +89,20 @@ def _max_pool2(x: jax.Array) -> jax.Array:
   return nnx.max_pool(x, (2, 2), strides=(2, 2), padding="VALID")
 
 
+def normalize(images_rgb) -> jax.Array:
+  """Official PC-AVS input scaling: uint8 RGB -> float32 in [-1, 1] (x / 255 * 2 - 1).
+
+  Shapes: (B, H, W, 3) uint8 RGB -> (B, H, W, 3) float32. The official loader reads frames
+  with OpenCV, crops rows [0, 192) and columns [16, 208) of the 224x224 aligned face, resizes
+  back to 224x224 (bilinear) and converts BGR -> RGB before this step.
+  """
+  x = np.asarray(images_rgb)
+  if x.dtype != np.uint8:
+    raise TypeError(f"normalize expects uint8 RGB images, got {x.dtype}")
+  # Divide in float64 and cast, as the official loader does (bit-identical inputs).
+  return jnp.asarray((x / 255.0).astype(np.float32)) * 2.0 - 1.0
+
+
 # ----------------------------------------------------------------------------- netV (ResNeXt)
 
 
