@@ -150,5 +150,5 @@ def test_normalize_matches_the_family_inputs():
   np.testing.assert_array_equal(got, families.pcavs_pixels(u8))
   assert got.min() >= -1.0 and got.max() <= 1.0 and got.dtype == np.float32
   np.testing.assert_array_equal(np.asarray(pv.normalize(np.array([0, 255], np.uint8))), [-1, 1])
-  with pytest.raises(TypeError, match="uint8"):
+  with pytest.raises(UserError, match="uint8 RGB frames, got float32"):
     pv.normalize(u8.astype(np.float32))

@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from taem_jax.errors import UserError
 from taem_jax.models import layers
 
 RESNEXT_LAYERS = (3, 4, 6, 3)  # bottlenecks per stage
@@ -98,7 +99,8 @@ def normalize(images_rgb) -> jax.Array:
   """
   x = np.asarray(images_rgb)
   if x.dtype != np.uint8:
-    raise TypeError(f"normalize expects uint8 RGB images, got {x.dtype}")
+    raise UserError(f"PC-AVS encoders take uint8 RGB frames, got {x.dtype}; pass the "
+                    "0..255 pixels (e.g. frames.astype(np.uint8)), not pre-scaled floats")
   # Divide in float64 and cast, as the official loader does (bit-identical inputs).
   return jnp.asarray((x / 255.0).astype(np.float32)) * 2.0 - 1.0
 
