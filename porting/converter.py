@@ -11,6 +11,8 @@ Understands every official file form, without torch:
   syncnet_v2.model                 joonson/syncnet_python's SyncNet (LSE-D/LSE-C metric)
   s3fd-619a316812.pth              the S3FD face detector official Wav2Lip runs (bare state_dict)
   <epoch>_net_G.pth                PC-AVS's generator netG (bare state_dict)
+  <epoch>_net_V.pth, _net_E.pth    PC-AVS identity (ResNeXt-50) and pose (FAN) encoders
+                                   (bare state_dicts; grouped convs keep the usual transform)
 in the legacy (torch < 1.6) and zip serialisations alike. The family is recognised from the
 key set; every key must be present with its exact shape (`num_batches_tracked` may be absent),
 and nothing unexpected may be left over. The destination directory (Orbax state + sidecar

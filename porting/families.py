@@ -28,7 +28,8 @@ import dataclasses
 
 import numpy as np
 
-FAMILY_NAMES = ("wav2lip", "syncnet_color", "disc_qual", "syncnet_v2", "s3fd", "pcavs_G")
+FAMILY_NAMES = ("wav2lip", "syncnet_color", "disc_qual", "syncnet_v2", "s3fd", "pcavs_G",
+                "pcavs_V", "pcavs_E")
 
 # Human-readable file names per family (for messages).
 FAMILY_FILES = {
@@ -38,6 +39,8 @@ FAMILY_FILES = {
     "syncnet_v2": "syncnet_v2.model",
     "s3fd": "s3fd-619a316812.pth",
     "pcavs_G": "PC-AVS <epoch>_net_G.pth",
+    "pcavs_V": "PC-AVS <epoch>_net_V.pth",
+    "pcavs_E": "PC-AVS <epoch>_net_E.pth",
 }
 # Kinds that are buffers, not trained parameters.
 BUFFER_KINDS = ("bn_mean", "bn_var", "bn_count", "noise_buf", "fir")
@@ -172,11 +175,76 @@ def _s3fd() -> list[Entry]:
   return out
 
 
+# PC-AVS netV: torchvision's ResNeXt-50 32x4d (bias-free convs; grouped 3x3 weights are
+# (out, in / 32, 3, 3)) + conv1x1 (2048 -> 512) + identity fc. netE: FAN_use + MLP heads.
+PCAVS_NUM_CLASSES = 5830
+PCAVS_POSE_DIM = 12
+PCAVS_V_SIZE = 96  # golden/fixture netV input side (any size works; 224 officially)
+
+
+def _nobias(prefix: str, cin: int, cout: int, k: int) -> list[Entry]:
+  return [Entry(f"{prefix}.weight", (cout, cin, k, k), "conv")]
+
+
+def _linear(prefix: str, cin: int, cout: int) -> list[Entry]:
+  return _conv(prefix, cin, cout, (), "linear")
+
+
+def _pcavs_v() -> list[Entry]:
+  out = _nobias("model.conv1", 3, 64, 7) + _bn("model.bn1", 64)
+  cin = 64
+  for stage, (n, planes) in enumerate(zip((3, 4, 6, 3), (64, 128, 256, 512))):
+    width, cout = planes * 2, planes * 4
+    for b in range(n):
+      p = f"model.layer{stage + 1}.{b}"
+      out += _nobias(f"{p}.conv1", cin, width, 1) + _bn(f"{p}.bn1", width)
+      out += _nobias(f"{p}.conv2", width // 32, width, 3) + _bn(f"{p}.bn2", width)
+      out += _nobias(f"{p}.conv3", width, cout, 1) + _bn(f"{p}.bn3", cout)
+      if b == 0:
+        out += _nobias(f"{p}.downsample.0", cin, cout, 1) + _bn(f"{p}.downsample.1", cout)
+      cin = cout
+  out += _linear("model.fc", 2048, 1000)
+  return out + _conv("conv1x1", 2048, 512, 1) + _linear("fc", 2048, PCAVS_NUM_CLASSES)
+
+
+def _fan_block(p: str, cin: int, cout: int) -> list[Entry]:
+  out = (_bn(f"{p}.bn1", cin) + _nobias(f"{p}.conv1", cin, cout // 2, 3)
+         + _bn(f"{p}.bn2", cout // 2) + _nobias(f"{p}.conv2", cout // 2, cout // 4, 3)
+         + _bn(f"{p}.bn3", cout // 4) + _nobias(f"{p}.conv3", cout // 4, cout // 4, 3))
+  if cin != cout:
+    out += _bn(f"{p}.downsample.0", cin) + _nobias(f"{p}.downsample.2", cin, cout, 1)
+  return out
+
+
+def _pcavs_e() -> list[Entry]:
+  out = _conv("model.conv1", 3, 64, 7) + _bn("model.bn1", 64)
+  for name, cin, cout in (("conv2", 64, 128), ("conv3", 128, 128), ("conv4", 128, 256)):
+    out += _fan_block(f"model.{name}", cin, cout)
+  # Hourglass registration order: b1_L, b2_L down to level 1, b2_plus_1, then b3_1 .. b3_4.
+  for level in (4, 3, 2, 1):
+    out += _fan_block(f"model.m0.b1_{level}", 256, 256) + _fan_block(
+        f"model.m0.b2_{level}", 256, 256)
+  out += _fan_block("model.m0.b2_plus_1", 256, 256)
+  for level in (1, 2, 3, 4):
+    out += _fan_block(f"model.m0.b3_{level}", 256, 256)
+  out += _fan_block("model.top_m_0", 256, 256) + _conv("model.conv_last0", 256, 256, 1)
+  out += _conv("model.l0", 256, 68, 1) + _bn("model.bn_end0", 256)
+  out += _conv("model.conv6", 68, 1, 3) + _linear("model.fc", 784, 512) + _bn("model.bn5", 68)
+  nc, pd = PCAVS_NUM_CLASSES, PCAVS_POSE_DIM
+  for name, cout in (("classifier", nc), ("to_mouth", 512)):
+    out += _linear(f"{name}.0", 512, 512) + _linear(f"{name}.2", 512, cout)
+  out += _linear("mouth_embed.1", 512, 512 - pd) + _linear("mouth_fc.1", 512, nc)
+  out += _linear("to_headpose.0", 512, 512) + _linear("to_headpose.2", 512, 512)
+  return out + _linear("headpose_embed.1", 512, pd) + _linear("headpose_fc.1", pd, nc)
+
+
 # syncnet_v2 takes raw 0..255 pixels and MFCCs of magnitude ~10: its first layers get
 # proportionally smaller random weights so the embeddings stay O(1) like a trained net's.
 # S3FD takes mean-subtracted 0..255 pixels: the same reduction for its first conv.
+# PC-AVS's FAN ends in a 784 -> 512 Linear on a single-channel map that random weights leave at
+# ~10x a unit scale; its conv6 is scaled down so the pose features are O(1) too.
 _INPUT_GAIN = {"netcnnlip.0.weight": 1.0 / 128.0, "netcnnaud.0.weight": 0.1,
-               "conv1_1.weight": 1.0 / 64.0}
+               "conv1_1.weight": 1.0 / 64.0, "model.conv6.weight": 1.0 / 8.0}
 # S3FD L2Norm scales start at the official initial values; random draws scatter around them.
 _L2NORM_INIT = {"conv3_3_norm.weight": 10.0, "conv4_3_norm.weight": 8.0,
                 "conv5_3_norm.weight": 5.0}
@@ -236,7 +304,8 @@ def _pcavs_g() -> list[Entry]:
 _TO_RGB_GAIN = 0.25  # pcavs_G ToRGB weights in random_state_dict
 
 _BUILDERS = {"wav2lip": _wav2lip, "syncnet_color": _syncnet_color, "disc_qual": _disc_qual,
-             "syncnet_v2": _syncnet_v2, "s3fd": _s3fd, "pcavs_G": _pcavs_g}
+             "syncnet_v2": _syncnet_v2, "s3fd": _s3fd, "pcavs_G": _pcavs_g,
+             "pcavs_V": _pcavs_v, "pcavs_E": _pcavs_e}
 _CACHE: dict[str, list[Entry]] = {}
 
 
@@ -315,6 +384,8 @@ def make_inputs(family: str, batch: int, seed: int = 0) -> dict[str, np.ndarray]
       official detector feeds its network (128 px: every head, stride 128 too, has cells).
     pcavs_G: style (B,2560) f32 = identity vector (2048, >= 0) + pose feature (512);
       identity (B,512,7,7) f32, the spatial identity map official inference feeds netG.
+    pcavs_V: image (B,3,96,96) in [-1,1] (`pcavs_pixels`; 96 px keeps the test fast and makes
+      the 7x7 adaptive pool non-trivial). pcavs_E: image (B,3,224,224) in [-1,1].
   """
   rng = np.random.default_rng(seed)
 
@@ -351,4 +422,15 @@ def make_inputs(family: str, batch: int, seed: int = 0) -> dict[str, np.ndarray]
     c0, r0 = PCAVS_CHANNELS[0][1], PCAVS_CHANNELS[0][0]
     identity = np.round(rng.standard_normal((batch, c0, r0, r0)) * 64) / 64
     return {"style": style.astype(np.float32), "identity": identity.astype(np.float32)}
+  if family in ("pcavs_V", "pcavs_E"):
+    side = PCAVS_V_SIZE if family == "pcavs_V" else 224
+    return {"image": pcavs_pixels(pixels(batch, 3, side, side))}
   raise ValueError(f"unknown family {family!r}")
+
+
+def pcavs_pixels(u8: np.ndarray) -> np.ndarray:
+  """PC-AVS input normalisation: uint8 RGB -> x / 255 * 2 - 1 in [-1, 1], float32.
+
+  The official loader divides in float64, casts to float32, then scales: same order here.
+  """
+  return (u8 / 255.0).astype(np.float32) * np.float32(2) - np.float32(1)

@@ -37,6 +37,9 @@ def run_flax(family: str, model, inputs: dict[str, np.ndarray]) -> dict[str, np.
       lip_feat (B,512)
     s3fd: image (B,3,H,W) -> cls0..cls5 (B,2,h,w) softmax probs, reg0..reg5 (B,4,h,w)
     pcavs_G: style (B,2560), identity (B,512,7,7) -> out (B,3,224,224) in [-1, 1] (stored noise)
+    pcavs_V: image (B,3,H,W) -> id_vector (B,2048), id_map (B,512,7,7), scores (B,5830)
+    pcavs_E: image (B,3,224,224) -> feature, headpose, mouth (B,512), headpose_embed (B,12),
+      mouth_embed (B,500), scores (B,5830)
   """
   x = inputs
   if family == "wav2lip":
@@ -63,6 +66,17 @@ def run_flax(family: str, model, inputs: dict[str, np.ndarray]) -> dict[str, np.
   if family == "pcavs_G":
     out = _jitted_call()(model, x["style"], _nhwc(x["identity"]))
     return {"out": np.moveaxis(np.asarray(out), -1, 1)}
+  if family == "pcavs_V":
+    vec, fmap, scores = model(_nhwc(x["image"]))
+    return {"id_vector": np.asarray(vec), "id_map": np.moveaxis(np.asarray(fmap), -1, 1),
+            "scores": np.asarray(scores)}
+  if family == "pcavs_E":
+    feat = model.features(_nhwc(x["image"]))
+    pose, mouth = model.headpose(feat), model.mouth(feat)
+    return {"feature": np.asarray(feat), "headpose": np.asarray(pose),
+            "headpose_embed": np.asarray(model.embed_headpose(pose)),
+            "mouth": np.asarray(mouth), "mouth_embed": np.asarray(model.embed_mouth(mouth)),
+            "scores": np.asarray(model.classify(feat))}
   raise ValueError(f"unknown family {family!r}")
 
 

@@ -23,9 +23,13 @@ def _load_golden(family):
   for k, v in data.items():
     if k.startswith("in_") and k.endswith("_u8"):
       name = k[3:-3]
-      # Same arithmetic as families.make_inputs (float32 / 255; syncnet_v2 lips are raw).
-      inputs[name] = v.astype(np.float32) if family == "syncnet_v2" else (
-          v.astype(np.float32) / 255.0)
+      # Same arithmetic as families.make_inputs (float32 / 255; syncnet_v2 lips are raw;
+      # PC-AVS maps pixels to [-1, 1]).
+      if family in ("pcavs_V", "pcavs_E"):
+        inputs[name] = families.pcavs_pixels(v)
+      else:
+        inputs[name] = v.astype(np.float32) if family == "syncnet_v2" else (
+            v.astype(np.float32) / 255.0)
     elif k.startswith("in_"):
       inputs[k[3:]] = v
   outputs = {k[4:]: v for k, v in data.items() if k.startswith("out_")}
@@ -89,6 +93,10 @@ MISMAPS = {
     "modulated_upconv_kernel_flipped": ("pcavs_G", ("convs", 4, "conv", "kernel"), _flip_hw),
     "noise_map_h_w_swapped": ("pcavs_G", ("noises", "noise_7"), lambda n: np.ascontiguousarray(
         np.swapaxes(n, 1, 2))),
+    "grouped_conv_kernel_h_w_swapped": ("pcavs_V", ("model", "layer2", 1, "conv2", "kernel"),
+                                        _swap_hw),
+    "hourglass_conv_kernel_flipped": ("pcavs_E", ("model", "m0", "b1_2", "conv1", "kernel"),
+                                      _flip_hw),
 }
 
 

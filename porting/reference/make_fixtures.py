@@ -18,12 +18,16 @@ For each family the weights come from `porting.families.random_state_dict(family
   syncnet_v2_nobatches.model zip; plain mapping without num_batches_tracked
   s3fd-619a316812.pth       legacy; plain name -> tensor mapping (the S3FD face detector)
   latest_net_G.pth          zip; plain mapping (PC-AVS netG, as its save_network writes it)
+  latest_net_V.pth          zip; plain mapping (PC-AVS identity encoder netV)
+  latest_net_E.pth          legacy; plain mapping (PC-AVS pose encoder netE)
   outputs_<family>_b<B>.npz inputs (PyTorch layout) + eval-mode outputs, one per batch size
   manifest.json             {file: {"family", "format", "batch"?}} for the tests
 
 Outputs are named: wav2lip `out`; syncnet_color `audio_emb`, `face_emb`; disc_qual `out`;
 syncnet_v2 `audio_emb`, `lip_emb`, `lip_feat`; s3fd `cls0`..`cls5` (softmax probs), `reg0`..`reg5`;
 pcavs_G `out` (stored noise maps).
+pcavs_V `id_vector`, `id_map`, `scores`; pcavs_E `feature`, `headpose`, `headpose_embed`,
+`mouth`, `mouth_embed`, `scores`.
 `--families` limits the run to some families (default: all).
 """
 from __future__ import annotations
@@ -37,10 +41,10 @@ import numpy as np
 import torch
 
 from porting import families
-from porting.reference.torch_models import MODELS
+from porting.reference import torch_models, torch_pcavs_vision
 from porting.reference.torch_pcavs_generator import PCAVSGeneratorRef
 
-REFERENCES = {**MODELS, "pcavs_G": PCAVSGeneratorRef}
+REFERENCES = {**torch_models.MODELS, **torch_pcavs_vision.MODELS, "pcavs_G": PCAVSGeneratorRef}
 
 
 def build_model(family: str, seed: int) -> torch.nn.Module:
@@ -71,6 +75,8 @@ def run_model(family: str, model: torch.nn.Module, inputs: dict) -> dict[str, np
       return out
     if family == "pcavs_G":
       return {"out": model(x["style"], x["identity"]).numpy()}
+    if family in torch_pcavs_vision.MODELS:
+      return torch_pcavs_vision.run(family, model, x["image"])
     if family == "syncnet_v2":
       return {"audio_emb": model.forward_aud(x["mfcc"]).numpy(),
               "lip_emb": model.forward_lip(x["lips"]).numpy(),
@@ -138,6 +144,10 @@ def build(out_dir: str, batches=(1, 3), seed: int = 0, only=None) -> dict:
       add("s3fd-619a316812.pth", family, "legacy", dict(sd))
     elif family == "pcavs_G":
       add("latest_net_G.pth", family, "zip", dict(sd), zip_format=True)
+    elif family in ("pcavs_V", "pcavs_E"):
+      # PC-AVS saves each network as a bare state_dict, `<epoch>_net_<V|E>.pth`.
+      add(f"latest_net_{family[-1]}.pth", family, "zip" if family == "pcavs_V" else "legacy",
+          dict(sd), zip_format=family == "pcavs_V")
     else:
       add("syncnet_v2.model", family, "legacy", dict(sd))
       slim = {k: v for k, v in sd.items() if not k.endswith("num_batches_tracked")}

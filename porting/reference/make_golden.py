@@ -6,7 +6,8 @@ For each family: weights = `porting.families.random_state_dict(family, GOLDEN_SE
 (numpy only, so the test regenerates them without torch), inputs = `make_inputs(family,
 GOLDEN_BATCH[family], seed)`, outputs = the PyTorch reference model in eval mode. Each file
 holds the seeds, the inputs (images stored as uint8 pixel values, exactly what make_inputs
-scaled; s3fd's mean-subtracted image as integer-valued float32) and the outputs, and stays well
+scaled; s3fd's mean-subtracted image as integer-valued float32; PC-AVS images as the uint8
+pixels before `families.pcavs_pixels`) and the outputs, and stays well
 below 1 MB.
 """
 from __future__ import annotations
@@ -21,9 +22,9 @@ from porting import families
 from porting.reference.make_fixtures import build_model, run_model
 
 GOLDEN_SEEDS = {"wav2lip": 11, "syncnet_color": 12, "disc_qual": 13, "syncnet_v2": 14, "s3fd": 15,
-                "pcavs_G": 16}
+                "pcavs_G": 16, "pcavs_V": 16, "pcavs_E": 17}
 GOLDEN_BATCH = {"wav2lip": 1, "syncnet_color": 2, "disc_qual": 2, "syncnet_v2": 1, "s3fd": 1,
-                "pcavs_G": 1}
+                "pcavs_G": 1, "pcavs_V": 1, "pcavs_E": 1}
 # Inputs that are pixel values / 255 in make_inputs (stored as uint8 to stay small).
 PIXEL_INPUTS = {("wav2lip", "face"), ("syncnet_color", "face"), ("disc_qual", "face")}
 
@@ -35,6 +36,8 @@ def encode_inputs(family: str, inputs: dict) -> dict:
       out[f"in_{k}_u8"] = np.round(v * 255.0).astype(np.uint8)
     elif family == "syncnet_v2" and k == "lips":
       out[f"in_{k}_u8"] = v.astype(np.uint8)
+    elif family in ("pcavs_V", "pcavs_E"):  # [-1, 1] values of families.pcavs_pixels
+      out[f"in_{k}_u8"] = np.round((v + 1.0) * 127.5).astype(np.uint8)
     else:
       out[f"in_{k}"] = v
   return out

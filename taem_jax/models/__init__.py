@@ -4,6 +4,7 @@
 layers.py for the layout conventions that the PyTorch converter relies on.
 """
 from taem_jax.models.pcavs_generator import PCAVSGenerator
+from taem_jax.models.pcavs_vision import PCAVSIdentityEncoder, PCAVSPoseEncoder
 from taem_jax.models.pretrained import load_pretrained, save_pretrained
 from taem_jax.models.registry import FAMILIES, create
 from taem_jax.models.syncnet import SyncNetColor, SyncNetV2
@@ -11,6 +12,7 @@ from taem_jax.models.taem import TAEM, TAEMConfig
 from taem_jax.models.targets import TargetEncoder, Wav2LipTarget, frozen_call
 from taem_jax.models.wav2lip import Wav2Lip, Wav2LipDiscQual
 
-__all__ = ["FAMILIES", "create", "PCAVSGenerator", "SyncNetColor", "SyncNetV2", "TAEM", "TAEMConfig",
-           "TargetEncoder", "Wav2Lip", "Wav2LipDiscQual", "Wav2LipTarget", "frozen_call",
+__all__ = ["FAMILIES", "create", "PCAVSGenerator", "PCAVSIdentityEncoder", "PCAVSPoseEncoder",
+           "SyncNetColor", "SyncNetV2", "TAEM", "TAEMConfig", "TargetEncoder", "Wav2Lip",
+           "Wav2LipDiscQual", "Wav2LipTarget", "frozen_call",
            "load_pretrained", "save_pretrained"]

@@ -12,6 +12,7 @@ from flax import nnx
 from taem_jax.models import layers
 from taem_jax.models import pcavs_generator
 from taem_jax.models.pcavs_generator import PCAVSGenerator
+from taem_jax.models.pcavs_vision import PCAVSIdentityEncoder, PCAVSPoseEncoder
 from taem_jax.models.s3fd import S3FD, L2Norm
 from taem_jax.models.syncnet import SyncNetColor, SyncNetV2
 from taem_jax.models.wav2lip import Wav2Lip, Wav2LipDiscQual
@@ -23,6 +24,8 @@ FAMILIES = {
     "syncnet_v2": SyncNetV2,
     "s3fd": S3FD,
     "pcavs_G": PCAVSGenerator,
+    "pcavs_V": PCAVSIdentityEncoder,
+    "pcavs_E": PCAVSPoseEncoder,
 }
 
 
@@ -52,7 +55,8 @@ def create(family, *, seed: int = 0, **config):
     if isinstance(node, (nnx.Conv, nnx.Linear)):
       shape = node.kernel.shape
       node.kernel.set_value(uniform(shape, int(np.prod(shape[:-1]))))
-      node.bias.set_value(jnp.zeros(shape[-1:], jnp.float32))
+      if node.bias is not None:  # PC-AVS's BatchNorm-followed convs have none
+        node.bias.set_value(jnp.zeros(shape[-1:], jnp.float32))
     elif isinstance(node, layers.ConvTranspose2d):
       shape = node.kernel.shape
       node.kernel.set_value(uniform(shape, int(np.prod(shape[:2])) * shape[3]))
