@@ -43,7 +43,8 @@ class FaceTrack:
   """One face followed through a video.
 
   Attributes:
-    boxes: (T, 4) float32 `(x1, y1, x2, y2)` face boxes, temporally smoothed; zeros where no face.
+    boxes: (T, 4) float32 `(x1, y1, x2, y2)` face boxes, temporally smoothed (rule "taem");
+      zeros where no face.
     landmarks: (T, 68, 2) float32 `(x, y)` points (not smoothed); zeros where no face.
     valid: (T,) bool, a face was found in the frame.
     detected: (T,) bool, the detector ran on the frame (False: tracked from keyframes).
