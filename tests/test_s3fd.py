@@ -15,9 +15,12 @@ import skimage.data
 import porting
 from porting import converter, families, torchwrite
 from taem_jax.errors import UserError
+from taem_jax import face
 from taem_jax.face import s3fd_detect
-from taem_jax.face.s3fd_detect import (S3FDFaceDetector, wav2lip_pad_box,
-                                       wav2lip_smooth_boxes)
+from taem_jax.face.detect import Face
+from taem_jax.face.s3fd_detect import S3FDFaceDetector
+from taem_jax.face.track import wav2lip_pad_box, wav2lip_smooth_boxes
+from taem_jax.face.track_cache import TrackCache
 from taem_jax.models import s3fd
 
 GOLDEN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "golden", "s3fd.npz")
@@ -263,3 +266,63 @@ def test_random_weight_detector_on_a_real_photo(converted):
 def test_detector_needs_weights():
   with pytest.raises(UserError, match="porting.convert"):
     s3fd_detect.S3FDFaceDetector()
+
+
+def _fake_heads(model, frames):
+  """Hand-made heads: frame i has one face at stride-16 cell (f[0, 0, 0], 2); none past 7."""
+  out = []
+  for f in frames:
+    heads = _empty_heads()
+    if f[0, 0, 0] < 8:
+      _put(heads, 2, int(f[0, 0, 0]), 2, 0.9)
+    out.append(heads)
+  return out
+
+
+class _Points:
+  """Landmark fitting stub (dlib's predictor is not what this test is about)."""
+
+  def face_in_box(self, frame, box):
+    return Face(box=np.asarray(box, np.float32), landmarks=np.zeros((68, 2), np.float32),
+                score=float("inf"), det_box=np.asarray(box, np.float32))
+
+
+def test_synthesis_track_crops_exactly_like_wav2lip_boxes(monkeypatch, tmp_path):
+  monkeypatch.setattr(s3fd, "run_heads", _fake_heads)
+  det = S3FDFaceDetector(model=object(), landmarks=_Points(), batch_size=3)
+  frames = np.zeros((7, 128, 128, 3), np.uint8)
+  frames[:, 0, 0, 0] = [0, 2, 1, 3, 5, 4, 6]
+  # Stride and a pad that differs from the default: the official track detects every frame.
+  track = face.track_faces(iter(frames[:, None]), det, stride=5, smooth=5)
+  assert track.rule == "wav2lip" and track.detected.all() and track.valid.all()
+  for pads in ((0, 10, 0, 0), (3, 7, 2, 9)):
+    want = det.wav2lip_boxes(frames, pads=pads)
+    np.testing.assert_array_equal(track.crop_boxes(pads), want)
+  # Unsmoothed and smoothed differ here, so the comparison above can fail.
+  assert not np.array_equal(det.wav2lip_boxes(frames, smooth=False), det.wav2lip_boxes(frames))
+  np.testing.assert_array_equal(face.track_faces(frames, det, smooth=1).crop_boxes(),
+                                det.wav2lip_boxes(frames, smooth=False))
+  # The track cache keeps the rule (a reloaded track crops the same way).
+  cache = TrackCache(tmp_path)
+  cache.put("k", track)
+  again = cache.get("k")
+  assert again.rule == "wav2lip" and again.smooth == 5
+  np.testing.assert_array_equal(again.crop_boxes(), track.crop_boxes())
+
+
+def test_synthesis_track_keeps_faceless_frames_and_smooths_each_run(monkeypatch):
+  monkeypatch.setattr(s3fd, "run_heads", _fake_heads)
+  det = S3FDFaceDetector(model=object(), landmarks=_Points())
+  frames = np.zeros((9, 128, 128, 3), np.uint8)
+  frames[:, 0, 0, 0] = [0, 1, 2, 3, 200, 4, 5, 6, 7]
+  track = face.track_faces(frames, det)
+  np.testing.assert_array_equal(track.valid, [1, 1, 1, 1, 0, 1, 1, 1, 1])
+  got = track.crop_boxes()
+  np.testing.assert_array_equal(got[4], 0)
+  np.testing.assert_array_equal(got[:4], det.wav2lip_boxes(frames[:4]))
+  np.testing.assert_array_equal(got[5:], det.wav2lip_boxes(frames[5:]))
+  with pytest.raises(UserError, match="highest-scoring"):
+    face.track_faces(frames, det, face_index=0)
+  frames[:, 0, 0, 0] = 200
+  with pytest.raises(UserError, match="no face found in any of the 9"):
+    face.track_faces(frames, det)

@@ -9,7 +9,9 @@ synthesis uses by default) takes only the lower face from the generator, the par
 masks in its input and re-draws (mouth, jaw, chin), through a soft elliptic mask that reaches
 zero inside the box, so every other pixel stays the input's; the generated colours are first
 shifted by the difference measured on the upper face, where the generator only reconstructs
-its input, which removes a small model's tint.
+its input, then their saturation (distance of each channel from the pixel's grey) is scaled
+down to at most the input box's, so a grey (black-and-white) input stays exactly grey and a
+generator's tint never exceeds the colour the input has.
 """
 import functools
 
@@ -116,6 +118,35 @@ def colour_shift(patch: np.ndarray, region: np.ndarray) -> np.ndarray:
   return np.clip(diff, -MAX_COLOUR_SHIFT, MAX_COLOUR_SHIFT).astype(np.float32)
 
 
+# BT.601 luma weights in BGR order (what cv2's BGR2GRAY uses): the grey of a pixel.
+_LUMA_BGR = np.array([0.114, 0.587, 0.299], np.float32)
+
+
+def saturation(pixels: np.ndarray) -> float:
+  """Mean distance of the channels from the pixel's grey (0 for a black-and-white image).
+
+  Shapes: pixels (..., 3) BGR, any dtype -> float.
+  """
+  p = np.asarray(pixels, np.float32).reshape(-1, 3)
+  return float(np.abs(p - (p @ _LUMA_BGR)[:, None]).mean()) if p.size else 0.0
+
+
+def limit_saturation(patch: np.ndarray, region: np.ndarray) -> np.ndarray:
+  """The generated `patch` with its saturation scaled down to at most the input `region`'s.
+
+  Each pixel keeps its grey level; its chroma (channels minus that grey) is multiplied by
+  min(1, saturation(region) / saturation(patch)), so a grey region gives a grey patch (all three
+  channels equal) and a colour region, whose generated face is rarely more saturated, is left
+  as it is. Shapes: patch (h, w, 3) float32, region (h', w', 3) -> (h, w, 3) float32.
+  """
+  sat = saturation(patch)
+  gain = min(1.0, saturation(region) / sat) if sat > 1e-6 else 1.0
+  if gain >= 1.0:
+    return patch
+  grey = (patch @ _LUMA_BGR)[..., None]
+  return grey + np.float32(gain) * (patch - grey)
+
+
 def to_uint8(face: np.ndarray) -> np.ndarray:
   """A generated face as uint8: uint8 kept; floats in [0, 1] scaled by 255 and truncated.
 
@@ -159,7 +190,7 @@ def paste_face(frame: np.ndarray, face: np.ndarray, box, feather: float = 0.0,
     ys = slice(y1 + rows[0], y1 + rows[-1] + 1)
     xs = slice(x1 + cols[0], x1 + cols[-1] + 1)
     orig = out[y1:y2, x1:x2]
-    shifted = patch.astype(np.float32) + colour_shift(patch, orig)
+    shifted = limit_saturation(patch.astype(np.float32) + colour_shift(patch, orig), orig)
     m = mask[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
     base = out[ys, xs].astype(np.float32)
     sub = shifted[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]

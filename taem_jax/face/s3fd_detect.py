@@ -11,8 +11,10 @@ without a face is an error, as there.
 The weights come from the official `s3fd-619a316812.pth`, converted once with
 `python -m porting.convert --src s3fd-619a316812.pth --dst <dir>`; pass `<dir>`.
 
-`taem_jax.face.track` has the project's own `pad_boxes` / `smooth_boxes` (rounded, centred
-window, gap-aware); the `wav2lip_*` functions here are the official rules, quirks included.
+The official pad and smoothing rules (`wav2lip_pad_box`, `wav2lip_smooth_boxes`,
+`wav2lip_crop_boxes`, quirks included) live in `taem_jax.face.track`, beside the project's own
+`pad_boxes` / `smooth_boxes`: this detector's `box_rule` is "wav2lip", so face tracks built
+with it (`track_faces`, what synthesis uses) crop with the same functions as `wav2lip_boxes`.
 
 This module sits above `taem_jax.models` in the import layers (it runs the network), so
 `taem_jax.face.detect` cannot import it.
@@ -23,13 +25,10 @@ import numpy as np
 
 from taem_jax.errors import UserError
 from taem_jax.face.detect import Face, FaceDetector
+from taem_jax.face.track import SMOOTH_T, WAV2LIP_PADS, wav2lip_crop_boxes
 from taem_jax.models import s3fd as s3fd_lib
 
-# Official Wav2Lip inference defaults: --pads 0 10 0 0, smoothing window T = 5,
-# --face_det_batch_size 16.
-WAV2LIP_PADS = (0, 10, 0, 0)
-SMOOTH_T = 5
-BATCH_SIZE = 16
+BATCH_SIZE = 16  # official --face_det_batch_size
 
 
 def _check_frames(frames) -> np.ndarray:
@@ -43,38 +42,6 @@ def _check_frames(frames) -> np.ndarray:
   return arr
 
 
-def wav2lip_pad_box(box, frame_hw, pads=WAV2LIP_PADS) -> tuple[int, int, int, int]:
-  """Official padding: pads (top, bottom, left, right) added, then clipped to the frame.
-
-  Shapes: box (x1, y1, x2, y2) ints, frame_hw (H, W) -> (x1, y1, x2, y2) ints.
-  """
-  top, bottom, left, right = (int(p) for p in pads)
-  h, w = int(frame_hw[0]), int(frame_hw[1])
-  x1, y1, x2, y2 = (int(v) for v in box)
-  return max(0, x1 - left), max(0, y1 - top), min(w, x2 + right), min(h, y2 + bottom)
-
-
-def wav2lip_smooth_boxes(boxes, t: int = SMOOTH_T) -> np.ndarray:
-  """Official temporal smoothing, in place on an int array, frame by frame in order.
-
-  Box i becomes the mean of boxes i..i+t-1, truncated to int. The last t-1 frames use the
-  last t boxes instead, which by then include already-smoothed ones. With fewer than t boxes
-  the official slice `boxes[n - t:]` starts at 2n - t (a negative index), clamped to 0.
-
-  Shapes: boxes (N, 4) ints -> (N, 4) int64 (a new array; the argument is not changed).
-  """
-  out = np.array(boxes, dtype=np.int64)
-  n = len(out)
-  for i in range(n):
-    if i + t <= n:
-      window = out[i:i + t]
-    else:
-      start = n - t if n >= t else max(0, 2 * n - t)
-      window = out[start:]
-    out[i] = np.mean(window, axis=0)  # float -> int64 assignment truncates
-  return out
-
-
 class S3FDFaceDetector:
   """S3FD face detection (official Wav2Lip rules) with dlib landmarks on top.
 
@@ -82,8 +49,10 @@ class S3FDFaceDetector:
     checkpoint: directory converted from `s3fd-619a316812.pth` (see the module docstring).
     model: an `S3FD` module to use instead of `checkpoint` (e.g. random weights in tests).
     landmarks: a `FaceDetector` whose `face_in_box` fits the 68 points; default: a new one.
-    batch_size: frames per network call in `wav2lip_boxes` (official default 16).
+    batch_size: frames per network call in `wav2lip_boxes` and face tracks (official 16).
   """
+
+  box_rule = "wav2lip"  # `track_faces` crops with the official rules (taem_jax.face.track)
 
   def __init__(self, checkpoint=None, *, model: s3fd_lib.S3FD | None = None,
                landmarks: FaceDetector | None = None, batch_size: int = BATCH_SIZE):
@@ -159,5 +128,6 @@ class S3FDFaceDetector:
       raise UserError(f"S3FD found no face in frame {missing[0]} ({len(missing)} of "
                       f"{len(arr)} frames without a face); official Wav2Lip needs a face in "
                       "every frame: trim the video or use another detector")
-    boxes = np.array([wav2lip_pad_box(b, arr.shape[1:3], pads) for b in found], np.int64)
-    return wav2lip_smooth_boxes(boxes) if smooth else boxes
+    boxes = wav2lip_crop_boxes(np.array(found, np.int64), np.ones(len(found), bool),
+                               arr.shape[1:3], pads, SMOOTH_T if smooth else 1)
+    return boxes.astype(np.int64)

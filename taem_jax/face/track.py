@@ -13,6 +13,13 @@ frame's face region stops looking like the keyframes' (normalised correlation of
 patches below 0.5: a cut, an occlusion, a faceless frame), so gaps keep their true extent.
 Default stride 1 (detect every frame) is exact; 5 is a good speed/accuracy trade for
 talking-head video at 25 fps (measured: same validity, boxes and lip points within 4 px).
+
+Box rules. A detector whose `box_rule` is "wav2lip" (S3FD, `taem_jax.face.s3fd_detect`) gets
+official Wav2Lip inference's boxes instead: every frame detected in batches (`stride` is not
+used), its single official box per frame (`detect_batch`), and `FaceTrack.crop_boxes` applies
+the official pads and then the official forward smoothing (`wav2lip_crop_boxes`, the same code
+`S3FDFaceDetector.wav2lip_boxes` runs). Official inference stops at a faceless frame; here such
+a frame is kept invalid and each run of frames with a face is smoothed as its own video.
 """
 import dataclasses
 from collections.abc import Iterable
@@ -25,6 +32,10 @@ from taem_jax.face.detect import Face, FaceDetector, iou, select_face
 from taem_jax.video import single_frames
 
 MOUTH = slice(48, 68)  # iBUG 68-point indices of the outer + inner lip contour.
+# Official Wav2Lip inference defaults: --pads 0 10 0 0 and a smoothing window of T = 5 frames.
+WAV2LIP_PADS = (0, 10, 0, 0)
+SMOOTH_T = 5
+BOX_RULES = ("taem", "wav2lip")
 
 
 @dataclasses.dataclass
@@ -32,17 +43,24 @@ class FaceTrack:
   """One face followed through a video.
 
   Attributes:
-    boxes: (T, 4) float32 `(x1, y1, x2, y2)` face boxes, temporally smoothed; zeros where no face.
+    boxes: (T, 4) float32 `(x1, y1, x2, y2)` face boxes, temporally smoothed (rule "taem");
+      zeros where no face.
     landmarks: (T, 68, 2) float32 `(x, y)` points (not smoothed); zeros where no face.
     valid: (T,) bool, a face was found in the frame.
     detected: (T,) bool, the detector ran on the frame (False: tracked from keyframes).
     frame_size: (H, W) of the frames.
+    rule: "taem" (boxes smoothed by `smooth_boxes`, padded by `pad_boxes`) or "wav2lip"
+      (boxes are the detector's official integer boxes, unsmoothed; `crop_boxes` pads them and
+      then smooths with the official rule over `smooth` frames, as official inference does).
+    smooth: the official smoothing window for rule "wav2lip" (1: none); unused for "taem".
   """
   boxes: np.ndarray
   landmarks: np.ndarray
   valid: np.ndarray
   detected: np.ndarray
   frame_size: tuple[int, int]
+  rule: str = "taem"
+  smooth: int = SMOOTH_T
 
   def __len__(self) -> int:
     return int(self.valid.shape[0])
@@ -70,7 +88,7 @@ class FaceTrack:
     return Face(box=self.boxes[t], landmarks=self.landmarks[t], score=float("inf"),
                 det_box=self.boxes[t])
 
-  def crop_boxes(self, pads=(0, 10, 0, 0)) -> np.ndarray:
+  def crop_boxes(self, pads=WAV2LIP_PADS) -> np.ndarray:
     """Integer crop boxes with Wav2Lip's pads, clamped to the frame.
 
     Args:
@@ -79,7 +97,60 @@ class FaceTrack:
     Shapes:
       -> (T, 4) int32 `(x1, y1, x2, y2)`, x2/y2 exclusive; all zero where `valid` is False.
     """
+    if self.rule == "wav2lip":
+      return wav2lip_crop_boxes(self.boxes, self.valid, self.frame_size, pads, self.smooth)
     return pad_boxes(self.boxes, self.valid, self.frame_size, pads)
+
+
+def wav2lip_pad_box(box, frame_hw, pads=WAV2LIP_PADS) -> tuple[int, int, int, int]:
+  """Official padding: pads (top, bottom, left, right) added, then clipped to the frame.
+
+  Shapes: box (x1, y1, x2, y2) ints, frame_hw (H, W) -> (x1, y1, x2, y2) ints.
+  """
+  top, bottom, left, right = (int(p) for p in pads)
+  h, w = int(frame_hw[0]), int(frame_hw[1])
+  x1, y1, x2, y2 = (int(v) for v in box)
+  return max(0, x1 - left), max(0, y1 - top), min(w, x2 + right), min(h, y2 + bottom)
+
+
+def wav2lip_smooth_boxes(boxes, t: int = SMOOTH_T) -> np.ndarray:
+  """Official temporal smoothing, frame by frame in order, on a copy.
+
+  Box i becomes the mean of boxes i..i+t-1, truncated to int. The last t-1 frames use the
+  last t boxes instead, which by then include already-smoothed ones. With fewer than t boxes
+  the official slice `boxes[n - t:]` starts at 2n - t (a negative index), clamped to 0.
+
+  Shapes: boxes (N, 4) ints -> (N, 4) int64 (a new array; the argument is not changed).
+  """
+  out = np.array(boxes, dtype=np.int64).reshape(-1, 4)
+  n = len(out)
+  for i in range(n):
+    if i + t <= n:
+      window = out[i:i + t]
+    else:
+      start = n - t if n >= t else max(0, 2 * n - t)
+      window = out[start:]
+    out[i] = np.mean(window, axis=0)  # float -> int64 assignment truncates
+  return out
+
+
+def wav2lip_crop_boxes(boxes, valid, frame_size, pads=WAV2LIP_PADS,
+                       smooth: int = SMOOTH_T) -> np.ndarray:
+  """Official crop boxes: `wav2lip_pad_box` per frame, then `wav2lip_smooth_boxes`.
+
+  Each run of consecutive valid frames is smoothed on its own (official inference has no
+  faceless frames: it stops there); `smooth` <= 1 turns smoothing off (`--nosmooth`).
+
+  Shapes:
+    boxes: (T, 4) integer-valued; valid: (T,) bool -> (T, 4) int32, zero where not valid.
+  """
+  valid = np.asarray(valid, bool)
+  out = np.zeros((len(valid), 4), np.int32)
+  edges = np.flatnonzero(np.diff(np.concatenate([[0], valid.astype(np.int8), [0]])))
+  for start, end in zip(edges[::2], edges[1::2]):
+    run = np.array([wav2lip_pad_box(b, frame_size, pads) for b in boxes[start:end]], np.int64)
+    out[start:end] = wav2lip_smooth_boxes(run, smooth) if smooth > 1 else run
+  return out
 
 
 def pad_boxes(boxes: np.ndarray, valid: np.ndarray, frame_size, pads=(0, 10, 0, 0)) -> np.ndarray:
@@ -160,10 +231,12 @@ def track_faces(frames: Iterable[np.ndarray] | np.ndarray, detector: FaceDetecto
   Args:
     frames: uint8 BGR frames: an array (T, H, W, 3), or an iterable of frames or of chunks
       (N, H, W, 3) such as `taem_jax.video.iter_frames(path)`.
-    detector: a `FaceDetector` (one is built with defaults if None).
+    detector: a `FaceDetector` (one is built with defaults if None), or one with
+      `box_rule = "wav2lip"` and `detect_batch` (S3FD: official boxes, see the module docstring).
     stride: run the detector every `stride` frames (see the module docstring).
     face_index: None follows the largest face; k follows the k-th face from the left.
-    smooth: box moving-average window in frames (1 disables).
+    smooth: box moving-average window in frames (1 disables; the official window for
+      "wav2lip" boxes).
     source: name used in error messages.
 
   Returns:
@@ -175,6 +248,11 @@ def track_faces(frames: Iterable[np.ndarray] | np.ndarray, detector: FaceDetecto
   if stride < 1:
     raise UserError(f"detection stride must be >= 1, got {stride}")
   det = detector if detector is not None else FaceDetector()
+  if getattr(det, "box_rule", "taem") == "wav2lip":
+    if face_index is not None:
+      raise UserError("the official S3FD rules follow the highest-scoring face in each frame: "
+                      "drop the face index or choose another detector")
+    return _track_wav2lip(frames, det, smooth, source)
   faces: list[Face | None] = []
   detected: list[bool] = []
   pending: list[np.ndarray] = []
@@ -244,7 +322,13 @@ def track_faces(frames: Iterable[np.ndarray] | np.ndarray, detector: FaceDetecto
     detected.append(True)
   if t < 0:
     raise UserError(f"{source} has no frames")
+  boxes, landmarks, valid = _stack(faces, source)
+  return FaceTrack(boxes=smooth_boxes(boxes, valid, smooth), landmarks=landmarks, valid=valid,
+                   detected=np.asarray(detected, bool), frame_size=tuple(frame_size))
 
+
+def _stack(faces: list[Face | None], source: str):
+  """Boxes (T, 4), landmarks (T, 68, 2) float32 and valid (T,) of per-frame faces."""
   count = len(faces)
   boxes = np.zeros((count, 4), np.float32)
   landmarks = np.zeros((count, 68, 2), np.float32)
@@ -255,5 +339,39 @@ def track_faces(frames: Iterable[np.ndarray] | np.ndarray, detector: FaceDetecto
   if not valid.any():
     raise UserError(f"no face found in any of the {count} frame(s) of {source}: "
                     "use a video or image with a clearly visible frontal face")
-  return FaceTrack(boxes=smooth_boxes(boxes, valid, smooth), landmarks=landmarks, valid=valid,
-                   detected=np.asarray(detected, bool), frame_size=tuple(frame_size))
+  return boxes, landmarks, valid
+
+
+def _track_wav2lip(frames, det, smooth: int, source: str) -> FaceTrack:
+  """The track of a "wav2lip"-rule detector: its official box in every frame (see the module
+  docstring), 68 points fitted inside it."""
+  faces: list[Face | None] = []
+  batch: list[np.ndarray] = []
+  frame_size = None
+
+  def flush():
+    for frame, box in zip(batch, det.detect_batch(np.stack(batch))):
+      if box is None:
+        faces.append(None)
+      else:
+        fit = det.face_in_box(frame, np.asarray(box, np.float32))
+        faces.append(Face(box=np.asarray(box, np.float32), landmarks=fit.landmarks,
+                          score=fit.score, det_box=np.asarray(box, np.float32)))
+    batch.clear()
+
+  for t, frame in enumerate(single_frames(frames)):
+    if frame_size is None:
+      frame_size = frame.shape[:2]
+    elif frame.shape[:2] != frame_size:
+      raise UserError(f"frame {t} of {source} is {frame.shape[:2]}, earlier frames {frame_size}")
+    batch.append(frame)
+    if len(batch) >= max(1, int(det.batch_size)):
+      flush()
+  if batch:
+    flush()
+  if not faces:
+    raise UserError(f"{source} has no frames")
+  boxes, landmarks, valid = _stack(faces, source)
+  return FaceTrack(boxes=boxes, landmarks=landmarks, valid=valid,
+                   detected=np.ones(len(faces), bool), frame_size=tuple(frame_size),
+                   rule="wav2lip", smooth=max(1, int(smooth)))

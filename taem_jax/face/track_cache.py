@@ -24,11 +24,11 @@ import zipfile
 import numpy as np
 
 from taem_jax import paths
-from taem_jax.face.track import FaceTrack
+from taem_jax.face.track import BOX_RULES, FaceTrack
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1  # bump when the tracker's output for the same settings changes
+FORMAT_VERSION = 2  # bump when the tracker's output for the same settings changes
 _HASH_BLOCK = 8 << 20
 
 
@@ -73,13 +73,15 @@ class TrackCache:
       with np.load(p) as z:
         track = FaceTrack(boxes=z["boxes"], landmarks=z["landmarks"], valid=z["valid"],
                           detected=z["detected"],
-                          frame_size=tuple(int(v) for v in z["frame_size"]))
+                          frame_size=tuple(int(v) for v in z["frame_size"]),
+                          rule=str(z["rule"]), smooth=int(z["smooth"]))
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:  # truncated
       log.warning("face-track cache entry %s is unreadable (%s); recomputing it", p, e)
       return None
     n = len(track)
     if not (track.boxes.shape == (n, 4) and track.landmarks.shape == (n, 68, 2)
-            and track.detected.shape == (n,) and len(track.frame_size) == 2):
+            and track.detected.shape == (n,) and len(track.frame_size) == 2
+            and track.rule in BOX_RULES):
       log.warning("face-track cache entry %s has inconsistent shapes; recomputing it", p)
       return None
     return track
@@ -91,7 +93,8 @@ class TrackCache:
     try:
       p.parent.mkdir(parents=True, exist_ok=True)
       np.savez(tmp, boxes=track.boxes, landmarks=track.landmarks, valid=track.valid,
-               detected=track.detected, frame_size=np.asarray(track.frame_size, np.int64))
+               detected=track.detected, frame_size=np.asarray(track.frame_size, np.int64),
+               rule=np.asarray(track.rule), smooth=np.asarray(track.smooth, np.int64))
       os.replace(tmp, p)
     except OSError as e:  # a read-only or full cache folder must not fail the synthesis
       log.warning("could not store the face track in %s (%s)", p, e)
