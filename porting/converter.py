@@ -38,6 +38,7 @@ FAMILY_CHOICES = ("auto",) + fam_lib.FAMILY_NAMES
 
 # torch leaf name per entry kind -> NNX variable name.
 _LEAF = {"conv": "kernel", "convT": "kernel", "conv3d": "kernel", "linear": "kernel",
+         "conv1d": "kernel",
          "bias": "bias", "bn_scale": "scale", "bn_bias": "bias", "bn_mean": "mean",
          "bn_var": "var", "l2norm": "scale"}
 
@@ -47,6 +48,7 @@ _TRANSFORMS = {
     "convT": lambda w: w.transpose(2, 3, 0, 1),         # (I, O, H, W) -> (H, W, I, O), no flip
     "conv3d": lambda w: w.transpose(2, 3, 4, 1, 0),     # (O, I, T, H, W) -> THWIO
     "linear": lambda w: w.T,                            # (out, in) -> (in, out)
+    "conv1d": lambda w: w.transpose(2, 1, 0),           # (O, I, K) -> (K, I, O)
 }
 
 

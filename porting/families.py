@@ -5,6 +5,7 @@ shape and a `kind` that says how the converter transforms it:
 
   conv    Conv2d weight (out, in, kh, kw)            convT  ConvTranspose2d weight (in, out, kh, kw)
   conv3d  Conv3d weight (out, in, kt, kh, kw)        linear Linear weight (out, in)
+  conv1d  Conv1d weight (out, in, k)
   bias    conv/linear bias (out,)
   bn_scale / bn_bias / bn_mean / bn_var              BatchNorm weight / bias / running stats
   bn_count                                           BatchNorm num_batches_tracked (int64 scalar)
@@ -22,7 +23,7 @@ import dataclasses
 
 import numpy as np
 
-FAMILY_NAMES = ("wav2lip", "syncnet_color", "disc_qual", "syncnet_v2", "s3fd")
+FAMILY_NAMES = ("wav2lip", "syncnet_color", "disc_qual", "syncnet_v2", "s3fd", "pcavs_A_sync")
 
 # Human-readable file names per family (for messages).
 FAMILY_FILES = {
@@ -31,6 +32,7 @@ FAMILY_FILES = {
     "disc_qual": "visual_quality_disc.pth",
     "syncnet_v2": "syncnet_v2.model",
     "s3fd": "s3fd-619a316812.pth",
+    "pcavs_A_sync": "PC-AVS latest_net_A_sync.pth",
 }
 
 
@@ -163,6 +165,29 @@ def _s3fd() -> list[Entry]:
   return out
 
 
+def _pcavs_a_sync() -> list[Entry]:
+  """PC-AVS netA_sync (ResSESyncEncoder): `model.*` ResNetSE trunk + `fc` speaker classifier."""
+  out = _conv("model.conv1", 1, 32, 3) + _bn("model.bn1", 32)
+  cin = 32
+  for stage, (width, depth) in enumerate(zip((32, 64, 128, 256), (3, 4, 6, 3))):
+    for j in range(depth):
+      p = f"model.layer{stage + 1}.{j}"
+      out += [Entry(f"{p}.conv1.weight", (width, cin, 3, 3), "conv")] + _bn(f"{p}.bn1", width)
+      out += [Entry(f"{p}.conv2.weight", (width, width, 3, 3), "conv")] + _bn(f"{p}.bn2",
+                                                                                 width)
+      out += (_conv(f"{p}.se.fc.0", width, width // 8, (), "linear")
+              + _conv(f"{p}.se.fc.2", width // 8, width, (), "linear"))
+      if j == 0 and (stage > 0 or cin != width):
+        out += [Entry(f"{p}.downsample.0.weight", (width, cin, 1, 1), "conv")]
+        out += _bn(f"{p}.downsample.1", width)
+      cin = width
+  pooled = 256 * 10  # channels x (80 mel bins / 8)
+  out += _conv("model.attention.0", pooled, 128, (1,), "conv1d") + _bn("model.attention.2", 128)
+  out += _conv("model.attention.3", 128, pooled, (1,), "conv1d")
+  return out + _conv("model.fc", pooled, 512, (), "linear") + _conv("fc", 512, 5830, (),
+                                                                    "linear")
+
+
 # syncnet_v2 takes raw 0..255 pixels and MFCCs of magnitude ~10: its first layers get
 # proportionally smaller random weights so the embeddings stay O(1) like a trained net's.
 # S3FD takes mean-subtracted 0..255 pixels: the same reduction for its first conv.
@@ -173,7 +198,7 @@ _L2NORM_INIT = {"conv3_3_norm.weight": 10.0, "conv4_3_norm.weight": 8.0,
                 "conv5_3_norm.weight": 5.0}
 
 _BUILDERS = {"wav2lip": _wav2lip, "syncnet_color": _syncnet_color, "disc_qual": _disc_qual,
-             "syncnet_v2": _syncnet_v2, "s3fd": _s3fd}
+             "syncnet_v2": _syncnet_v2, "s3fd": _s3fd, "pcavs_A_sync": _pcavs_a_sync}
 _CACHE: dict[str, list[Entry]] = {}
 
 
@@ -202,7 +227,7 @@ def random_state_dict(family: str, seed: int = 0) -> dict[str, np.ndarray]:
   rng = np.random.default_rng(seed)
   out = {}
   for e in official_entries(family):
-    if e.kind in ("conv", "convT", "conv3d", "linear"):
+    if e.kind in ("conv", "convT", "conv3d", "linear", "conv1d", "conv"):
       fan_in = int(np.prod(e.shape)) // (e.shape[1] if e.kind == "convT" else e.shape[0])
       std = np.sqrt(2.0 / fan_in) * _INPUT_GAIN.get(e.key, 1.0)
       out[e.key] = (rng.standard_normal(e.shape) * std).astype(np.float32)
@@ -237,6 +262,8 @@ def make_inputs(family: str, batch: int, seed: int = 0) -> dict[str, np.ndarray]
     syncnet_v2: mfcc (B,1,13,20) f32, lips (B,3,5,224,224) raw 0..255 floats.
     s3fd: image (B,3,128,128) f32: uint8 RGB pixels minus (104, 117, 123), exactly what the
       official detector feeds its network (128 px: every head, stride 128 too, has cells).
+    pcavs_A_sync: mel (B,1,80,20) f32 in [0, 1] on a 1/256 grid (PC-AVS's clipped
+      normalised log-mel window).
   """
   rng = np.random.default_rng(seed)
 
@@ -264,4 +291,6 @@ def make_inputs(family: str, batch: int, seed: int = 0) -> dict[str, np.ndarray]
   if family == "s3fd":
     rgb = pixels(batch, 3, 128, 128).astype(np.float32)
     return {"image": rgb - np.array(S3FD_MEAN_RGB, np.float32).reshape(1, 3, 1, 1)}
+  if family == "pcavs_A_sync":
+    return {"mel": (rng.integers(0, 257, (batch, 1, 80, 20)) / 256.0).astype(np.float32)}
   raise ValueError(f"unknown family {family!r}")

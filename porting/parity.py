@@ -24,6 +24,7 @@ def run_flax(family: str, model, inputs: dict[str, np.ndarray]) -> dict[str, np.
     syncnet_v2: mfcc (B,1,13,20), lips (B,3,5,224,224) -> audio_emb, lip_emb (B,1024),
       lip_feat (B,512)
     s3fd: image (B,3,H,W) -> cls0..cls5 (B,2,h,w) softmax probs, reg0..reg5 (B,4,h,w)
+    pcavs_A_sync: mel (B,1,80,20) -> feature (B,512)
   """
   x = inputs
   if family == "wav2lip":
@@ -47,6 +48,8 @@ def run_flax(family: str, model, inputs: dict[str, np.ndarray]) -> dict[str, np.
       out[f"cls{i}"] = np.moveaxis(np.asarray(p), -1, 1)
       out[f"reg{i}"] = np.moveaxis(np.asarray(o), -1, 1)
     return out
+  if family == "pcavs_A_sync":
+    return {"feature": np.asarray(model(_nhwc(x["mel"])))}
   raise ValueError(f"unknown family {family!r}")
 
 

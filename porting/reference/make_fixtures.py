@@ -17,11 +17,13 @@ For each family the weights come from `porting.families.random_state_dict(family
   syncnet_v2.model          legacy; plain name -> tensor mapping
   syncnet_v2_nobatches.model zip; plain mapping without num_batches_tracked
   s3fd-619a316812.pth       legacy; plain name -> tensor mapping (the S3FD face detector)
+  latest_net_A_sync.pth     zip; plain mapping (PC-AVS audio content encoder)
   outputs_<family>_b<B>.npz inputs (PyTorch layout) + eval-mode outputs, one per batch size
   manifest.json             {file: {"family", "format", "batch"?}} for the tests
 
 Outputs are named: wav2lip `out`; syncnet_color `audio_emb`, `face_emb`; disc_qual `out`;
-syncnet_v2 `audio_emb`, `lip_emb`, `lip_feat`; s3fd `cls0`..`cls5` (softmax probs), `reg0`..`reg5`.
+syncnet_v2 `audio_emb`, `lip_emb`, `lip_feat`; s3fd `cls0`..`cls5` (softmax probs), `reg0`..`reg5`;
+pcavs_A_sync `feature`.
 `--families` limits the run to some families (default: all).
 """
 from __future__ import annotations
@@ -64,6 +66,8 @@ def run_model(family: str, model: torch.nn.Module, inputs: dict) -> dict[str, np
         out[f"cls{i}"] = torch.softmax(heads[2 * i], dim=1).numpy()
         out[f"reg{i}"] = heads[2 * i + 1].numpy()
       return out
+    if family == "pcavs_A_sync":
+      return {"feature": model.forward_feature(x["mel"]).numpy()}
     if family == "syncnet_v2":
       return {"audio_emb": model.forward_aud(x["mfcc"]).numpy(),
               "lip_emb": model.forward_lip(x["lips"]).numpy(),
@@ -129,6 +133,9 @@ def build(out_dir: str, batches=(1, 3), seed: int = 0, only=None) -> dict:
     elif family == "s3fd":
       # The released detector file is a bare state_dict (what face_detection's torch.load reads).
       add("s3fd-619a316812.pth", family, "legacy", dict(sd))
+    elif family == "pcavs_A_sync":
+      # PC-AVS saves each network's bare state_dict (net.cpu().state_dict()).
+      add("latest_net_A_sync.pth", family, "zip", dict(sd), zip_format=True)
     else:
       add("syncnet_v2.model", family, "legacy", dict(sd))
       slim = {k: v for k, v in sd.items() if not k.endswith("num_batches_tracked")}

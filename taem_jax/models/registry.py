@@ -10,6 +10,7 @@ import numpy as np
 from flax import nnx
 
 from taem_jax.models import layers
+from taem_jax.models.pcavs_audio import PCAVSAudioSync
 from taem_jax.models.s3fd import S3FD, L2Norm
 from taem_jax.models.syncnet import SyncNetColor, SyncNetV2
 from taem_jax.models.wav2lip import Wav2Lip, Wav2LipDiscQual
@@ -20,6 +21,7 @@ FAMILIES = {
     "disc_qual": Wav2LipDiscQual,
     "syncnet_v2": SyncNetV2,
     "s3fd": S3FD,
+    "pcavs_A_sync": PCAVSAudioSync,
 }
 
 
@@ -47,7 +49,8 @@ def create(family, *, seed: int = 0, **config):
     if isinstance(node, (nnx.Conv, nnx.Linear)):
       shape = node.kernel.shape
       node.kernel.set_value(uniform(shape, int(np.prod(shape[:-1]))))
-      node.bias.set_value(jnp.zeros(shape[-1:], jnp.float32))
+      if node.bias is not None:  # bias-free convs (PC-AVS)
+        node.bias.set_value(jnp.zeros(shape[-1:], jnp.float32))
     elif isinstance(node, layers.ConvTranspose2d):
       shape = node.kernel.shape
       node.kernel.set_value(uniform(shape, int(np.prod(shape[:2])) * shape[3]))
