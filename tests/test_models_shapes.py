@@ -48,7 +48,8 @@ def test_official_parameter_counts(cls, params, stats):
 
 
 def test_families_registry():
-  assert set(models.FAMILIES) == {"wav2lip", "syncnet_color", "disc_qual", "syncnet_v2", "s3fd"}
+  assert set(models.FAMILIES) == {"wav2lip", "syncnet_color", "disc_qual", "syncnet_v2", "s3fd",
+                                  "pcavs_A_sync"}
   for name, cls in models.FAMILIES.items():
     assert cls.family == name
 
