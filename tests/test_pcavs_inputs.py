@@ -217,3 +217,26 @@ def test_real_photo_aligns_onto_the_template():
     print(f"\n{photo.label}: dlib vs predicted points {np.round(err, 1)} px, vs template "
           f"{np.round(np.linalg.norm(got - align.TEMPLATE, axis=1), 1)} px")
     assert err.max() < 8.0, (photo.label, err)  # dlib vs hand annotation, turned faces too
+
+
+def test_matrix_matches_skimage_similarity_like_the_official_script():
+  # align_68.py: skimage SimilarityTransform().estimate(mean points, template), then the
+  # mouth shift; restated here with skimage on non-template-shaped points.
+  from skimage import transform  # noqa: PLC0415  (heavy; only this test)
+  rng = np.random.default_rng(5)
+  lm = rng.normal(0, 4, (3, 68, 2)) + np.array([[300.0, 200.0]])
+  lm[:, 36:42] += [-40, -30]
+  lm[:, 42:48] += [45, -25]
+  lm[:, 60:68] += [5, 50]
+  lm[1] += [6.0, -3.0]
+  pts = align.eyes_mouth(lm)
+  # (`estimate` on an empty transform in the official script; from_estimate in skimage 0.26)
+  tform = transform.SimilarityTransform.from_estimate(pts.mean(0), align.TEMPLATE)
+  base = tform.params[:2]
+  prev = None
+  for i, m in enumerate(align.align_matrices(lm)):
+    bias = align.TEMPLATE[2] - (base[:, :2] @ pts[i, 2] + base[:, 2])
+    bias = bias if prev is None else 0.2 * prev + 0.8 * bias
+    prev = bias
+    np.testing.assert_allclose(m, np.concatenate([base[:, :2], (base[:, 2] + bias)[:, None]], 1),
+                               atol=1e-8)
