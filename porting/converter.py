@@ -41,6 +41,7 @@ FAMILY_CHOICES = ("auto",) + fam_lib.FAMILY_NAMES
 
 # torch leaf name per entry kind -> NNX variable name.
 _LEAF = {"conv": "kernel", "convT": "kernel", "conv3d": "kernel", "linear": "kernel",
+         "conv1d": "kernel",
          "bias": "bias", "bn_scale": "scale", "bn_bias": "bias", "bn_mean": "mean",
          "bn_var": "var", "l2norm": "scale",
          # pcavs_G; None keeps the torch leaf name (`input.input`, `noises.noise_3`).
@@ -61,6 +62,7 @@ _TRANSFORMS = {
     "act_bias": lambda b: b.reshape(-1),                # (1, C, 1, 1) -> (C,)
     "const": lambda x: x.transpose(0, 2, 3, 1),         # (1, C, H, W) -> (1, H, W, C)
     "noise_buf": lambda x: x.transpose(0, 2, 3, 1),     # (1, 1, H, W) -> (1, H, W, 1)
+    "conv1d": lambda w: w.transpose(2, 1, 0),           # (O, I, K) -> (K, I, O)
 }
 
 

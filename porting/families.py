@@ -5,6 +5,7 @@ shape and a `kind` that says how the converter transforms it:
 
   conv    Conv2d weight (out, in, kh, kw)            convT  ConvTranspose2d weight (in, out, kh, kw)
   conv3d  Conv3d weight (out, in, kt, kh, kw)        linear Linear weight (out, in)
+  conv1d  Conv1d weight (out, in, k)
   bias    conv/linear bias (out,)
   bn_scale / bn_bias / bn_mean / bn_var              BatchNorm weight / bias / running stats
   bn_count                                           BatchNorm num_batches_tracked (int64 scalar)
@@ -29,7 +30,7 @@ import dataclasses
 import numpy as np
 
 FAMILY_NAMES = ("wav2lip", "syncnet_color", "disc_qual", "syncnet_v2", "s3fd", "pcavs_G",
-                "pcavs_V", "pcavs_E")
+                "pcavs_V", "pcavs_E", "pcavs_A_sync")
 
 # Human-readable file names per family (for messages).
 FAMILY_FILES = {
@@ -41,6 +42,7 @@ FAMILY_FILES = {
     "pcavs_G": "PC-AVS <epoch>_net_G.pth",
     "pcavs_V": "PC-AVS <epoch>_net_V.pth",
     "pcavs_E": "PC-AVS <epoch>_net_E.pth",
+    "pcavs_A_sync": "PC-AVS latest_net_A_sync.pth",
 }
 # Kinds that are buffers, not trained parameters.
 BUFFER_KINDS = ("bn_mean", "bn_var", "bn_count", "noise_buf", "fir")
@@ -236,6 +238,27 @@ def _pcavs_e() -> list[Entry]:
   out += _linear("mouth_embed.1", 512, 512 - pd) + _linear("mouth_fc.1", 512, nc)
   out += _linear("to_headpose.0", 512, 512) + _linear("to_headpose.2", 512, 512)
   return out + _linear("headpose_embed.1", 512, pd) + _linear("headpose_fc.1", pd, nc)
+def _pcavs_a_sync() -> list[Entry]:
+  """PC-AVS netA_sync (ResSESyncEncoder): `model.*` ResNetSE trunk + `fc` speaker classifier."""
+  out = _conv("model.conv1", 1, 32, 3) + _bn("model.bn1", 32)
+  cin = 32
+  for stage, (width, depth) in enumerate(zip((32, 64, 128, 256), (3, 4, 6, 3))):
+    for j in range(depth):
+      p = f"model.layer{stage + 1}.{j}"
+      out += [Entry(f"{p}.conv1.weight", (width, cin, 3, 3), "conv")] + _bn(f"{p}.bn1", width)
+      out += [Entry(f"{p}.conv2.weight", (width, width, 3, 3), "conv")] + _bn(f"{p}.bn2",
+                                                                                 width)
+      out += (_conv(f"{p}.se.fc.0", width, width // 8, (), "linear")
+              + _conv(f"{p}.se.fc.2", width // 8, width, (), "linear"))
+      if j == 0 and (stage > 0 or cin != width):
+        out += [Entry(f"{p}.downsample.0.weight", (width, cin, 1, 1), "conv")]
+        out += _bn(f"{p}.downsample.1", width)
+      cin = width
+  pooled = 256 * 10  # channels x (80 mel bins / 8)
+  out += _conv("model.attention.0", pooled, 128, (1,), "conv1d") + _bn("model.attention.2", 128)
+  out += _conv("model.attention.3", 128, pooled, (1,), "conv1d")
+  return out + _conv("model.fc", pooled, 512, (), "linear") + _conv("fc", 512, 5830, (),
+                                                                    "linear")
 
 
 # syncnet_v2 takes raw 0..255 pixels and MFCCs of magnitude ~10: its first layers get
@@ -305,7 +328,7 @@ _TO_RGB_GAIN = 0.25  # pcavs_G ToRGB weights in random_state_dict
 
 _BUILDERS = {"wav2lip": _wav2lip, "syncnet_color": _syncnet_color, "disc_qual": _disc_qual,
              "syncnet_v2": _syncnet_v2, "s3fd": _s3fd, "pcavs_G": _pcavs_g,
-             "pcavs_V": _pcavs_v, "pcavs_E": _pcavs_e}
+             "pcavs_V": _pcavs_v, "pcavs_E": _pcavs_e, "pcavs_A_sync": _pcavs_a_sync}
 _CACHE: dict[str, list[Entry]] = {}
 
 
@@ -334,7 +357,7 @@ def random_state_dict(family: str, seed: int = 0) -> dict[str, np.ndarray]:
   rng = np.random.default_rng(seed)
   out = {}
   for e in official_entries(family):
-    if e.kind in ("conv", "convT", "conv3d", "linear"):
+    if e.kind in ("conv", "convT", "conv3d", "linear", "conv1d", "conv"):
       fan_in = int(np.prod(e.shape)) // (e.shape[1] if e.kind == "convT" else e.shape[0])
       std = np.sqrt(2.0 / fan_in) * _INPUT_GAIN.get(e.key, 1.0)
       out[e.key] = (rng.standard_normal(e.shape) * std).astype(np.float32)
@@ -386,6 +409,8 @@ def make_inputs(family: str, batch: int, seed: int = 0) -> dict[str, np.ndarray]
       identity (B,512,7,7) f32, the spatial identity map official inference feeds netG.
     pcavs_V: image (B,3,96,96) in [-1,1] (`pcavs_pixels`; 96 px keeps the test fast and makes
       the 7x7 adaptive pool non-trivial). pcavs_E: image (B,3,224,224) in [-1,1].
+    pcavs_A_sync: mel (B,1,80,20) f32 in [0, 1] on a 1/256 grid (PC-AVS's clipped
+      normalised log-mel window).
   """
   rng = np.random.default_rng(seed)
 
@@ -425,6 +450,8 @@ def make_inputs(family: str, batch: int, seed: int = 0) -> dict[str, np.ndarray]
   if family in ("pcavs_V", "pcavs_E"):
     side = PCAVS_V_SIZE if family == "pcavs_V" else 224
     return {"image": pcavs_pixels(pixels(batch, 3, side, side))}
+  if family == "pcavs_A_sync":
+    return {"mel": (rng.integers(0, 257, (batch, 1, 80, 20)) / 256.0).astype(np.float32)}
   raise ValueError(f"unknown family {family!r}")
 
 

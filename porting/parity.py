@@ -40,6 +40,7 @@ def run_flax(family: str, model, inputs: dict[str, np.ndarray]) -> dict[str, np.
     pcavs_V: image (B,3,H,W) -> id_vector (B,2048), id_map (B,512,7,7), scores (B,5830)
     pcavs_E: image (B,3,224,224) -> feature, headpose, mouth (B,512), headpose_embed (B,12),
       mouth_embed (B,500), scores (B,5830)
+    pcavs_A_sync: mel (B,1,80,20) -> feature (B,512)
   """
   x = inputs
   if family == "wav2lip":
@@ -77,6 +78,8 @@ def run_flax(family: str, model, inputs: dict[str, np.ndarray]) -> dict[str, np.
             "headpose_embed": np.asarray(model.embed_headpose(pose)),
             "mouth": np.asarray(mouth), "mouth_embed": np.asarray(model.embed_mouth(mouth)),
             "scores": np.asarray(model.classify(feat))}
+  if family == "pcavs_A_sync":
+    return {"feature": np.asarray(model(_nhwc(x["mel"])))}
   raise ValueError(f"unknown family {family!r}")
 
 

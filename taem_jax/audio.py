@@ -7,6 +7,8 @@
 * `duration_mel`: a 100 fps mel (hop 160) for durations / the aligner (4 frames per 25 fps frame).
 * `syncnet_mfcc`: python_speech_features.mfcc(signal, 16000) with its defaults, as used by
   the LSE-D / LSE-C SyncNet; `syncnet_mfcc_windows` cuts its 20-frame windows.
+* `pcavs_melspectrogram`: PC-AVS's 100 fps log-mel in [0, 1] (lws STFT); `pcavs_windows` cuts
+  its per-video-frame (80, 20, 1) windows and `pcavs_num_frames` is its frame-count rule.
 """
 from __future__ import annotations
 
@@ -153,10 +155,10 @@ def require_speech(wav: np.ndarray, sr: int = SAMPLE_RATE, what: str = "audio") 
 # Wav2Lip's mel (80 fps) and the 100 fps duration mel
 
 @functools.lru_cache(maxsize=4)
-def _mel_basis(n_fft: int) -> np.ndarray:
+def _mel_basis(n_fft: int, fmin: float = FMIN) -> np.ndarray:
   import librosa  # lazy: see resample above
   # Keyword-only since librosa 0.10; Slaney scale + area ('slaney') norm = librosa 0.7 defaults.
-  return librosa.filters.mel(sr=SAMPLE_RATE, n_fft=n_fft, n_mels=N_MELS, fmin=FMIN, fmax=FMAX,
+  return librosa.filters.mel(sr=SAMPLE_RATE, n_fft=n_fft, n_mels=N_MELS, fmin=fmin, fmax=FMAX,
                              htk=False, norm="slaney").astype(np.float64)
 
 
@@ -318,6 +320,97 @@ def mel_windows(mel: np.ndarray, n_frames: int, fps: float = VIDEO_FPS, first: i
   starts = mel_window_starts(n_frames, len(mel), fps, first)
   idx = starts[:, None] + np.arange(MEL_WINDOW)[None, :]
   return np.ascontiguousarray(mel[idx].transpose(0, 2, 1)[..., None])
+
+
+# ---------------------------------------------------------------------------------------------
+# PC-AVS (Zhou et al. 2021) audio features: its AudioConfig with the official inference options
+# (--hop_size 160 --num_frames_per_clip 5 --frame_rate 25).
+
+PCAVS_N_FFT = 1280            # lws frame size = FFT size (80 ms)
+PCAVS_HOP = DUR_HOP           # 160 samples: 100 spectrogram frames per second
+PCAVS_FMIN = 125.0            # fmax is FMAX (7600 Hz), 80 Slaney mels like Wav2Lip
+PCAVS_RMS = 0.1               # every recording is scaled to this RMS first (eps 1e-4)
+PCAVS_BINS_PER_FRAME = 4      # int(16000 / 160 / 25) spectrogram frames per video frame
+PCAVS_CLIP_FRAMES = 5         # video frames one window spans (centred on its frame)
+PCAVS_WINDOW = PCAVS_BINS_PER_FRAME * PCAVS_CLIP_FRAMES  # 20 spectrogram frames (0.2 s)
+PCAVS_FIRST_FRAME = PCAVS_CLIP_FRAMES // 2  # official inference skips video frames 0 and 1
+
+
+def _pcavs_window() -> np.ndarray:
+  """lws's default analysis window: the square root of its half-sample-offset Hann, scaled for
+  perfect reconstruction by sqrt(hop / sum(Hann)) (= 0.5 here; checked against lws 1.2.8)."""
+  k = np.arange(PCAVS_N_FFT)
+  hann = 0.5 - 0.5 * np.cos(np.pi * (2 * k + 1) / PCAVS_N_FFT)
+  return np.sqrt(hann * PCAVS_HOP / hann.sum())
+
+
+def pcavs_num_spec_frames(n_samples: int) -> int:
+  """Spectrogram frames lws makes from `n_samples`: ceil(n / 160) + 7.
+
+  lws pads (n_fft - hop) = 1120 zeros on each side, then more zeros on the right up to a whole
+  number of hops, and frames every 160 samples; frame m covers samples 160 m - 1120 ..
+  160 m + 159, so frame m + 7 is centred on sample 160 m + 80.
+  """
+  if n_samples < 1:
+    raise ValueError(f"need at least one sample, got {n_samples}")
+  return -(-int(n_samples) // PCAVS_HOP) + (PCAVS_N_FFT // PCAVS_HOP) - 1
+
+
+def pcavs_melspectrogram(wav: np.ndarray) -> np.ndarray:
+  """PC-AVS's spectrogram of 16 kHz audio, exactly as its test loader computes it.
+
+  RMS-normalise to 0.1 (max(rms, 1e-4)); lws STFT magnitude (frame and FFT 1280, hop 160,
+  0.5 x sqrt-Hann window, zero padding, no pre-emphasis); 80 Slaney mels 125-7600 Hz (area norm);
+  20 log10(max(1e-5, .)) - 20 dB; clip((S + 100) / 100, 0, 1).
+
+  Shapes:
+    wav: (n_samples,) float at 16 kHz -> (pcavs_num_spec_frames(n), 80) float32 in [0, 1].
+  """
+  x = np.asarray(wav, np.float64).reshape(-1)
+  n_frames = pcavs_num_spec_frames(len(x))
+  rms = max(1e-4, float(np.sqrt(np.mean(x ** 2))))
+  x = x * (PCAVS_RMS / rms)
+  pad = PCAVS_N_FFT - PCAVS_HOP
+  right = (n_frames - 1) * PCAVS_HOP + PCAVS_N_FFT - len(x) - pad
+  x = np.concatenate([np.zeros(pad), x, np.zeros(right)])
+  window = _pcavs_window()
+  basis = _mel_basis(PCAVS_N_FFT, PCAVS_FMIN).T
+  min_level = 10.0 ** (MIN_LEVEL_DB / 20.0)
+  frames = np.lib.stride_tricks.sliding_window_view(x, PCAVS_N_FFT)[::PCAVS_HOP]
+  out = []
+  for f0 in range(0, n_frames, _STFT_BLOCK):  # bounded memory on long recordings
+    mag = np.abs(np.fft.rfft(frames[f0:f0 + _STFT_BLOCK] * window, axis=-1))
+    db = 20.0 * np.log10(np.maximum(min_level, mag @ basis)) - REF_LEVEL_DB
+    out.append(np.clip((db - MIN_LEVEL_DB) / -MIN_LEVEL_DB, 0.0, 1.0).astype(np.float32))
+  return np.concatenate(out)
+
+
+def pcavs_num_frames(n_spec: int) -> int:
+  """Video frames PC-AVS's inference generates from `n_spec` spectrogram frames.
+
+  It drives video frames 2 .. n_spec // 4 - 3 (each needs its full centred window), so the
+  count is n_spec // 4 - 4 (0 if negative); with `pcavs_num_spec_frames` that is
+  (ceil(n_samples / 160) + 7) // 4 - 4, about 3 frames short of duration x 25.
+  """
+  return max(0, int(n_spec) // PCAVS_BINS_PER_FRAME - 2 * PCAVS_FIRST_FRAME)
+
+
+def pcavs_windows(spec: np.ndarray) -> np.ndarray:
+  """The official per-frame audio inputs of netA_sync.
+
+  Generated frame j (video frame j + 2) gets spec[4 j : 4 j + 20]: the 5 video frames centred
+  on it. All windows lie inside the spectrogram, so no padding rule is needed.
+
+  Shapes:
+    spec: (T, 80) from `pcavs_melspectrogram` -> (pcavs_num_frames(T), 80, 20, 1) float32
+      (mel bins x spectrogram frames x 1: NHWC for `PCAVSAudioSync`).
+  """
+  spec = np.asarray(spec, np.float32)
+  if spec.ndim != 2 or spec.shape[1] != N_MELS:
+    raise ValueError(f"spectrogram must be (T, {N_MELS}), got {spec.shape}")
+  n = pcavs_num_frames(len(spec))
+  idx = (PCAVS_BINS_PER_FRAME * np.arange(n))[:, None] + np.arange(PCAVS_WINDOW)[None, :]
+  return np.ascontiguousarray(spec[idx].transpose(0, 2, 1)[..., None])
 
 
 # ---------------------------------------------------------------------------------------------

@@ -40,7 +40,7 @@ def test_official_tables_match_spec_counts():
   # Parameter counts of the official checkpoints.
   want = {"wav2lip": (352, 36_298_035), "syncnet_color": (217, 16_435_072),
           "disc_qual": (28, 14_113_793), "syncnet_v2": (102, 13_631_616),
-          "pcavs_G": (117, 89_570_205)}
+          "pcavs_G": (117, 89_570_205), "pcavs_A_sync": (294, 10_364_434)}
   for fam, (keys, params) in want.items():
     assert len(families.official_entries(fam)) == keys, fam
     assert families.num_params(fam) == params, fam
@@ -83,6 +83,9 @@ def test_every_model_variable_is_mapped_with_the_documented_layout(family, state
       assert got[0, h, x, c] == w[0, c, h, x]
     elif kind == "act_bias":
       np.testing.assert_array_equal(got, w.reshape(-1))
+    elif kind == "conv1d":
+      o, i, k = idx
+      assert got[k, i, o] == w[o, i, k]
     else:
       np.testing.assert_array_equal(got, w)
 
@@ -216,6 +219,34 @@ def test_refusals_leave_no_output(tmp_path, state_dicts, kind):
   assert "\n" not in str(info.value)
   assert not dst.exists()
   assert not (tmp_path / "out").exists() or not os.listdir(tmp_path / "out")
+
+
+PCAVS_BAD = {
+    "wrong_family": ("wav2lip", r"is a pcavs_A_sync checkpoint \(PC-AVS latest_net_A_sync"),
+    "truncated": ("pcavs_A_sync", r"truncated"),
+    "text_file": ("pcavs_A_sync", r"not a PyTorch checkpoint"),
+    "missing_fc": ("pcavs_A_sync", r"missing key 'fc\.weight' for pcavs_A_sync"),
+}
+
+
+@pytest.mark.parametrize("kind", list(PCAVS_BAD))
+def test_pcavs_a_sync_refusals(tmp_path, state_dicts, kind):
+  family, msg = PCAVS_BAD[kind]
+  sd = dict(state_dicts["pcavs_A_sync"])
+  path = tmp_path / "latest_net_A_sync.pth"
+  if kind == "missing_fc":
+    del sd["fc.weight"]
+  if kind == "text_file":
+    path.write_text("model.conv1.weight 0.1 0.2\n")
+  else:
+    torchwrite.save(sd, path, "zip")  # PC-AVS saves bare state dicts
+  if kind == "truncated":
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+  dst = tmp_path / "ckpt"
+  with pytest.raises(UserError, match=msg) as info:
+    porting.convert(path, dst, family=family)
+  assert "\n" not in str(info.value)
+  assert not dst.exists()
 
 
 def test_existing_destination_is_refused(tmp_path, state_dicts):

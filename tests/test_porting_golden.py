@@ -115,3 +115,16 @@ def test_mismapped_weights_fail_parity(bug):
   diffs = parity.max_abs_diffs(parity.run_flax(family, model, inputs), outputs)
   print(f"\n{bug}: max|diff| {diffs}")
   assert max(diffs.values()) > 100 * TOL, diffs
+
+
+def test_pcavs_a_sync_flattening_order_matters():
+  """netA_sync flattens (C, F) channel-major before attention: rows permuted F-major must fail."""
+  _, _, inputs, outputs, params = _converted("pcavs_A_sync")
+  bad = dict(params)
+  path = ("model", "attention", 0, "kernel")  # (1, C*F, 128), official row index c * 10 + f
+  k = params[path]
+  bad[path] = np.ascontiguousarray(
+      k.reshape(1, 256, 10, -1).transpose(0, 2, 1, 3).reshape(k.shape))
+  model = converter.build_model("pcavs_A_sync", bad)
+  diffs = parity.max_abs_diffs(parity.run_flax("pcavs_A_sync", model, inputs), outputs)
+  assert max(diffs.values()) > 100 * TOL, diffs

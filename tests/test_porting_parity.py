@@ -51,7 +51,7 @@ def fixtures(tmp_path_factory):
 CHECKPOINTS = ["wav2lip_gan.pth", "wav2lip_zip.pth", "Wav2Lip-SD-GAN.pt", "lipsync_expert.pth",
                "lipsync_expert_script.pt", "visual_quality_disc.pth", "syncnet_v2.model",
                "syncnet_v2_nobatches.model", "s3fd-619a316812.pth", "latest_net_G.pth",
-               "latest_net_V.pth", "latest_net_E.pth"]
+               "latest_net_V.pth", "latest_net_E.pth", "latest_net_A_sync.pth"]
 REPORT = {}
 
 

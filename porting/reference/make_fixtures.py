@@ -20,6 +20,7 @@ For each family the weights come from `porting.families.random_state_dict(family
   latest_net_G.pth          zip; plain mapping (PC-AVS netG, as its save_network writes it)
   latest_net_V.pth          zip; plain mapping (PC-AVS identity encoder netV)
   latest_net_E.pth          legacy; plain mapping (PC-AVS pose encoder netE)
+  latest_net_A_sync.pth     zip; plain mapping (PC-AVS audio content encoder)
   outputs_<family>_b<B>.npz inputs (PyTorch layout) + eval-mode outputs, one per batch size
   manifest.json             {file: {"family", "format", "batch"?}} for the tests
 
@@ -28,6 +29,7 @@ syncnet_v2 `audio_emb`, `lip_emb`, `lip_feat`; s3fd `cls0`..`cls5` (softmax prob
 pcavs_G `out` (stored noise maps).
 pcavs_V `id_vector`, `id_map`, `scores`; pcavs_E `feature`, `headpose`, `headpose_embed`,
 `mouth`, `mouth_embed`, `scores`.
+pcavs_A_sync `feature`.
 `--families` limits the run to some families (default: all).
 """
 from __future__ import annotations
@@ -77,6 +79,8 @@ def run_model(family: str, model: torch.nn.Module, inputs: dict) -> dict[str, np
       return {"out": model(x["style"], x["identity"]).numpy()}
     if family in torch_pcavs_vision.MODELS:
       return torch_pcavs_vision.run(family, model, x["image"])
+    if family == "pcavs_A_sync":
+      return {"feature": model.forward_feature(x["mel"]).numpy()}
     if family == "syncnet_v2":
       return {"audio_emb": model.forward_aud(x["mfcc"]).numpy(),
               "lip_emb": model.forward_lip(x["lips"]).numpy(),
@@ -148,6 +152,9 @@ def build(out_dir: str, batches=(1, 3), seed: int = 0, only=None) -> dict:
       # PC-AVS saves each network as a bare state_dict, `<epoch>_net_<V|E>.pth`.
       add(f"latest_net_{family[-1]}.pth", family, "zip" if family == "pcavs_V" else "legacy",
           dict(sd), zip_format=family == "pcavs_V")
+    elif family == "pcavs_A_sync":
+      # PC-AVS saves each network's bare state_dict (net.cpu().state_dict()).
+      add("latest_net_A_sync.pth", family, "zip", dict(sd), zip_format=True)
     else:
       add("syncnet_v2.model", family, "legacy", dict(sd))
       slim = {k: v for k, v in sd.items() if not k.endswith("num_batches_tracked")}

@@ -22,9 +22,9 @@ from porting import families
 from porting.reference.make_fixtures import build_model, run_model
 
 GOLDEN_SEEDS = {"wav2lip": 11, "syncnet_color": 12, "disc_qual": 13, "syncnet_v2": 14, "s3fd": 15,
-                "pcavs_G": 16, "pcavs_V": 16, "pcavs_E": 17}
+                "pcavs_G": 16, "pcavs_V": 16, "pcavs_E": 17, "pcavs_A_sync": 16}
 GOLDEN_BATCH = {"wav2lip": 1, "syncnet_color": 2, "disc_qual": 2, "syncnet_v2": 1, "s3fd": 1,
-                "pcavs_G": 1, "pcavs_V": 1, "pcavs_E": 1}
+                "pcavs_G": 1, "pcavs_V": 1, "pcavs_E": 1, "pcavs_A_sync": 2}
 # Inputs that are pixel values / 255 in make_inputs (stored as uint8 to stay small).
 PIXEL_INPUTS = {("wav2lip", "face"), ("syncnet_color", "face"), ("disc_qual", "face")}
 

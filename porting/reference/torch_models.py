@@ -18,6 +18,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from porting.reference.torch_pcavs_audio import PCAVSAudioSync
+
 
 class ConvBN(nn.Module):
   """Conv2d + BatchNorm2d (+ optional residual before the ReLU); keys `conv_block.{0,1}.*`."""
@@ -294,4 +296,5 @@ MODELS = {
     "disc_qual": Wav2LipDiscQual,
     "syncnet_v2": SyncNetV2,
     "s3fd": S3FD,
+    "pcavs_A_sync": PCAVSAudioSync,
 }

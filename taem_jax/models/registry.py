@@ -13,6 +13,7 @@ from taem_jax.models import layers
 from taem_jax.models import pcavs_generator
 from taem_jax.models.pcavs_generator import PCAVSGenerator
 from taem_jax.models.pcavs_vision import PCAVSIdentityEncoder, PCAVSPoseEncoder
+from taem_jax.models.pcavs_audio import PCAVSAudioSync
 from taem_jax.models.s3fd import S3FD, L2Norm
 from taem_jax.models.syncnet import SyncNetColor, SyncNetV2
 from taem_jax.models.wav2lip import Wav2Lip, Wav2LipDiscQual
@@ -26,6 +27,7 @@ FAMILIES = {
     "pcavs_G": PCAVSGenerator,
     "pcavs_V": PCAVSIdentityEncoder,
     "pcavs_E": PCAVSPoseEncoder,
+    "pcavs_A_sync": PCAVSAudioSync,
 }
 
 
