@@ -74,8 +74,10 @@ class Backbone(Protocol):
     record(source) -> {"name", "latent_dim", "fingerprint", "source"}: what datasets and TAEM
       checkpoints store about it (`check_pairing` compares two of them).
   Class members: `load(path)` (a checkpoint directory), `random(seed, **config)` (random
-  weights, for tests and benchmarks), `default_dir` (the demo's checkpoint, relative to the
-  working directory).
+  weights, for tests and benchmarks), `demo` (the name of its committed demo model for
+  `taem_jax.paths.demo_model`, None when it has none). `model` must offer
+  `__call__(features, faces)` and `decode(z, faces)` on flat batches: the batched synthesis
+  runner drives it through them.
 
   Shapes (Wav2Lip's; another backbone documents its own inputs):
     audio_features: wav (S,) 16 kHz -> (T, 80, 16, 1); encode: (B, T, ...) -> (B, T, D).
@@ -119,7 +121,7 @@ class Wav2LipTarget:
   can_render = True
   fps = VIDEO_FPS
   face_size = FACE_SIZE
-  default_dir = "ckpt/wav2lip"
+  demo = "wav2lip"  # its committed demo model (`taem_jax.paths.demo_model`), None if none
 
   def __init__(self, model: nnx.Module):
     model.eval()
