@@ -3,6 +3,7 @@
 A tiny random Wav2Lip (width 1/16 -> 32-d latent) from the registry checks the contract; a
 second name registered for the test stands for another backbone (PC-AVS) in the refusals.
 """
+import os
 import pathlib
 import subprocess
 import sys
@@ -176,8 +177,10 @@ COMMANDS = [["-m", "taem_jax.cli.synthesize"], ["-m", "taem_jax.cli.app"],
 
 
 def _run(args):
+  # This checkout's package, whichever one the environment has installed.
+  env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
   return subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True,
-                        timeout=300)
+                        timeout=300, env=env)
 
 
 @pytest.mark.parametrize("cmd", COMMANDS, ids=lambda c: c[-1])
