@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 from flax import nnx
 
+import porting
+from porting import families, torchwrite
 from taem_jax import audio
 from taem_jax.errors import UserError
 from taem_jax.models import pretrained, targets
@@ -173,3 +175,58 @@ def test_load_round_trip_and_refusals(backbone, tmp_path):
   pretrained.save_pretrained(m, w2l, family="wav2lip", config=m.get_config())
   with pytest.raises(UserError, match="holds a wav2lip checkpoint, expected pcavs"):
     targets.PCAVSTarget.load(w2l)
+
+
+def _official_folder(root, seed=0, swap=(), empty=()):
+  """Random official state dicts written as PC-AVS's save_network does (bare dicts, zip);
+  `swap=(a, b)` writes net b's weights as file a, `empty` nets get an empty file."""
+  root.mkdir()
+  for suffix in ("A_sync", "E", "V", "G"):
+    path = root / f"latest_net_{suffix}.pth"
+    if suffix in empty:
+      path.write_bytes(b"")
+      continue
+    family = f"pcavs_{swap[1] if swap and suffix == swap[0] else suffix}"
+    torchwrite.save(families.random_state_dict(family, seed=seed), path)
+  (root / "opt.txt").write_text("other files in the folder are ignored\n")
+  return root
+
+
+def test_folder_refusals_are_one_line(tmp_path):
+  src = tmp_path / "ckpt"
+  src.mkdir()
+  with pytest.raises(UserError) as e:
+    porting.convert(src, tmp_path / "out")
+  assert "latest_net_A_sync.pth is missing" in _one_line(e)
+  # A file where another belongs (netE's weights saved as netV's) is named, nothing written.
+  bad = _official_folder(tmp_path / "swapped", swap=("V", "E"), empty=("G",))
+  with pytest.raises(UserError) as e:
+    porting.convert(bad, tmp_path / "out")
+  assert "latest_net_V.pth is a pcavs_E checkpoint" in _one_line(e)
+  assert not (tmp_path / "out").exists()
+  with pytest.raises(UserError, match="converts a PC-AVS checkpoint folder"):
+    porting.convert(bad / "latest_net_V.pth", tmp_path / "out", family="pcavs")
+
+
+def test_official_folder_converts_into_one_backbone_directory(tmp_path):
+  # ~40 s: 152 M random official weights written, read and converted.
+  src = _official_folder(tmp_path / "demo", seed=3)
+  stats = {}
+  dst = porting.convert(src, tmp_path / "pcavs", stats=stats)
+  assert stats["family"] == "pcavs" and stats["num_params"] == sum(
+      families.num_params(f"pcavs_{s}") for s in ("G", "V", "E", "A_sync"))
+  b = targets.PCAVSTarget.load(dst)
+  assert b.model.get_config() == {"num_classes": 5830, "size": 224, "n_mlp": 8}
+  meta = pretrained.read_sidecar(dst)
+  assert meta["sources"]["netG"]["source_file"] == "latest_net_G.pth"
+  # Each net holds its own file's weights: netA_sync equals the single-file conversion.
+  one = porting.convert(src / "latest_net_A_sync.pth", tmp_path / "a_sync")
+  mel = jnp.asarray(np.random.default_rng(0).uniform(0, 1, (2, 80, 20, 1)), jnp.float32)
+  np.testing.assert_array_equal(np.asarray(b.model.netA_sync(mel)),
+                                np.asarray(pretrained.load_pretrained(one)(mel)))
+  sd = families.random_state_dict("pcavs_G", seed=3)
+  np.testing.assert_array_equal(np.asarray(b.model.netG.noises.noise_10[...])[0, :, :, 0],
+                                sd["noises.noise_10"][0, 0])
+  sd = families.random_state_dict("pcavs_E", seed=3)
+  np.testing.assert_array_equal(np.asarray(b.model.netE.mouth_embed[1].kernel[...]),
+                                sd["mouth_embed.1.weight"].T)

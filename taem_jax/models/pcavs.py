@@ -34,8 +34,9 @@ MOUTH_FEATURE_WEIGHT = 1.2  # official AvModel.inference default (mouth_feature_
 LATENT_DIM = 512  # netA_sync's speech-content feature
 STYLE_DIM = 2560  # identity vector 2048 + mouth embedding 500 + head-pose embedding 12
 FACE_SIZE = 224  # aligned crop side; netE needs exactly this
-# The official files of one checkpoint folder: the net's attribute name -> file stem suffix.
-NETS = {"netG": "G", "netV": "V", "netE": "E", "netA_sync": "A_sync"}
+# The official files of one checkpoint folder: the net's attribute name -> file name suffix
+# (`<epoch>_net_<suffix>.pth`), smallest first so a converter fails fast on a bad folder.
+NETS = {"netA_sync": "A_sync", "netE": "E", "netV": "V", "netG": "G"}
 
 
 class PCAVS(nnx.Module):
