@@ -27,6 +27,7 @@ from flax import nnx
 from taem_jax import audio
 from taem_jax.errors import UserError
 from taem_jax.face import align
+from taem_jax.face.crop import BoxPlacement
 from taem_jax.models.pcavs import FACE_SIZE as PCAVS_FACE_SIZE
 from taem_jax.models.pretrained import load_pretrained
 from taem_jax.models.registry import create
@@ -72,6 +73,8 @@ class Backbone(Protocol):
     audio_features(wav, n_frames) -> the encoder's input for n_frames video frames.
     encode(features) -> z_a, frozen (stop-gradient).
     prepare_faces(faces) -> the renderer's face input for each crop.
+    placement(track, pads, feather, region) -> where its crops come from in a tracked video
+      and how rendered faces go back: `.crop(frames, src)`, `.paste(frames, faces, src)`.
     decode(z, faces) -> frames, with frozen weights (gradients reach z only).
     fingerprint() -> sha256 hex of what decides z_a.
     record(source) -> {"name", "latent_dim", "fingerprint", "source"}: what datasets and TAEM
@@ -99,6 +102,8 @@ class Backbone(Protocol):
   def encode(self, features: Array) -> Array: ...
 
   def prepare_faces(self, faces: np.ndarray) -> np.ndarray: ...
+
+  def placement(self, track, *, pads, feather: float, region: str): ...
 
   def decode(self, z: Array, faces: Array) -> Array: ...
 
@@ -159,6 +164,10 @@ class Wav2LipTarget:
   def prepare_faces(faces: np.ndarray) -> np.ndarray:
     """`face_inputs`: masked target | reference, as the official inference builds them."""
     return face_inputs(faces)
+
+  def placement(self, track, *, pads, feather: float, region: str) -> BoxPlacement:
+    """The track's padded boxes, crops resized to 96 px; paste-back as `face.paste_face`."""
+    return BoxPlacement(track.crop_boxes(pads), self.face_size, feather, region)
 
   def fingerprint(self) -> str:
     return audio_encoder_fingerprint(self.model)
@@ -240,6 +249,13 @@ class PCAVSTarget:
     if len(faces) == 0:
       raise UserError("no face crops given")
     return align.loader_crop(faces)
+
+  def placement(self, track, *, pads, feather: float, region: str) -> align.AlignPlacement:
+    """The official 224 alignment of the track's landmarks; pasted back by its inverse warp
+    (the whole generated face, edges blended over `feather` of its side, at least 0.05;
+    `pads` and `region` are Wav2Lip's box options and unused)."""
+    del pads, region
+    return align.AlignPlacement(track.landmarks, track.valid, max(float(feather), 0.05))
 
   def fingerprint(self) -> str:
     """sha256 of netA_sync's feature network (its unused identity classifier `fc` excluded)."""
