@@ -16,6 +16,7 @@ import porting
 from porting import families, torchwrite
 from taem_jax import audio
 from taem_jax.errors import UserError
+from taem_jax.face import align
 from taem_jax.models import pretrained, targets
 from taem_jax.models.pcavs import MOUTH_FEATURE_WEIGHT
 from taem_jax.rates import SAMPLE_RATE
@@ -230,3 +231,36 @@ def test_official_folder_converts_into_one_backbone_directory(tmp_path):
   sd = families.random_state_dict("pcavs_E", seed=3)
   np.testing.assert_array_equal(np.asarray(b.model.netE.mouth_embed[1].kernel[...]),
                                 sd["mouth_embed.1.weight"].T)
+
+
+def _landmarks(scale, angle, shift):
+  """68 points whose eye / mouth centres are a similarity image of the alignment template."""
+  pts = np.random.default_rng(5).normal(0, 3, (68, 2))
+  for sl, centre in ((slice(36, 42), align.TEMPLATE[0]), (slice(42, 48), align.TEMPLATE[1]),
+                     (slice(60, 68), align.TEMPLATE[2])):
+    pts[sl] += centre - pts[sl].mean(0)
+  c, s = np.cos(angle), np.sin(angle)
+  return pts @ (np.array([[c, -s], [s, c]]) * scale).T + np.array(shift)
+
+
+def test_align_placement_crops_like_align_faces_and_pastes_back_in_place():
+  lm = np.stack([_landmarks(1.6, 0.2, (140.0, 90.0)), _landmarks(1.6, 0.2, (146.0, 92.0))])
+  yy, xx = np.mgrid[:600, :640]
+  frame = np.stack([(xx * 0.5) % 256, (yy * 0.6) % 256, (xx + yy) * 0.25 % 256], -1)
+  frames = np.stack([frame, frame]).astype(np.uint8)
+  place = align.AlignPlacement(np.concatenate([lm, np.zeros((1, 68, 2))]),
+                               np.array([True, True, False]), feather=0.1)
+  crops = place.crop(frames, np.array([0, 1]))
+  np.testing.assert_array_equal(crops, align.align_faces(frames, lm))
+  # A "generated" face equal to the loader's crop of the input goes back where it came from.
+  gen = (targets.PCAVSTarget.prepare_faces(crops)[..., ::-1] + 1) / 2  # BGR [0, 1]
+  pasted = place.paste(frames, gen, np.array([0, 1]))
+  diff = np.abs(pasted.astype(int) - frames.astype(int))
+  changed = diff.max(-1) > 0
+  assert changed.any() and np.percentile(diff[changed], 90) <= 3, np.percentile(diff[changed], 90)
+  # Far from the face nothing changes; a generated face of another colour does show.
+  assert diff[:, :20, :20].max() == 0 and diff[:, -20:, -20:].max() == 0
+  dark = place.paste(frames, np.zeros_like(gen), np.array([0, 1]))
+  m0 = align.align_matrices(lm)[0]
+  cx, cy = np.linalg.solve(m0[:, :2], align.TEMPLATE[2] - m0[:, 2]).round().astype(int)
+  assert dark[0, cy, cx].max() == 0 and frames[0, cy, cx].max() > 0
