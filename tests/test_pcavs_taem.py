@@ -12,14 +12,17 @@ import pathlib
 import subprocess
 import sys
 
+import cv2
+import numpy as np
 import pytest
 from flax import nnx
 
-from taem_jax import synthesis
+from taem_jax import synthesis, video
 from taem_jax.data import pipeline
+from taem_jax.data.sample import portraits
 from taem_jax.data.sample.generate import SampleCorpusConfig, generate_corpus
 from taem_jax.errors import UserError
-from taem_jax.face import SpeakerEmbedder
+from taem_jax.face import FaceDetector, SpeakerEmbedder
 from taem_jax.models import pretrained, taem_checkpoint, targets
 from taem_jax.models.taem import TAEM, TAEMConfig
 from taem_jax.text import PhonemeVocab
@@ -76,6 +79,15 @@ def test_taem_trains_against_pcavs_exports_and_reloads(pcavs_dir, tmp_path):
   assert info.target["source"] == str(pcavs_dir) and int(model.config.latent_dim) == 512
   s = synthesis.Synthesizer(pcavs_dir, tmp_path / "taem", backbone="pcavs")
   assert s.text is not None and s.backbone.name == "pcavs"
+  # Text -> TAEM -> PC-AVS frames, pasted back through the inverse alignment.
+  img = portraits.make_portraits(1, 200, np.random.default_rng(0), FaceDetector())[0].image
+  cv2.imwrite(str(tmp_path / "face.png"), img)
+  res = s.synthesize(tmp_path / "face.png", tmp_path / "o.mp4", text="bin blue at f two now")
+  frames, fps = video.read_video(res.out)
+  assert fps == 25 and len(frames) == res.frames > 10 and res.faceless_frames == 0
+  diff = np.abs(frames[len(frames) // 2].astype(int) - img.astype(int)).max(-1)
+  assert diff[:8, :8].max() <= 12  # far from the face: the input (after H.264)
+  assert (diff > 40).mean() > 0.05  # the rendered (random-weight) face replaces the input's
   with pytest.raises(UserError) as e:
     targets.check_backbone(info.target, "wav2lip", made="TAEM t")
   assert "made for the pcavs backbone, not wav2lip" in _one_line(e)

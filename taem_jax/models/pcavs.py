@@ -60,7 +60,8 @@ class PCAVS(nnx.Module):
 
   def __init__(self, *, num_classes: int = NUM_CLASSES, size: int = FACE_SIZE, n_mlp: int = 8,
                rngs: nnx.Rngs):
-    self._config = {"num_classes": int(num_classes), "size": int(size), "n_mlp": int(n_mlp)}
+    # A tuple, not a dict: the graph definition must stay hashable (jit caches key on it).
+    self._config = (("num_classes", int(num_classes)), ("size", int(size)), ("n_mlp", int(n_mlp)))
     self.netG = PCAVSGenerator(style_dim=STYLE_DIM, size=size, n_mlp=n_mlp, rngs=rngs)
     self.netV = PCAVSIdentityEncoder(num_classes, rngs=rngs)
     self.netE = PCAVSPoseEncoder(num_classes, rngs=rngs)
