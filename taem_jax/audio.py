@@ -414,8 +414,8 @@ def pcavs_windows(spec: np.ndarray) -> np.ndarray:
   return np.ascontiguousarray(spec[idx].transpose(0, 2, 1)[..., None])
 
 
-def pcavs_video_windows(spec: np.ndarray, n_frames: int) -> np.ndarray:
-  """netA_sync windows for video frames 0 .. n_frames - 1 (the backbone's per-frame input).
+def pcavs_video_windows(spec: np.ndarray, n_frames: int, first: int = 0) -> np.ndarray:
+  """netA_sync windows for video frames first .. first + n_frames - 1 (the backbone's input).
 
   Video frame i gets spec[4 (i - 2) : 4 (i - 2) + 20], so frames 2 .. equal `pcavs_windows`
   (official inference); where that reaches before the first or past the last spectrogram
@@ -429,9 +429,10 @@ def pcavs_video_windows(spec: np.ndarray, n_frames: int) -> np.ndarray:
   if spec.ndim != 2 or spec.shape[1] != N_MELS:
     raise ValueError(f"spectrogram must be (T, {N_MELS}), got {spec.shape}")
   lead = PCAVS_FIRST_FRAME * PCAVS_BINS_PER_FRAME
-  need = PCAVS_BINS_PER_FRAME * max(int(n_frames) - 1, 0) + PCAVS_WINDOW
+  last = int(first) + int(n_frames)
+  need = PCAVS_BINS_PER_FRAME * max(last - 1, 0) + PCAVS_WINDOW
   spec = np.pad(spec, ((lead, max(0, need - lead - len(spec))), (0, 0)))
-  idx = (PCAVS_BINS_PER_FRAME * np.arange(int(n_frames)))[:, None] + np.arange(PCAVS_WINDOW)
+  idx = (PCAVS_BINS_PER_FRAME * np.arange(int(first), last))[:, None] + np.arange(PCAVS_WINDOW)
   return np.ascontiguousarray(spec[idx].transpose(0, 2, 1)[..., None])
 
 

@@ -48,7 +48,7 @@ def _one_line(e) -> str:
   return str(e.value)
 
 
-def test_video_windows_are_the_official_ones_from_frame_2():
+def test_video_windows_are_the_official_ones_from_frame_2(backbone):
   spec = audio.pcavs_melspectrogram(_wav(1.0))
   official = audio.pcavs_windows(spec)  # video frames 2 .. 2 + len - 1
   n = len(official) + 5
@@ -61,6 +61,12 @@ def test_video_windows_are_the_official_ones_from_frame_2():
   # Past the end: silence fills in, and a clip shorter than one window still gets windows.
   assert np.all(win[-1, :, -4:] == 0)
   assert audio.pcavs_video_windows(spec[:3], 2).shape == (2, 80, 20, 1)
+  # Cut chunk by chunk (synthesis) = cut at once.
+  np.testing.assert_array_equal(audio.pcavs_video_windows(spec, 4, first=n - 4), win[-4:])
+  windows = backbone.audio_windows(_wav(1.0), 25)
+  np.testing.assert_array_equal(windows(3, 5), win[3:8])
+  with pytest.raises(UserError, match="made for 25 fps video, got 30 fps"):
+    backbone.audio_windows(_wav(1.0), 30)
 
 
 def test_decode_equals_the_official_wiring(backbone, jitted):

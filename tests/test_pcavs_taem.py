@@ -15,6 +15,7 @@ import sys
 import cv2
 import numpy as np
 import pytest
+import soundfile as sf
 from flax import nnx
 
 from taem_jax import synthesis, video
@@ -88,6 +89,10 @@ def test_taem_trains_against_pcavs_exports_and_reloads(pcavs_dir, tmp_path):
   diff = np.abs(frames[len(frames) // 2].astype(int) - img.astype(int)).max(-1)
   assert diff[:8, :8].max() <= 12  # far from the face: the input (after H.264)
   assert (diff > 40).mean() > 0.05  # the rendered (random-weight) face replaces the input's
+  # Audio -> netA_sync -> the same renderer (PC-AVS driven by speech, no TAEM).
+  sf.write(str(tmp_path / "a.wav"), np.random.default_rng(1).standard_normal(8000) * 0.1, 16000)
+  res = s.synthesize(tmp_path / "face.png", tmp_path / "a.mp4", audio=tmp_path / "a.wav")
+  assert res.frames == len(video.read_video(res.out)[0]) >= 10
   with pytest.raises(UserError) as e:
     targets.check_backbone(info.target, "wav2lip", made="TAEM t")
   assert "made for the pcavs backbone, not wav2lip" in _one_line(e)

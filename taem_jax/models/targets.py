@@ -70,7 +70,9 @@ class Backbone(Protocol):
     face_size: side of its square face crop, in pixels.
     can_render: whether `decode` is available.
     model: the wrapped network (for batched runners and checkpoints).
-    audio_features(wav, n_frames) -> the encoder's input for n_frames video frames.
+    audio_features(wav, n_frames) -> the encoder's input for n_frames video frames (at `fps`).
+    audio_windows(wav, fps) -> windows(first, count): the same for video frames first ..
+      first + count - 1 of a video at `fps` (synthesis cuts them chunk by chunk).
     encode(features) -> z_a, frozen (stop-gradient).
     prepare_faces(faces) -> the renderer's face input for each crop.
     placement(track, pads, feather, region) -> where its crops come from in a tracked video
@@ -98,6 +100,8 @@ class Backbone(Protocol):
   model: nnx.Module
 
   def audio_features(self, wav: np.ndarray, n_frames: int) -> np.ndarray: ...
+
+  def audio_windows(self, wav: np.ndarray, fps: float) -> Callable[[int, int], np.ndarray]: ...
 
   def encode(self, features: Array) -> Array: ...
 
@@ -158,7 +162,13 @@ class Wav2LipTarget:
 
   def audio_features(self, wav: np.ndarray, n_frames: int) -> np.ndarray:
     """Wav2Lip's 80 fps mel windows, one per video frame (`taem_jax.audio.mel_windows`)."""
-    return audio.mel_windows(audio.melspectrogram(wav), n_frames, self.fps)
+    return self.audio_windows(wav, self.fps)(0, n_frames)
+
+  @staticmethod
+  def audio_windows(wav: np.ndarray, fps: float) -> Callable[[int, int], np.ndarray]:
+    """The mel once; windows of any video frame rate (`audio.mel_windows`), cut on demand."""
+    mel = audio.melspectrogram(wav)
+    return lambda first, count: audio.mel_windows(mel, count, fps, first)
 
   @staticmethod
   def prepare_faces(faces: np.ndarray) -> np.ndarray:
@@ -237,7 +247,19 @@ class PCAVSTarget:
 
   def audio_features(self, wav: np.ndarray, n_frames: int) -> np.ndarray:
     """PC-AVS's 100 fps spectrogram windows, one per video frame (`audio.pcavs_video_windows`)."""
-    return audio.pcavs_video_windows(audio.pcavs_melspectrogram(wav), n_frames)
+    return self.audio_windows(wav, self.fps)(0, n_frames)
+
+  def audio_windows(self, wav: np.ndarray, fps: float) -> Callable[[int, int], np.ndarray]:
+    """The spectrogram once, windows cut on demand; PC-AVS's windows are 25 fps only.
+
+    Raises:
+      UserError: another frame rate (one line: convert the face video to 25 fps).
+    """
+    if abs(float(fps) - self.fps) > 1e-3:
+      raise UserError(f"PC-AVS's audio windows are made for {self.fps:g} fps video, got "
+                      f"{fps:g} fps: convert the face video to {self.fps:g} fps first")
+    spec = audio.pcavs_melspectrogram(wav)
+    return lambda first, count: audio.pcavs_video_windows(spec, count, first)
 
   @staticmethod
   def prepare_faces(faces: np.ndarray) -> np.ndarray:

@@ -468,7 +468,7 @@ class Synthesizer:
                                (np.zeros(int(np.ceil(n_out / VIDEO_FPS * SAMPLE_RATE)),
                                          np.float32), SAMPLE_RATE))
     else:
-      mel = audio_lib.melspectrogram(plan.wav)
+      windows = self.backbone.audio_windows(plan.wav, plan.out_fps)
       # The whole speech is shown (the official count stops ~0.15 s early).
       n_out = (int(n_frames) if n_frames is not None
                else audio_lib.speech_frames(len(plan.wav), plan.out_fps))
@@ -476,7 +476,7 @@ class Synthesizer:
       def drive(idx):
         idx = np.asarray(idx)
         first, count = int(idx[0]), int(idx[-1] - idx[0] + 1)
-        return audio_lib.mel_windows(mel, count, plan.out_fps, first)[idx - first]
+        return windows(first, count)[idx - first]
       method = "__call__"
       audio_track, audio_sr = plan.wav, SAMPLE_RATE
       if plan.audio_file is not None and _native_rate(plan.audio_file) >= SAMPLE_RATE:
