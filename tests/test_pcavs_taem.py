@@ -24,6 +24,7 @@ from taem_jax.data.sample import portraits
 from taem_jax.data.sample.generate import SampleCorpusConfig, generate_corpus
 from taem_jax.errors import UserError
 from taem_jax.face import FaceDetector, SpeakerEmbedder
+from taem_jax import models
 from taem_jax.models import pretrained, taem_checkpoint, targets
 from taem_jax.models.taem import TAEM, TAEMConfig
 from taem_jax.text import PhonemeVocab
@@ -96,6 +97,21 @@ def test_taem_trains_against_pcavs_exports_and_reloads(pcavs_dir, tmp_path):
   with pytest.raises(UserError) as e:
     targets.check_backbone(info.target, "wav2lip", made="TAEM t")
   assert "made for the pcavs backbone, not wav2lip" in _one_line(e)
+  # Evaluation on the held-out clip: text (TAEM, GT durations) and audio rows through PC-AVS.
+  expert = models.create("syncnet_color", seed=1, width=1 / 16)
+  pretrained.save_pretrained(expert, tmp_path / "expert", family="syncnet_color",
+                             config=expert.get_config())
+  ev = subprocess.run([sys.executable, str(REPO / "experiments/evaluate.py"), "--dataset=sample",
+                       f"--manual_dir={corpus}", f"--data_dir={corpus / '_tfds'}",
+                       "--builder_config=dlib_za", "--backbone=pcavs",
+                       f"--wav2lip={pcavs_dir}", f"--taem={tmp_path / 'taem'}",
+                       f"--sync={tmp_path / 'expert'}", "--methods=wav2lip,taem_gt", "--limit=1",
+                       f"--out={tmp_path / 'eval'}", "--no_progress"],
+                      env=ENV, capture_output=True, text=True, timeout=900, cwd=REPO)
+  assert ev.returncode == 0, ev.stderr[-3000:]
+  table = json.loads((tmp_path / "eval" / "table.json").read_text())
+  assert len(table["rows"]) == 2
+  assert all(np.isfinite(row[k]) for row in table["rows"] for k in ("ssim", "psnr", "lse_d"))
 
 
 def test_pcavs_needs_z_a_from_the_dataset():
