@@ -32,9 +32,13 @@ import os
 import pathlib
 import sys
 
-from taem_jax.cli import add_backbone_argument
-from taem_jax.data import builder_class
-from taem_jax.errors import UserError, cli_main
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # this checkout's package, as the other experiments/ scripts do
+  sys.path.insert(0, str(ROOT))
+
+from taem_jax.cli import add_backbone_argument  # noqa: E402
+from taem_jax.data import builder_class  # noqa: E402
+from taem_jax.errors import UserError, cli_main  # noqa: E402
 
 
 def parse_args(argv):
