@@ -3,6 +3,11 @@
 * `tcd_timit_tree`: volunteers/<id>/Clips/straightcam/<sent>.mp4 at 29.97 fps and the corpus's
   HTK master label file `volunteer_labelfiles.mlf` (100 ns units, lower-case phones, `sil`, one
   `.` per utterance; label-file names as full paths or `*/<id>/<sent>.lab` patterns).
+* `grid_zenodo_tree`: GRID as Zenodo record 3625687 unpacks: s<k>/<utt>.mpg and the
+  alignments/ folders filed under the wrong talkers (s1 <-> s2 swapped), no separate audio.
+* `grid_sheffield_tree`: GRID as the Sheffield page distributes it: MPEG-1 .mpg with MPEG
+  audio layer II, stereo, 44.1 kHz; flat `align/` tars unpacked into alignments/s<k>/, and 25 kHz
+  mono wavs that end 0.4 s before their videos.
 * `lrs2_tree`: main/<id>/<clip>.mp4 + .txt, pretrain/<id>/<clip>.mp4 + .txt (`Text:`, `Conf:`,
   then the `WORD START END ASDSCORE` table), and the lists pretrain.txt, train.txt, val.txt,
   test.txt (test lines carry a trailing flag, as the real list does).
@@ -10,10 +15,17 @@
 Speech is espeak-ng (`dummy.write_clip`), so the phone timings written into the label files are
 the true timings of the audio.
 """
+import shutil
+import subprocess
+import tarfile
+
 import numpy as np
 import tensorflow_datasets as tfds  # noqa: TID253 - the tests drive TFDS builders
 
+from taem_jax import video
+from taem_jax.data.grid import grid_dataset_builder as grid
 from taem_jax.data.sample import dummy
+from taem_jax.data.sample.generate import SampleCorpusConfig, generate_corpus
 from taem_jax.text import espeak, g2p
 from taem_jax.text import phonemes as P
 
@@ -38,6 +50,87 @@ def speech_words(text: str, lead_s: float = LEAD_S):
     k += len(w.phonemes)
     out.append((w.text.upper(), ev[0].start + lead_s, ev[-1].end + lead_s))
   return out
+
+
+GRID_TICKS_HZ = 25000  # GRID's .align time unit
+
+
+def ffmpeg(*args):
+  subprocess.run([video.ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", *map(str, args)],
+                 check=True)
+
+
+def to_grid_mpg(src, dst):
+  """Re-encodes a clip in GRID's format: MPEG-1 video, MPEG audio layer II, stereo, 44.1 kHz."""
+  ffmpeg("-i", src, "-c:v", "mpeg1video", "-q:v", "3", "-c:a", "mp2", "-ac", "2", "-ar", "44100",
+         dst)
+
+
+def grid_zenodo_tree(root, speakers: int = 2, utterances: int = 2, seed: int = 11):
+  """Writes a GRID tree as the Zenodo zips unpack, with alignments/s1 and alignments/s2 holding
+  each other's files; returns {clip id: sentence}.
+
+  The clips are a generated sample corpus (GRID sentences, word alignments in 1/25000 s)
+  re-encoded to .mpg; its separate wavs and TextGrids are dropped (Zenodo has neither here).
+  """
+  work = root.parent / f".{root.name}_gen"
+  generate_corpus(work, SampleCorpusConfig(speakers=speakers, utterances=utterances, seed=seed,
+                                           frame_size=160))
+  texts = {}
+  for mp4 in sorted(work.glob("s*/*.mp4")):
+    spk, utt = mp4.parent.name, mp4.stem
+    (root / spk).mkdir(parents=True, exist_ok=True)
+    to_grid_mpg(mp4, root / spk / f"{utt}.mpg")
+    filed = {"s1": "s2", "s2": "s1"}.get(spk, spk)  # the misfiled folders
+    (root / "alignments" / filed).mkdir(parents=True, exist_ok=True)
+    align = work / "alignments" / spk / f"{utt}.align"
+    shutil.copy(align, root / "alignments" / filed / f"{utt}.align")
+    # The generator names digit zero '0' where GRID writes 'z': the words come from the .align.
+    texts[f"{spk}/{utt}"] = " ".join(
+        w for w in (line.split()[2] for line in align.read_text().splitlines())
+        if w not in ("sil", "sp"))
+  shutil.rmtree(work)
+  return texts
+
+
+def _grid_align_lines(words, seconds):
+  """A .align with the six words spread evenly over the clip between leading/trailing sil."""
+  t0, t1 = 0.15, seconds - 0.1
+  edges = np.linspace(t0, t1, len(words) + 1)
+  ticks = lambda t: int(round(t * GRID_TICKS_HZ))  # noqa: E731
+  lines = [f"0 {ticks(t0)} sil"]
+  lines += [f"{ticks(a)} {ticks(b)} {w}" for w, a, b in zip(words, edges[:-1], edges[1:])]
+  lines.append(f"{ticks(t1)} {ticks(seconds)} sil")
+  return "\n".join(lines) + "\n"
+
+
+def grid_sheffield_tree(root, work, portrait, utts=("bbaf2n", "pgwr6p"), speaker: str = "s1"):
+  """Writes one Sheffield GRID talker under `root` (scratch files in `work`); returns
+  {clip id: sentence}."""
+  (root / speaker).mkdir(parents=True)
+  (work / "align").mkdir(parents=True)
+  (work / "wav").mkdir()
+  texts = {}
+  for k, utt in enumerate(utts):
+    words = grid.sentence_of(utt)
+    mp4 = work / f"{utt}.mp4"
+    n = dummy.write_clip(mp4, " ".join(words), portrait, seed=k, trail_s=0.0)
+    to_grid_mpg(mp4, root / speaker / f"{utt}.mpg")
+    (work / "align" / f"{utt}.align").write_text(_grid_align_lines(words, n / 25.0))
+    # The separately distributed wav: 25 kHz mono, ending 0.4 s before the video.
+    wav = video.extract_audio(mp4, sr=GRID_TICKS_HZ)
+    video.write_wav(work / "wav" / f"{utt}.wav", wav[:len(wav) - int(0.4 * GRID_TICKS_HZ)],
+                    GRID_TICKS_HZ)
+    texts[f"{speaker}/{utt}"] = " ".join(words)
+  for name, folder in (("align.tar", "align"), ("audio.tar", "wav")):
+    with tarfile.open(work / name, "w") as t:
+      t.add(work / folder, arcname=folder)
+  # The README's unpack commands for the talker.
+  for sub, name in ((f"alignments/{speaker}", "align.tar"), (f"audio_25k/{speaker}", "audio.tar")):
+    (root / sub).mkdir(parents=True)
+    subprocess.run(["tar", "-xf", str(work / name), "-C", str(root / sub),
+                    "--strip-components=1"], check=True)
+  return texts
 
 
 def _htk(t: float) -> int:
