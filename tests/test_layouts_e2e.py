@@ -145,7 +145,9 @@ def test_grid_zenodo_misfiled_alignments(tmp_path, ckpts, scorer):
 
 def test_grid_sheffield_mpg_and_flat_align_tars(tmp_path, ckpts, scorer, faces2):
   manual = tmp_path / "GRID"
-  texts = corpus_trees.grid_sheffield_tree(manual, tmp_path / "work", faces2[0])
+  # Three clips: two to train on (one batch), one held out.
+  texts = corpus_trees.grid_sheffield_tree(manual, tmp_path / "work", faces2[0],
+                                           ("bbaf2n", "pgwr6p", "lwiz9a"))
   header = video.probe(manual / f"{sorted(texts)[0]}.mpg")
   assert (header.video_codec, header.audio_codec) == ("mpeg1video", "mp2")
   b = corpus_trees.build(grid, manual, tmp_path / "tfds")
@@ -174,14 +176,16 @@ def test_tcd_timit_mlf_at_29_97_fps(tmp_path, ckpts, scorer, faces2):
 
 def test_lrs2_main_and_pretrain(tmp_path, ckpts, scorer, faces2):
   manual = tmp_path / "mvlrs_v1"
-  lists = corpus_trees.lrs2_tree(manual, faces2[:1],
+  # Two shows: the first's main clips spread over train/val/test, the second's all train.
+  lists = corpus_trees.lrs2_tree(manual, faces2,
                                  ["greasy wash water", "she had your dark suit", "bin blue at"],
-                                 ["she had your dark suit in greasy wash water"],
-                                 shows=("6330311066473698535",))
+                                 ["she had your dark suit in greasy wash water"])
   b = corpus_trees.build(lrs2, manual, tmp_path / "tfds")
   assert set(b.info.splits) == {"train", "val", "test", "pretrain"}
-  for split in ("train", "val", "test", "pretrain"):
-    assert len(corpus_trees.examples(b, split)) == len(lists[f"{split}.txt"]) == 1, split
+  counts = {split: len(corpus_trees.examples(b, split)) for split in b.info.splits}
+  assert counts == {"train": 4, "val": 1, "test": 1, "pretrain": 2}, counts
+  assert {k: len(v) for k, v in lists.items()} == {"pretrain.txt": 2, "train.txt": 4,
+                                                   "val.txt": 1, "test.txt": 1}
   entry = lists["train.txt"][0]
   text = (manual / "main" / f"{entry}.txt").read_text().splitlines()[0].split(":", 1)[1].strip()
   _product("lrs2", "lrs2", manual, ckpts, scorer, tmp_path, manual / "main" / f"{entry}.mp4",
