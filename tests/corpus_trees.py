@@ -3,7 +3,7 @@
 * `tcd_timit_tree`: volunteers/<id>/Clips/straightcam/<sent>.mp4 at 29.97 fps and the corpus's
   HTK master label file `volunteer_labelfiles.mlf` (100 ns units, lower-case phones, `sil`, one
   `.` per utterance; label-file names as full paths or `*/<id>/<sent>.lab` patterns).
-* `grid_zenodo_tree`: GRID as Zenodo record 3625687 unpacks: s<k>/<utt>.mpg and the
+* `grid_zenodo_tree`: GRID as Zenodo record 3625687 unpacks: s<k>/<utt>.mpg (MPEG-1) and the
   alignments/ folders filed under the wrong talkers (s1 <-> s2 swapped), no separate audio.
 * `grid_sheffield_tree`: GRID as the Sheffield page distributes it: MPEG-1 .mpg with MPEG
   audio layer II, stereo, 44.1 kHz; flat `align/` tars unpacked into alignments/s<k>/, and 25 kHz
@@ -15,7 +15,6 @@
 Speech is espeak-ng (`dummy.write_clip`), so the phone timings written into the label files are
 the true timings of the audio.
 """
-import shutil
 import subprocess
 import tarfile
 
@@ -25,7 +24,6 @@ import tensorflow_datasets as tfds  # noqa: TID253 - the tests drive TFDS builde
 from taem_jax import video
 from taem_jax.data.grid import grid_dataset_builder as grid
 from taem_jax.data.sample import dummy
-from taem_jax.data.sample.generate import SampleCorpusConfig, generate_corpus
 from taem_jax.text import espeak, g2p
 from taem_jax.text import phonemes as P
 
@@ -66,30 +64,31 @@ def to_grid_mpg(src, dst):
          dst)
 
 
-def grid_zenodo_tree(root, speakers: int = 2, utterances: int = 2, seed: int = 11):
-  """Writes a GRID tree as the Zenodo zips unpack, with alignments/s1 and alignments/s2 holding
-  each other's files; returns {clip id: sentence}.
-
-  The clips are a generated sample corpus (GRID sentences, word alignments in 1/25000 s)
-  re-encoded to .mpg; its separate wavs and TextGrids are dropped (Zenodo has neither here).
-  """
-  work = root.parent / f".{root.name}_gen"
-  generate_corpus(work, SampleCorpusConfig(speakers=speakers, utterances=utterances, seed=seed,
-                                           frame_size=160))
+def grid_zenodo_tree(root, portraits,
+                     utts=(("bbaf2n", "lgiz9a", "bgwa8p"), ("pwbs4p", "srwt6s", "lrbe5s"))):
+  """Writes a GRID tree as the Zenodo zips unpack: s<k>/<utt>.mpg, word alignments in 1/25000 s
+  with the true word timings of the speech, alignments/s1 and alignments/s2 holding each
+  other's files, no separate audio; returns {clip id: sentence}. `utts[k]` are talker k+1's."""
   texts = {}
-  for mp4 in sorted(work.glob("s*/*.mp4")):
-    spk, utt = mp4.parent.name, mp4.stem
-    (root / spk).mkdir(parents=True, exist_ok=True)
-    to_grid_mpg(mp4, root / spk / f"{utt}.mpg")
+  for k, names in enumerate(utts):
+    spk = f"s{k + 1}"
     filed = {"s1": "s2", "s2": "s1"}.get(spk, spk)  # the misfiled folders
+    (root / spk).mkdir(parents=True)
     (root / "alignments" / filed).mkdir(parents=True, exist_ok=True)
-    align = work / "alignments" / spk / f"{utt}.align"
-    shutil.copy(align, root / "alignments" / filed / f"{utt}.align")
-    # The generator names digit zero '0' where GRID writes 'z': the words come from the .align.
-    texts[f"{spk}/{utt}"] = " ".join(
-        w for w in (line.split()[2] for line in align.read_text().splitlines())
-        if w not in ("sil", "sp"))
-  shutil.rmtree(work)
+    for j, utt in enumerate(names):
+      text = " ".join(grid.sentence_of(utt))
+      mp4 = root / f".{utt}.mp4"
+      n = dummy.write_clip(mp4, text, portraits[k % len(portraits)], seed=j, lead_s=LEAD_S,
+                           trail_s=TRAIL_S)
+      to_grid_mpg(mp4, root / spk / f"{utt}.mpg")
+      mp4.unlink()
+      words = speech_words(text)
+      assert len(words) == 6, (utt, words)
+      rows = [("sil", 0.0, words[0][1])] + [(w.lower(), s, e) for w, s, e in words] + \
+          [("sil", words[-1][2], n / 25.0)]
+      (root / "alignments" / filed / f"{utt}.align").write_text("".join(
+          f"{round(s * GRID_TICKS_HZ)} {round(e * GRID_TICKS_HZ)} {w}\n" for w, s, e in rows))
+      texts[f"{spk}/{utt}"] = text
   return texts
 
 

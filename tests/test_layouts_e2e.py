@@ -126,17 +126,17 @@ def _product(dataset, builder_name, manual, ckpts, scorer, tmp_path, face_clip, 
   return rows
 
 
-def test_grid_zenodo_misfiled_alignments(tmp_path, ckpts, scorer):
+def test_grid_zenodo_misfiled_alignments(tmp_path, ckpts, scorer, faces2):
   manual = tmp_path / "GRID"
-  texts = corpus_trees.grid_zenodo_tree(manual, speakers=2, utterances=2)
+  texts = corpus_trees.grid_zenodo_tree(manual, faces2)
   b = corpus_trees.build(grid, manual, tmp_path / "tfds")
   exs = {**corpus_trees.examples(b, "train"), **corpus_trees.examples(b, "test")}
-  assert set(exs) == set(texts) and len(exs) == 4
+  assert set(exs) == set(texts) and len(exs) == 6
   report = b.info.metadata["listing_report"]
   assert report["s1"]["recovered_from"] == ["alignments/s2"]
   assert report["s2"]["recovered_from"] == ["alignments/s1"]
   for spk in ("s1", "s2"):
-    assert report[spk]["kept"] == 2 and report[spk]["skipped"] == {}, report[spk]
+    assert report[spk]["kept"] == 3 and report[spk]["skipped"] == {}, report[spk]
   for uid, ex in exs.items():
     assert ex["text"].decode() == texts[uid]  # each clip kept its own sentence
   uid = sorted(texts)[0]
