@@ -32,8 +32,13 @@ import os
 import pathlib
 import sys
 
-from taem_jax.data import builder_class
-from taem_jax.errors import UserError, cli_main
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # this checkout's package, as the other experiments/ scripts do
+  sys.path.insert(0, str(ROOT))
+
+from taem_jax.cli import add_backbone_argument  # noqa: E402
+from taem_jax.data import builder_class  # noqa: E402
+from taem_jax.errors import UserError, cli_main  # noqa: E402
 
 
 def parse_args(argv):
@@ -45,6 +50,7 @@ def parse_args(argv):
                  "<manual_dir>/_tfds for sample, ~/tensorflow_datasets otherwise)")
   p.add_argument("--config", default="dlib", help="dlib | dlib_za | arcface | arcface_za")
   p.add_argument("--wav2lip_dir", default=None, help="converted Wav2Lip checkpoint (z_a)")
+  add_backbone_argument(p)
   p.add_argument("--arcface_path", default=None, help="ArcFace ONNX (arcface configs)")
   p.add_argument("--detect_stride", type=int, default=5, help="face detection stride, frames")
   p.add_argument("--workers", type=int, default=None,
@@ -113,7 +119,7 @@ def main(argv=None):
     download_config = tfds.download.DownloadConfig(manual_dir=str(manual))
   builder = cls(data_dir=str(pathlib.Path(data_dir).expanduser()), config=args.config,
                 wav2lip_dir=args.wav2lip_dir, arcface_path=args.arcface_path,
-                detect_stride=args.detect_stride, beam=beam,
+                detect_stride=args.detect_stride, beam=beam, backbone=args.backbone,
                 workers=1 if beam else (args.workers or default_workers()))
   builder.download_and_prepare(download_config=download_config)
   splits = {k: v.num_examples for k, v in builder.info.splits.items()}

@@ -35,7 +35,9 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from taem_jax import paths, video  # noqa: E402
+from taem_jax.cli import add_backbone_argument  # noqa: E402
 from taem_jax.errors import UserError, cli_main  # noqa: E402
+from taem_jax.models.targets import backbone_class  # noqa: E402
 
 COMMITTED = paths.DEMO_DIR
 MODELS = paths.DEMO_MODELS
@@ -104,7 +106,11 @@ def main(argv=None):
   p.add_argument("--speakers", type=int, default=4, help="sample-corpus speakers")
   p.add_argument("--utterances", type=int, default=12, help="sample-corpus utterances each")
   p.add_argument("--eval_clips", type=int, default=6, help="held-out clips in the table")
+  add_backbone_argument(p)
   args = p.parse_args(argv)
+  if backbone_class(args.backbone).demo is None:
+    raise UserError(f"the demo trains and ships Wav2Lip models only, not {args.backbone}: "
+                    "drop --backbone")
   if not args.text.strip():
     raise UserError("empty --text: give a sentence, e.g. --text \"Bin red at A one again.\"")
   if args.eval_clips < 1:
@@ -139,11 +145,13 @@ def main(argv=None):
   say = out / "say.mp4"
   _run("synthesize from text", [py, "experiments/synthesize.py", "--face", face, "--text",
                                 args.text, "--speech", "--wav2lip", models / "wav2lip",
-                                "--taem", models / "taem", "--out", say, "--no_progress"], times)
+                                "--taem", models / "taem", "--out", say, "--no_progress",
+                                "--backbone", args.backbone], times)
   _run("evaluate (Table 1)", [py, "experiments/evaluate.py", "--dataset=sample",
                               f"--manual_dir={corpus}", f"--wav2lip={models / 'wav2lip'}",
                               f"--taem={models / 'taem'}", f"--sync={models / 'expert'}",
-                              f"--limit={args.eval_clips}", f"--out={out / 'eval'}"], times)
+                              f"--limit={args.eval_clips}", f"--out={out / 'eval'}",
+                              f"--backbone={args.backbone}"], times)
 
   print()
   print("| step | seconds |")

@@ -34,6 +34,7 @@ import ml_collections  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from taem_jax import evaluation, metrics, xla_flags  # noqa: E402
+from taem_jax.cli import add_backbone_argument  # noqa: E402
 from taem_jax.data.prepared import prepared_dataset_dir  # noqa: E402
 from taem_jax.errors import UserError, cli_main  # noqa: E402
 from taem_jax.models import load_pretrained  # noqa: E402
@@ -55,6 +56,7 @@ def parse_args(argv):
   p.add_argument("--split", default="test", help="split to evaluate")
   p.add_argument("--limit", type=int, default=None, help="evaluate the first N clips only")
   p.add_argument("--wav2lip", required=True, help="Wav2Lip checkpoint dir (converted or trained)")
+  add_backbone_argument(p)
   p.add_argument("--taem", default=None, help="TAEM checkpoint dir (needed for --methods taem)")
   p.add_argument("--sync", required=True, help="syncnet_v2 or lip-sync expert checkpoint dir for "
                  "LSE-D / LSE-C")
@@ -118,7 +120,7 @@ def main(argv=None):
   # One Synthesizer per TAEM (the main one, each Table 2 one), all sharing the loaded Wav2Lip.
   synth, variants = evaluation.load_synthesizers(
       args.wav2lip, args.taem if taem_methods else None, table2, arcface_path=args.arcface,
-      allow_mismatched_wav2lip=args.force_pairing)
+      allow_mismatched_wav2lip=args.force_pairing, backbone=args.backbone)
   sync_model = load_pretrained(args.sync)
   scorer = metrics.scorer_for(sync_model, name=pathlib.Path(args.sync).name)
 

@@ -58,6 +58,7 @@ from ml_collections import config_flags  # noqa: E402
 
 from taem_jax.data.prepared import prepared_dataset_dir  # noqa: E402
 from taem_jax.errors import UserError, cli_main  # noqa: E402
+from taem_jax.models.targets import BACKBONES, DEFAULT_BACKBONE  # noqa: E402
 from taem_jax.train import mesh as mesh_lib  # noqa: E402
 from taem_jax.train import reporting, tasks  # noqa: E402
 from taem_jax.train import trainer as trainer_lib  # noqa: E402
@@ -86,6 +87,9 @@ flags.DEFINE_string("init_from", None, "Weights for a fresh run (ignored when --
 flags.DEFINE_string("export", None, "After training, write the model here as a directory "
                     "that synthesis loads (a load_pretrained one for the Wav2Lip expert/generator, "
                     "a TAEM checkpoint for TAEM; replaces an existing one).")
+flags.DEFINE_enum("backbone", DEFAULT_BACKBONE, sorted(BACKBONES),
+                  "Frozen audio-driven backbone whose latent TAEM learns (sets "
+                  "config.target.backbone; TAEM configs only).")
 flags.DEFINE_integer("steps", None, "Total training steps (overrides config.train.num_steps).")
 flags.DEFINE_integer("batch_size", None, "Global batch size (overrides config.data.batch_size).")
 flags.DEFINE_integer("num_devices", None, "Devices in the data mesh (default: all visible; "
@@ -125,6 +129,11 @@ def load_config(dataset: str | None):
       config.data.batch_size = FLAGS.batch_size
     if FLAGS.num_devices is not None:
       config.train.num_devices = FLAGS.num_devices
+    if "target" in config and config.get("task", "taem") == "taem":
+      config.target.backbone = FLAGS.backbone
+    elif FLAGS.backbone != DEFAULT_BACKBONE:
+      raise UserError(f"--backbone={FLAGS.backbone} applies to TAEM training only; this config "
+                      f"trains {config.get('task')!r}")
   return config
 
 

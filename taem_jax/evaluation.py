@@ -46,6 +46,7 @@ import numpy as np
 from taem_jax import audio, face, metrics, video
 from taem_jax.data import builder_class, pipeline, prepare
 from taem_jax.errors import UserError
+from taem_jax.models import targets
 from taem_jax.metrics.report import KEYS, Table
 from taem_jax.rates import SAMPLES_PER_FRAME, VIDEO_FPS
 from taem_jax.synthesis import Options, Synthesizer
@@ -200,7 +201,8 @@ def variant_names(taem_infos: Sequence[tuple[str, dict]]) -> list[str]:
 
 
 def load_synthesizers(wav2lip_dir, taem_dir=None, variant_dirs: Sequence = (), *,
-                      arcface_path=None, allow_mismatched_wav2lip: bool = False):
+                      arcface_path=None, allow_mismatched_wav2lip: bool = False,
+                      backbone: str = targets.DEFAULT_BACKBONE):
   """The evaluated models: one Wav2Lip, the main TAEM and the Table 2 variant TAEMs.
 
   Every TAEM is checked against the Wav2Lip as `Synthesizer` does (latent width, audio-encoder
@@ -211,13 +213,15 @@ def load_synthesizers(wav2lip_dir, taem_dir=None, variant_dirs: Sequence = (), *
     wav2lip_dir: the Wav2Lip checkpoint directory (loaded once, shared by all).
     taem_dir: the main TAEM checkpoint, or None (audio-driven methods only).
     variant_dirs: more TAEM checkpoint directories (`evaluate`'s `variants`).
+    backbone: the `targets.BACKBONES` name `wav2lip_dir` holds; every TAEM must be for it.
   Returns:
     (the main Synthesizer, {row name (`variant_names`): Synthesizer} of the variants).
   """
   synth = Synthesizer(wav2lip_dir, taem_dir, arcface_path=arcface_path, options=EVAL_OPTIONS,
-                      allow_mismatched_wav2lip=allow_mismatched_wav2lip)
+                      allow_mismatched_wav2lip=allow_mismatched_wav2lip, backbone=backbone)
   others = [Synthesizer(wav2lip_dir, d, wav2lip=synth.wav2lip, arcface_path=arcface_path,
-                        options=EVAL_OPTIONS, allow_mismatched_wav2lip=allow_mismatched_wav2lip)
+                        options=EVAL_OPTIONS, allow_mismatched_wav2lip=allow_mismatched_wav2lip,
+                        backbone=backbone)
             for d in variant_dirs]
   names = variant_names([(pathlib.Path(d).expanduser().name, v.taem_info.training)
                          for d, v in zip(variant_dirs, others)])

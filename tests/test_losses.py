@@ -8,7 +8,7 @@ from flax import nnx
 from taem_jax.errors import UserError
 from taem_jax.models.syncnet import SyncNetColor
 from taem_jax.models.taem import TAEM, TAEMConfig
-from taem_jax.models.targets import TargetEncoder, Wav2LipTarget, frozen_call
+from taem_jax.models.targets import Backbone, Wav2LipTarget, frozen_call
 from taem_jax.models.wav2lip import Wav2Lip
 from taem_jax.train import losses
 
@@ -176,7 +176,7 @@ def test_task_loss_gradient_reaches_taem_not_generator():
 
   gen = Wav2Lip(width=1 / 16, rngs=nnx.Rngs(0))
   target = Wav2LipTarget(gen)
-  assert isinstance(target, TargetEncoder)
+  assert isinstance(target, Backbone)
   expert = SyncNetColor(width=1 / 16, rngs=nnx.Rngs(1))
   expert.eval()
   taem = TAEM(TAEMConfig.tiny(latent_dim=target.latent_dim), rngs=nnx.Rngs(2))

@@ -38,9 +38,10 @@ import warnings
 import cv2
 
 from taem_jax import paths, video, xla_flags
+from taem_jax.cli import add_backbone_argument
 from taem_jax.data.sample import portraits
 from taem_jax.errors import UserError, cli_main
-from taem_jax.models import pretrained
+from taem_jax.models import pretrained, targets
 from taem_jax.synthesis import Options, Synthesizer
 from taem_jax.text import espeak
 
@@ -82,7 +83,7 @@ class ModelSet:
       if voice not in self.voiced:
         s = self.synth
         self.voiced[voice] = Synthesizer(
-            wav2lip=s.wav2lip, taem=s.taem, taem_info=s.taem_info,
+            wav2lip=s.wav2lip, taem=s.taem, taem_info=s.taem_info, backbone=s.backbone.name,
             options=dataclasses.replace(s.options, voice=voice))
       return self.voiced[voice]
 
@@ -137,18 +138,24 @@ def describe(label: str, wav2lip_dir, synth: Synthesizer) -> str:
 def load_models(args, options: Options) -> list[ModelSet]:
   """The demo models (when installed) and the directories given on the command line."""
   sets = []
-  demo_w2l, demo_taem = paths.demo_model("wav2lip"), paths.demo_model("taem")
+  demo = targets.backbone_class(args.backbone).demo
+  demo_w2l = paths.demo_model(demo) if demo else None
+  demo_taem = paths.demo_model("taem")
   if not args.no_demo:
-    if demo_w2l.is_dir() and demo_taem.is_dir():
+    if demo_w2l is not None and demo_w2l.is_dir() and demo_taem.is_dir():
       synth = Synthesizer(demo_w2l, demo_taem, options=options)
       label = "demo models (trained on the sample corpus)"
       sets.append(ModelSet(label, synth, describe(label, demo_w2l, synth)))
     elif not args.wav2lip:
-      raise UserError(f"the demo models are not installed ({paths.DEMO_DIR} is missing); give "
-                      "--wav2lip DIR [--taem DIR]")
+      raise UserError(f"no demo models for the {args.backbone} backbone are installed (in "
+                      f"{paths.DEMO_DIR}); give --wav2lip DIR [--taem DIR]")
+  if args.taem and not args.wav2lip and demo_w2l is None:
+    raise UserError(f"--taem needs the {args.backbone} checkpoint it was trained against: add "
+                    "--wav2lip DIR")
   if args.wav2lip or args.taem:
     w2l = pathlib.Path(args.wav2lip).expanduser() if args.wav2lip else demo_w2l
-    synth = Synthesizer(w2l, args.taem, options=options, arcface_path=args.arcface)
+    synth = Synthesizer(w2l, args.taem, options=options, arcface_path=args.arcface,
+                        backbone=args.backbone)
     label = f"given: {w2l.name}" + (f" + {pathlib.Path(args.taem).name}" if args.taem else "")
     sets.append(ModelSet(label, synth, describe(label, w2l, synth)))
   if not sets:
@@ -466,6 +473,7 @@ def _parser() -> argparse.ArgumentParser:
   p.add_argument("--taem", help="a TAEM checkpoint directory for --wav2lip (without "
                  "--wav2lip: paired with the demo Wav2Lip)")
   p.add_argument("--arcface", help="ArcFace ONNX file, for a TAEM trained on ArcFace embeddings")
+  add_backbone_argument(p)
   p.add_argument("--no_demo", action="store_true", help="do not load the demo models")
   p.add_argument("--host", default="127.0.0.1",
                  help="address to listen on (0.0.0.0: every interface)")

@@ -42,8 +42,10 @@ import warnings
 from tqdm import tqdm
 
 from taem_jax import paths, xla_flags
+from taem_jax.cli import add_backbone_argument
 from taem_jax.errors import UserError, cli_main
 from taem_jax.face import detectors
+from taem_jax.models import targets
 from taem_jax.synthesis import Options, Synthesizer
 
 _DEFAULTS = Options()  # the flags' defaults
@@ -103,6 +105,7 @@ def _parser() -> argparse.ArgumentParser:
   p.add_argument("--wav2lip", help="Wav2Lip checkpoint directory (default, with no --taem "
                  "either: the committed demo models)")
   p.add_argument("--taem", help="TAEM checkpoint directory (for text and --edit)")
+  add_backbone_argument(p)
   p.add_argument("--force_pairing", action="store_true", help="use --taem with a --wav2lip "
                  "whose audio encoder is not the one the TAEM was trained against (refused by "
                  "default: its mouths would be wrong; a warning is printed instead)")
@@ -191,7 +194,11 @@ def _checkpoints(args) -> tuple[str, str | None]:
   if args.taem is not None:
     raise UserError("--taem needs the Wav2Lip checkpoint it was trained against: add "
                     "--wav2lip DIR")
-  demo = [paths.demo_model("wav2lip"), paths.demo_model("taem")]
+  name = targets.backbone_class(args.backbone).demo
+  if name is None:
+    raise UserError(f"there are no demo models for the {args.backbone} backbone: pass "
+                    "--wav2lip DIR (its checkpoint) and --taem DIR")
+  demo = [paths.demo_model(name), paths.demo_model("taem")]
   missing = [d for d in demo if not d.is_dir()]
   if missing:
     raise UserError(f"the demo models are not installed ({missing[0]} is missing): pass "
@@ -231,7 +238,7 @@ def main(argv=None) -> int:
   wav2lip_dir, taem_dir = _checkpoints(args)
   synth = Synthesizer(wav2lip_dir, taem_dir, options=options, arcface_path=args.arcface,
                       allow_mismatched_wav2lip=args.force_pairing, detector=args.detector,
-                      s3fd_dir=args.s3fd_dir)
+                      s3fd_dir=args.s3fd_dir, backbone=args.backbone)
   failed = 0
   for job in jobs:
     where = f"row {job['line']}: " if job["line"] is not None else ""
@@ -273,7 +280,7 @@ def _edit(args, options: Options) -> int:
   wav2lip_dir, taem_dir = _checkpoints(args)
   synth = Synthesizer(wav2lip_dir, taem_dir, options=options, arcface_path=args.arcface,
                       allow_mismatched_wav2lip=args.force_pairing, detector=args.detector,
-                      s3fd_dir=args.s3fd_dir)
+                      s3fd_dir=args.s3fd_dir, backbone=args.backbone)
   bars = _Bars(not args.no_progress)
   try:
     res = synth.edit(args.face, args.out, transcript=args.transcript, old=args.edit,

@@ -51,6 +51,7 @@ import tensorflow_datasets as tfds  # noqa: TID253 - the corpus builders subclas
 from taem_jax import rates
 from taem_jax.data import prepare
 from taem_jax.errors import UserError
+from taem_jax.models.targets import DEFAULT_BACKBONE, backbone_class
 from taem_jax.text import PhonemeVocab
 
 log = logging.getLogger(__name__)
@@ -187,8 +188,9 @@ class CorpusBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
 
   def __init__(self, *, wav2lip_dir=None, arcface_path=None, cache_dir=None,
                detect_stride: int = 5, vocab=None, workers: int = 1, beam: bool = False,
-               **kwargs):
+               backbone: str = DEFAULT_BACKBONE, **kwargs):
     self._wav2lip_dir = str(wav2lip_dir) if wav2lip_dir else None
+    self._backbone = backbone_class(backbone).name  # whose encoder makes z_a
     self._arcface_path = str(arcface_path) if arcface_path else None
     self._cache_dir = cache_dir
     self._detect_stride = int(detect_stride)
@@ -221,7 +223,7 @@ class CorpusBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
   def _front_spec(self) -> prepare.FrontEndSpec:
     return prepare.FrontEndSpec(self._vocab, embedder=self.builder_config.embedder,
                                 arcface_path=self._arcface_path, wav2lip_dir=self._wav2lip_dir,
-                                detect_stride=self._detect_stride)
+                                detect_stride=self._detect_stride, backbone=self._backbone)
 
   def _front_end(self) -> prepare.FrontEnd:
     if self._front is None:

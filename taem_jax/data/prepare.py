@@ -40,8 +40,7 @@ import numpy as np
 
 from taem_jax import audio, face, video
 from taem_jax.errors import UserError
-from taem_jax.models.pretrained import load_pretrained
-from taem_jax.models.targets import Wav2LipTarget, target_record
+from taem_jax.models.targets import DEFAULT_BACKBONE, backbone_class
 from taem_jax.rates import (DUR_FRAMES_PER_VIDEO_FRAME, FACE_SIZE, SAMPLE_RATE,
                             SAMPLES_PER_FRAME, VIDEO_FPS)
 from taem_jax.text import aligner, g2p
@@ -165,16 +164,19 @@ class FrontEnd:
     vocab: a `taem_jax.text.PhonemeVocab`.
     embedder: "dlib" or "arcface" (speaker embedding).
     arcface_path: ArcFace ONNX file for embedder="arcface".
-    wav2lip_dir: a converted Wav2Lip checkpoint folder; if given, `z_a` is computed (and
-      `z_a_target()` says by which audio encoder).
+    wav2lip_dir: the backbone's checkpoint folder (a converted Wav2Lip); if given, `z_a` is
+      computed (and `z_a_target()` says by which audio encoder).
     detect_stride: face detector runs every this many frames (tracked in between).
     max_missing_faces: largest fraction of frames allowed without a face.
     jpeg_quality: quality of the stored face crops.
+    backbone: the `targets.BACKBONES` name whose frozen encoder makes z_a.
   """
 
   def __init__(self, vocab, *, embedder: str = "dlib", arcface_path=None, wav2lip_dir=None,
-               detect_stride: int = 5, max_missing_faces: float = 0.2, jpeg_quality: int = 95):
+               detect_stride: int = 5, max_missing_faces: float = 0.2, jpeg_quality: int = 95,
+               backbone: str = DEFAULT_BACKBONE):
     self.vocab = vocab
+    self.backbone = backbone_class(backbone).name
     self.embedder_kind = embedder
     self.arcface_path = arcface_path
     self.wav2lip_dir = wav2lip_dir
@@ -203,23 +205,22 @@ class FrontEnd:
 
   def _load_target(self) -> None:
     if self._target is None:
-      model = load_pretrained(self.wav2lip_dir, family="wav2lip")
-      self._record = target_record(model, self.wav2lip_dir)
-      self._target = Wav2LipTarget(model)
+      self._target = backbone_class(self.backbone).load(self.wav2lip_dir)
+      self._record = self._target.record(self.wav2lip_dir)
       self._encode = jax.jit(self._target.encode)
 
   def z_a_target(self) -> dict | None:
-    """`targets.target_record` of the Wav2Lip that computes z_a (loads it), None without one."""
+    """The backbone's `record` (name, fingerprint, source) of what computes z_a (loads it), None without one."""
     if self.wav2lip_dir is None:
       return None
     self._load_target()
     return dict(self._record)
 
-  def _za(self, mel: np.ndarray, n_frames: int) -> np.ndarray:
+  def _za(self, wav: np.ndarray, n_frames: int) -> np.ndarray:
     self._load_target()
     # Pad the frame count to whole seconds so clips of similar length share one compile.
     n_pad = int(np.ceil(n_frames / VIDEO_FPS) * VIDEO_FPS)
-    win = audio.mel_windows(mel, n_frames)
+    win = self._target.audio_features(wav, n_frames)
     win = np.concatenate([win, np.repeat(win[-1:], n_pad - n_frames, 0)])
     z = np.asarray(self._encode(win[None]))[0, :n_frames]
     return z.astype(np.float32)
@@ -336,7 +337,7 @@ class FrontEnd:
         "speaker_embedding": emb,
     }
     if self.wav2lip_dir is not None:
-      ex["z_a"] = self._za(mel, n)
+      ex["z_a"] = self._za(wav, n)
     return ex
 
 
@@ -420,10 +421,12 @@ class FrontEndSpec:
   arcface_path: str | None = None
   wav2lip_dir: str | None = None
   detect_stride: int = 5
+  backbone: str = DEFAULT_BACKBONE
 
   def build(self) -> FrontEnd:
     return FrontEnd(self.vocab, embedder=self.embedder, arcface_path=self.arcface_path,
-                    wav2lip_dir=self.wav2lip_dir, detect_stride=self.detect_stride)
+                    wav2lip_dir=self.wav2lip_dir, detect_stride=self.detect_stride,
+                    backbone=self.backbone)
 
 
 def prepare_clip(front: FrontEnd, cache_dir: pathlib.Path, clip: Clip):

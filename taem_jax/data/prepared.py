@@ -6,6 +6,7 @@ import pathlib
 
 from taem_jax.data import builder_class
 from taem_jax.errors import UserError
+from taem_jax.models.targets import DEFAULT_BACKBONE
 
 
 def prepared_dataset_dir(config, data_dir: str | None, manual_dir: str | None, *,
@@ -40,7 +41,8 @@ def prepared_dataset_dir(config, data_dir: str | None, manual_dir: str | None, *
   import tensorflow_datasets as tfds  # lazy: TFDS takes seconds to import
   builder = builder_class(builder_name)(
       data_dir=str(pathlib.Path(data_dir).expanduser()), config=data.builder_config,
-      wav2lip_dir=config.get("target", {}).get("wav2lip_dir") or None)
+      wav2lip_dir=config.get("target", {}).get("wav2lip_dir") or None,
+      backbone=config.get("target", {}).get("backbone") or DEFAULT_BACKBONE)
   builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
       manual_dir=str(pathlib.Path(manual_dir).expanduser())))
   return pathlib.Path(builder.data_dir)

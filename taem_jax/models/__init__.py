@@ -9,10 +9,10 @@ from taem_jax.models.pretrained import load_pretrained, save_pretrained
 from taem_jax.models.registry import FAMILIES, create
 from taem_jax.models.syncnet import SyncNetColor, SyncNetV2
 from taem_jax.models.taem import TAEM, TAEMConfig
-from taem_jax.models.targets import TargetEncoder, Wav2LipTarget, frozen_call
+from taem_jax.models.targets import BACKBONES, Backbone, Wav2LipTarget, backbone_class, frozen_call
 from taem_jax.models.wav2lip import Wav2Lip, Wav2LipDiscQual
 
-__all__ = ["FAMILIES", "create", "PCAVSGenerator", "PCAVSIdentityEncoder", "PCAVSPoseEncoder",
-           "SyncNetColor", "SyncNetV2", "TAEM", "TAEMConfig", "TargetEncoder", "Wav2Lip",
-           "Wav2LipDiscQual", "Wav2LipTarget", "frozen_call",
+__all__ = ["BACKBONES", "Backbone", "FAMILIES", "PCAVSGenerator", "PCAVSIdentityEncoder",
+           "PCAVSPoseEncoder", "SyncNetColor", "SyncNetV2", "TAEM", "TAEMConfig", "Wav2Lip",
+           "Wav2LipDiscQual", "Wav2LipTarget", "backbone_class", "create", "frozen_call",
            "load_pretrained", "save_pretrained"]

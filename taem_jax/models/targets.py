@@ -1,9 +1,11 @@
-"""Target encoders: the frozen audio-driven backbone whose latent TAEM learns to imitate.
+"""Backbones: the frozen audio-driven model whose latent TAEM learns to imitate.
 
 TAEM only needs a backbone's `latent_dim` and, for training, its frozen audio latents z_a; the
-task loss and synthesis also need it to render frames from a latent. `TargetEncoder` is that
-contract; `Wav2LipTarget` implements it for Wav2Lip. Another backbone (e.g. PC-AVS, paper
-Sec. 4.3) is another class with the same four members; TAEM itself never imports a backbone.
+task loss and synthesis also need it to render frames from a latent and the backbone's own face
+inputs. `Backbone` is that contract; `Wav2LipTarget` implements it for Wav2Lip. Another backbone
+(e.g. PC-AVS, paper Sec. 4.3) is another class with the same members plus one line in
+`BACKBONES`; TAEM itself never imports a backbone, and callers pick one by name
+(`backbone_class`, the `--backbone` flag).
 
 Provenance: a TAEM only fits the exact audio encoder whose z_a it was trained on (Wav2Lip and
 Wav2Lip+GAN share the architecture but not the weights). `audio_encoder_fingerprint` hashes
@@ -21,7 +23,11 @@ import jax
 import numpy as np
 from flax import nnx
 
+from taem_jax import audio
 from taem_jax.errors import UserError
+from taem_jax.models.pretrained import load_pretrained
+from taem_jax.models.registry import create
+from taem_jax.rates import FACE_SIZE, VIDEO_FPS
 
 log = logging.getLogger(__name__)
 
@@ -49,28 +55,53 @@ def frozen_call(module: nnx.Module, method: str = "__call__") -> Callable[..., A
 
 
 @runtime_checkable
-class TargetEncoder(Protocol):
-  """A frozen audio encoder (+ optional renderer) that defines TAEM's target latent.
+class Backbone(Protocol):
+  """A frozen audio-driven model: the target latent TAEM imitates and the renderer of frames.
 
   Members:
-    name: short backbone name, stored with TAEM checkpoints ("wav2lip").
+    name: short backbone name, stored with datasets and TAEM checkpoints ("wav2lip"); the key
+      of `BACKBONES`.
     latent_dim: D, the width of one per-video-frame latent (= TAEMConfig.latent_dim).
+    fps: video frames per second the backbone's latents are made for.
+    face_size: side of its square face crop, in pixels.
     can_render: whether `decode` is available.
-    encode(mel_windows) -> z_a, frozen (stop-gradient).
+    model: the wrapped network (for batched runners and checkpoints).
+    audio_features(wav, n_frames) -> the encoder's input for n_frames video frames.
+    encode(features) -> z_a, frozen (stop-gradient).
+    prepare_faces(faces) -> the renderer's face input for each crop.
     decode(z, faces) -> frames, with frozen weights (gradients reach z only).
+    fingerprint() -> sha256 hex of what decides z_a.
+    record(source) -> {"name", "latent_dim", "fingerprint", "source"}: what datasets and TAEM
+      checkpoints store about it (`check_pairing` compares two of them).
+  Class members: `load(path)` (a checkpoint directory), `random(seed, **config)` (random
+  weights, for tests and benchmarks), `demo` (the name of its committed demo model for
+  `taem_jax.paths.demo_model`, None when it has none). `model` must offer
+  `__call__(features, faces)` and `decode(z, faces)` on flat batches: the batched synthesis
+  runner drives it through them.
 
   Shapes (Wav2Lip's; another backbone documents its own inputs):
-    encode: (B, T, 80, 16, 1) mel windows, one per video frame -> (B, T, D).
-    decode: z (N, D), faces (N, 96, 96, 6) -> (N, 96, 96, 3).
+    audio_features: wav (S,) 16 kHz -> (T, 80, 16, 1); encode: (B, T, ...) -> (B, T, D).
+    prepare_faces: (N, 96, 96, 3) -> (N, 96, 96, 6); decode: z (N, D), faces -> (N, 96, 96, 3).
   """
 
   name: str
   latent_dim: int
+  fps: float
+  face_size: int
   can_render: bool
+  model: nnx.Module
 
-  def encode(self, mel_windows: Array) -> Array: ...
+  def audio_features(self, wav: np.ndarray, n_frames: int) -> np.ndarray: ...
+
+  def encode(self, features: Array) -> Array: ...
+
+  def prepare_faces(self, faces: np.ndarray) -> np.ndarray: ...
 
   def decode(self, z: Array, faces: Array) -> Array: ...
+
+  def fingerprint(self) -> str: ...
+
+  def record(self, source=None) -> dict: ...
 
 
 class Wav2LipTarget:
@@ -86,7 +117,11 @@ class Wav2LipTarget:
   """
 
   name = "wav2lip"
+  family = "wav2lip"  # its checkpoint family (`taem_jax.models.registry.FAMILIES`)
   can_render = True
+  fps = VIDEO_FPS
+  face_size = FACE_SIZE
+  demo = "wav2lip"  # its committed demo model (`taem_jax.paths.demo_model`), None if none
 
   def __init__(self, model: nnx.Module):
     model.eval()
@@ -102,6 +137,96 @@ class Wav2LipTarget:
 
   def decode(self, z: Array, faces: Array) -> Array:
     return self._decode(z, faces)
+
+  @classmethod
+  def load(cls, path) -> Wav2LipTarget:
+    """The Wav2Lip of a converted or exported checkpoint directory (UserError if not one)."""
+    return cls(load_pretrained(path, family=cls.family))
+
+  @classmethod
+  def random(cls, seed: int = 0, **config) -> Wav2LipTarget:
+    """Random weights (`registry.create`); config e.g. width=0.125 for a tiny one."""
+    return cls(create(cls.family, seed=seed, **config))
+
+  def audio_features(self, wav: np.ndarray, n_frames: int) -> np.ndarray:
+    """Wav2Lip's 80 fps mel windows, one per video frame (`taem_jax.audio.mel_windows`)."""
+    return audio.mel_windows(audio.melspectrogram(wav), n_frames, self.fps)
+
+  @staticmethod
+  def prepare_faces(faces: np.ndarray) -> np.ndarray:
+    """`face_inputs`: masked target | reference, as the official inference builds them."""
+    return face_inputs(faces)
+
+  def fingerprint(self) -> str:
+    return audio_encoder_fingerprint(self.model)
+
+  def record(self, source=None) -> dict:
+    return target_record(self.model, source)
+
+
+# The registry of backbones: name -> class. A new backbone is one class and one line here.
+BACKBONES: dict[str, type] = {"wav2lip": Wav2LipTarget}
+DEFAULT_BACKBONE = "wav2lip"
+
+
+def backbone_class(name: str) -> type:
+  """The `Backbone` class registered as `name`; UserError (one line) for an unknown name."""
+  if name not in BACKBONES:
+    raise UserError(f"unknown backbone {name!r}: choose one of {', '.join(sorted(BACKBONES))}")
+  return BACKBONES[name]
+
+
+def recorded_backbone(record: dict | None) -> str:
+  """The backbone name a dataset / TAEM record names; records made before names: "wav2lip"."""
+  return str((record or {}).get("name") or DEFAULT_BACKBONE)
+
+
+def check_backbone(record: dict | None, name: str, *, made: str) -> None:
+  """Refuses a dataset / TAEM made for another backbone than `name` (cannot be forced).
+
+  Raises:
+    UserError: one line naming both backbones.
+  """
+  have = recorded_backbone(record)
+  if have != name:
+    raise UserError(f"{made} was made for the {have} backbone, not {name}: pass --backbone "
+                    f"{have}, or use a TAEM / dataset made for {name}")
+
+
+def face_inputs(faces: np.ndarray) -> np.ndarray:
+  """The generator's 6-channel face input for each crop: [masked target, reference].
+
+  As in the official inference, the reference is the same frame, unmasked, and the target has
+  its lower half (rows 48..95) zeroed.
+
+  Shapes:
+    faces: (N, 96, 96, 3) BGR, uint8 0..255 or float in [0, 1]
+    returns (N, 96, 96, 6) float32 in [0, 1].
+  """
+  f = as_unit_float(faces)
+  masked = f.copy()
+  masked[:, FACE_SIZE // 2:] = 0.0
+  return np.concatenate([masked, f], axis=-1)
+
+
+def as_unit_float(faces: np.ndarray) -> np.ndarray:
+  """Validates 96x96 BGR crops and returns them as float32 in [0, 1].
+
+  Shapes:
+    faces: (N, 96, 96, 3) uint8 or float [0, 1] -> (N, 96, 96, 3) float32.
+  """
+  faces = np.asarray(faces)
+  if faces.ndim != 4 or faces.shape[1:] != (FACE_SIZE, FACE_SIZE, 3):
+    raise UserError(f"face crops must be (N, 96, 96, 3) BGR, got shape {faces.shape}")
+  if len(faces) == 0:
+    raise UserError("no face crops given")
+  if faces.dtype == np.uint8:
+    return faces.astype(np.float32) / 255.0
+  if not np.issubdtype(faces.dtype, np.floating):
+    raise UserError(f"face crops must be uint8 or float, got {faces.dtype}")
+  if not np.all(np.isfinite(faces)) or faces.min() < -1e-3 or faces.max() > 1.0 + 1e-3:
+    raise UserError("float face crops must be in [0, 1] (pass uint8 for 0..255 images)")
+  return np.clip(faces, 0.0, 1.0).astype(np.float32)
 
 
 def _host(x) -> np.ndarray:
@@ -169,6 +294,7 @@ def check_pairing(recorded: dict, actual: dict, *, made: str, loaded: str, force
   Raises:
     UserError: the fingerprints differ and not `force`; one line naming both sides.
   """
+  check_backbone(recorded, recorded_backbone(actual), made=made)
   want, have = recorded.get("fingerprint"), actual.get("fingerprint")
   if not want:
     log.warning("%s records no Wav2Lip fingerprint (made before taem_jax recorded them, or "

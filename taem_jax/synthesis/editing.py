@@ -174,7 +174,7 @@ def edit(synth, face, out, *, transcript: str, old, new: str, audio=None, fade: 
   """See `Synthesizer.edit` (this is its body).
 
   `synth` is the `Synthesizer` (passed in, not imported, as the engine imports this module);
-  its public parts used here: options, taem, wav2lip, detector, embed_speaker, text_latents.
+  its public parts used here: options, taem, backbone, wav2lip, detector, embed_speaker, text_latents.
   """
   progress = progress or no_progress
   o = synth.options
@@ -278,7 +278,7 @@ def edit(synth, face, out, *, transcript: str, old, new: str, audio=None, fade: 
           bx = boxes[span_src[k]]
           orig = chunk[k + s - i0]
           crops = face_lib.crop_faces(orig, bx)
-          y = runner.run_batched(synth.wav2lip, z[k], runner.face_inputs(crops),
+          y = runner.run_batched(synth.wav2lip, z[k], synth.backbone.prepare_faces(crops),
                                  o.batch_size, "decode")
           gen = face_lib.paste_faces(orig.copy(), face_lib.to_uint8(y), bx, o.feather, o.paste)
           w = weights[k][:, None, None, None]

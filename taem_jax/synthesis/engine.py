@@ -47,7 +47,7 @@ from taem_jax import video
 from taem_jax.errors import UserError
 from taem_jax.face import detectors
 from taem_jax.face.track_cache import TrackCache
-from taem_jax.models import load_pretrained, taem_checkpoint, targets
+from taem_jax.models import taem_checkpoint, targets
 from taem_jax.rates import SAMPLE_RATE, VIDEO_FPS
 from taem_jax.synthesis import editing, runner
 from taem_jax.synthesis.options import Options, Progress, no_progress
@@ -152,20 +152,24 @@ class Synthesizer:
   def __init__(self, wav2lip_dir=None, taem_dir=None, *, options: Options = Options(),
                arcface_path=None, wav2lip=None, taem=None, taem_info=None,
                allow_mismatched_wav2lip: bool = False, detector: str = detectors.DEFAULT_KIND,
-               s3fd_dir=None):
+               s3fd_dir=None, backbone: str = targets.DEFAULT_BACKBONE):
     self.options = options
     self.detector_kind = detectors.check_kind(detector)
     self.s3fd_dir = s3fd_dir
     if options.batch_size < 1:
       raise UserError(f"batch size must be >= 1, got {options.batch_size}")
+    cls = targets.backbone_class(backbone)
     if wav2lip is None:
       if wav2lip_dir is None:
-        raise UserError("a Wav2Lip checkpoint directory is required")
-      wav2lip = load_pretrained(wav2lip_dir, family="wav2lip")
-    self.wav2lip = wav2lip
+        raise UserError(f"a {backbone} checkpoint directory is required")
+      self.backbone = cls.load(wav2lip_dir)
+    else:
+      self.backbone = cls(wav2lip)
+    # The backbone's network (eval mode): what the batched runner drives. The attribute keeps
+    # its historical name; it holds whichever backbone runs.
+    self.wav2lip = self.backbone.model
     self.wav2lip_dir = None if wav2lip_dir is None else str(wav2lip_dir)
     self.allow_mismatched_wav2lip = bool(allow_mismatched_wav2lip)
-    self.wav2lip.eval()
     self.taem = taem
     self.taem_info = taem_info
     if taem is None and taem_dir is not None:
@@ -183,9 +187,8 @@ class Synthesizer:
   def _check_taem(self, arcface_path) -> None:
     info = self.taem_info
     where = info.path if info is not None else "the TAEM checkpoint"
-    latent, have = int(self.taem.config.latent_dim), int(self.wav2lip.embed_dim)
-    if info.target.get("name", "wav2lip") != "wav2lip":
-      raise UserError(f"{where} imitates a {info.target['name']} backbone, not Wav2Lip")
+    latent, have = int(self.taem.config.latent_dim), int(self.backbone.latent_dim)
+    targets.check_backbone(info.target, self.backbone.name, made=f"TAEM {where}")
     if latent != have:
       raise UserError(f"{where} was trained for a Wav2Lip with a {latent}-d audio latent but the "
                       f"Wav2Lip checkpoint has {have}-d (width "
@@ -194,7 +197,7 @@ class Synthesizer:
     # Same width is not enough: another Wav2Lip's audio encoder (e.g. the GAN one) gives other
     # z_a, and TAEM's would drive its decoder to wrong mouths.
     targets.check_pairing(
-        info.target, targets.target_record(self.wav2lip, self.wav2lip_dir),
+        info.target, self.backbone.record(self.wav2lip_dir),
         made=f"TAEM {where}", loaded=f"Wav2Lip {self.wav2lip_dir or '(given model)'}",
         force=self.allow_mismatched_wav2lip,
         force_hint="pass --force_pairing (Synthesizer(allow_mismatched_wav2lip=True))")
@@ -245,7 +248,7 @@ class Synthesizer:
       n_src, src_fps = info.n_frames, info.fps
       if not src_fps:
         raise UserError(f"{face_p}: cannot tell its frame rate; re-encode it (e.g. to 25 fps)")
-    plan = Plan(face_p, out_p, image, n_src, src_fps, VIDEO_FPS)
+    plan = Plan(face_p, out_p, image, n_src, src_fps, self.backbone.fps)
     if text is not None:
       if self.taem is None:
         raise UserError("text input needs a TAEM checkpoint (--taem DIR); or give --audio")
@@ -387,7 +390,7 @@ class Synthesizer:
         crops = np.broadcast_to(image_crop, (len(idx),) + image_crop.shape)
       else:
         crops = face_lib.crop_faces(frames[idx], bx)
-      return i0, frames, idx, bx, drive(i0 + idx), runner.face_inputs(crops)
+      return i0, frames, idx, bx, drive(i0 + idx), self.backbone.prepare_faces(crops)
 
     def generate(job):
       i0, frames, idx, bx, d, faces6 = job

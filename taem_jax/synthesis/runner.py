@@ -25,43 +25,8 @@ from flax import nnx
 from taem_jax import audio
 from taem_jax.errors import UserError
 from taem_jax.face.crop import to_uint8
+from taem_jax.models.targets import face_inputs
 from taem_jax.rates import FACE_SIZE, VIDEO_FPS
-
-
-def face_inputs(faces: np.ndarray) -> np.ndarray:
-  """The generator's 6-channel face input for each crop: [masked target, reference].
-
-  As in the official inference, the reference is the same frame, unmasked, and the target has
-  its lower half (rows 48..95) zeroed.
-
-  Shapes:
-    faces: (N, 96, 96, 3) BGR, uint8 0..255 or float in [0, 1]
-    returns (N, 96, 96, 6) float32 in [0, 1].
-  """
-  f = as_unit_float(faces)
-  masked = f.copy()
-  masked[:, FACE_SIZE // 2:] = 0.0
-  return np.concatenate([masked, f], axis=-1)
-
-
-def as_unit_float(faces: np.ndarray) -> np.ndarray:
-  """Validates 96x96 BGR crops and returns them as float32 in [0, 1].
-
-  Shapes:
-    faces: (N, 96, 96, 3) uint8 or float [0, 1] -> (N, 96, 96, 3) float32.
-  """
-  faces = np.asarray(faces)
-  if faces.ndim != 4 or faces.shape[1:] != (FACE_SIZE, FACE_SIZE, 3):
-    raise UserError(f"face crops must be (N, 96, 96, 3) BGR, got shape {faces.shape}")
-  if len(faces) == 0:
-    raise UserError("no face crops given")
-  if faces.dtype == np.uint8:
-    return faces.astype(np.float32) / 255.0
-  if not np.issubdtype(faces.dtype, np.floating):
-    raise UserError(f"face crops must be uint8 or float, got {faces.dtype}")
-  if not np.all(np.isfinite(faces)) or faces.min() < -1e-3 or faces.max() > 1.0 + 1e-3:
-    raise UserError("float face crops must be in [0, 1] (pass uint8 for 0..255 images)")
-  return np.clip(faces, 0.0, 1.0).astype(np.float32)
 
 
 @functools.partial(jax.jit, static_argnums=(0, 4))

@@ -34,6 +34,7 @@ def taem_config(dataset: str, variant: str | None) -> ml_collections.ConfigDict:
   # vocabulary size, pad/pause ids and speaker_dim always come from the dataset.
 
   c.target = ml_collections.ConfigDict()
+  c.target.backbone = "wav2lip"  # frozen backbone whose latent TAEM learns (taem_jax BACKBONES)
   c.target.z_a = "auto"  # z_a from the dataset (built with *_za) or computed by Wav2Lip: auto
   c.target.wav2lip_width = 1.0  # Wav2Lip channel multiplier (1.0 = the official model)
   c.target.wav2lip_min_channels = 1  # its layer-width floor (Wav2Lip min_channels; 1 = none)

@@ -34,8 +34,8 @@ from taem_jax.models import load_pretrained, pretrained
 from taem_jax.models.syncnet import SyncNetColor
 from taem_jax.models.taem import TAEM, TAEMConfig, predicted_durations
 from taem_jax.models.taem_checkpoint import save_taem
-from taem_jax.models.targets import (Wav2LipTarget, audio_encoder_fingerprint, check_pairing,
-                                     frozen_call, target_record)
+from taem_jax.models.targets import (DEFAULT_BACKBONE, backbone_class, check_backbone,
+                                     check_pairing, frozen_call)
 from taem_jax.models.wav2lip import Wav2Lip
 from taem_jax.rates import FACE_SIZE, Z_DIM
 from taem_jax.synthesis import runner
@@ -104,11 +104,13 @@ class TAEMTask:
   renderer: Any = None
   expert_config: dict | None = None  # SyncNetColor config ('mse+task' only)
   expert_dir: str = ""  # trained expert loaded by make_model ('mse+task'; empty: random)
+  backbone: str = DEFAULT_BACKBONE  # the `targets.BACKBONES` name whose z_a TAEM learns
 
   # Only TAEM learns; Wav2Lip and the expert stay as loaded.
   trainable = nnx.All(nnx.Param, nnx.PathContains("taem"))
 
   def __post_init__(self):
+    self.backbone = backbone_class(self.backbone).name
     if "task" in self.loss_config.terms:
       if self.wav2lip_config is None or self.expert_config is None:
         raise UserError("loss objective 'mse+task' renders faces with the frozen Wav2Lip and "
@@ -135,7 +137,7 @@ class TAEMTask:
       return batch["z_a"]
     if model.wav2lip is None:
       raise ValueError("the batch has no z_a and the task has no Wav2Lip target")
-    return Wav2LipTarget(model.wav2lip).encode(batch["mel_windows"])
+    return backbone_class(self.backbone)(model.wav2lip).encode(batch["mel_windows"])
 
   def _forward(self, model, batch, *, deterministic: bool, teacher: bool = True):
     return model.taem(batch["phonemes"], batch["phoneme_mask"], batch["speaker"],
@@ -220,7 +222,7 @@ class TAEMTask:
                                   2 * b["frame_mask"].shape[1])
     m = int(np.sum(np.asarray(frame_mask[0])))
     t = max(n, m)
-    faces6 = runner.face_inputs(faces[np.arange(t) % n])
+    faces6 = backbone_class(self.backbone).prepare_faces(faces[np.arange(t) % n])
     columns = [faces, None, None]
     if "mel_windows" in b:
       columns[1] = runner.run_batched(generator, b["mel_windows"][0, :n], faces6[:n])
@@ -242,11 +244,12 @@ class TAEMTask:
     if model.wav2lip is None and self.z_a_dataset is None:
       raise UserError(f"--init_from={path} is a Wav2Lip checkpoint, but this run reads z_a "
                       "from the dataset and has no Wav2Lip to initialise; drop --init_from")
-    w2l = load_pretrained(p, family="wav2lip")
+    loaded = backbone_class(self.backbone).load(p)
+    w2l = loaded.model
     if self.z_a_dataset is not None:
       # z_a come from the dataset: the --init_from Wav2Lip (the TAEM's target, or for mse+task
       # also the generator it trains through) must be the one that made them.
-      check_pairing(self.target, target_record(w2l, path), made=f"dataset {self.z_a_dataset}",
+      check_pairing(self.target, loaded.record(path), made=f"dataset {self.z_a_dataset}",
                     loaded=f"--init_from Wav2Lip {path}", force=self.allow_fingerprint_mismatch,
                     force_hint="set --config.target.allow_fingerprint_mismatch=True")
     if model.wav2lip is None:
@@ -272,9 +275,10 @@ class TAEMTask:
                       "embedder (build it with taem_jax.train.tasks.build) and cannot export")
     target = self.target
     if model.wav2lip is not None and self.z_a_dataset is None:  # z_a computed on the fly
-      target = dict(target or {"name": "wav2lip", "latent_dim": self.taem_config.latent_dim,
+      target = dict(target or {"name": self.backbone,
+                               "latent_dim": self.taem_config.latent_dim,
                                "config": self.wav2lip_config})
-      target.update(fingerprint=audio_encoder_fingerprint(model.wav2lip),
+      target.update(fingerprint=backbone_class(self.backbone)(model.wav2lip).fingerprint(),
                     source=self.wav2lip_source)
     training = {"objective": self.loss_config.objective, "step": step}
     if self.dataset is not None:
@@ -426,7 +430,8 @@ def task_windows(config) -> Callable[[Any, bool], Any]:
 
 def _task(config, taem_cfg: TAEMConfig, w2l: dict | None, vocab: PhonemeVocab,
           embedder: str, dataset: dict | None = None) -> TAEMTask:
-  target = {"name": "wav2lip", "latent_dim": taem_cfg.latent_dim,
+  backbone = backbone_class(config.target.get("backbone", DEFAULT_BACKBONE)).name
+  target = {"name": backbone, "latent_dim": taem_cfg.latent_dim,
             "config": target_wav2lip_config(config.target)}
   expert_cfg, expert_dir = expert_of(config)
   return TAEMTask(taem_cfg, _loss_config(config), w2l, vocab,
@@ -434,7 +439,7 @@ def _task(config, taem_cfg: TAEMConfig, w2l: dict | None, vocab: PhonemeVocab,
                   run_config=config.to_dict(),
                   allow_fingerprint_mismatch=bool(
                       config.target.get("allow_fingerprint_mismatch", False)),
-                  expert_config=expert_cfg, expert_dir=expert_dir)
+                  expert_config=expert_cfg, expert_dir=expert_dir, backbone=backbone)
 
 
 def _dataset_target(config, task: TAEMTask, meta: dict, dataset_dir) -> None:
@@ -445,6 +450,7 @@ def _dataset_target(config, task: TAEMTask, meta: dict, dataset_dir) -> None:
   refused, as is a TAEM latent width that does not fit the stored z_a.
   """
   za = pipeline.z_a_target(meta)
+  check_backbone(za, task.backbone, made=f"dataset {dataset_dir}")
   if int(za["latent_dim"]) != task.taem_config.latent_dim:
     raise UserError(f"{dataset_dir} stores {za['latent_dim']}-d z_a but the TAEM is "
                     f"{task.taem_config.latent_dim}-d: set --config.model.latent_dim="
@@ -453,7 +459,7 @@ def _dataset_target(config, task: TAEMTask, meta: dict, dataset_dir) -> None:
   task.z_a_dataset = str(dataset_dir)
   w2l_dir = config.target.get("wav2lip_dir") or ""
   if w2l_dir:
-    check_pairing(za, target_record(load_pretrained(w2l_dir, family="wav2lip"), w2l_dir),
+    check_pairing(za, backbone_class(task.backbone).load(w2l_dir).record(w2l_dir),
                   made=f"dataset {dataset_dir}", loaded=f"config.target.wav2lip_dir {w2l_dir}",
                   force=task.allow_fingerprint_mismatch,
                   force_hint="set --config.target.allow_fingerprint_mismatch=True")
