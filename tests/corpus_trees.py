@@ -3,6 +3,11 @@
 * `tcd_timit_tree`: volunteers/<id>/Clips/straightcam/<sent>.mp4 at 29.97 fps and the corpus's
   HTK master label file `volunteer_labelfiles.mlf` (100 ns units, lower-case phones, `sil`, one
   `.` per utterance; label-file names as full paths or `*/<id>/<sent>.lab` patterns).
+* `grid_zenodo_tree`: GRID as Zenodo record 3625687 unpacks: s<k>/<utt>.mpg (MPEG-1) and the
+  alignments/ folders filed under the wrong talkers (s1 <-> s2 swapped), no separate audio.
+* `grid_sheffield_tree`: GRID as the Sheffield page distributes it: MPEG-1 .mpg with MPEG
+  audio layer II, stereo, 44.1 kHz; flat `align/` tars unpacked into alignments/s<k>/, and 25 kHz
+  mono wavs that end 0.4 s before their videos.
 * `lrs2_tree`: main/<id>/<clip>.mp4 + .txt, pretrain/<id>/<clip>.mp4 + .txt (`Text:`, `Conf:`,
   then the `WORD START END ASDSCORE` table), and the lists pretrain.txt, train.txt, val.txt,
   test.txt (test lines carry a trailing flag, as the real list does).
@@ -10,9 +15,14 @@
 Speech is espeak-ng (`dummy.write_clip`), so the phone timings written into the label files are
 the true timings of the audio.
 """
+import subprocess
+import tarfile
+
 import numpy as np
 import tensorflow_datasets as tfds  # noqa: TID253 - the tests drive TFDS builders
 
+from taem_jax import video
+from taem_jax.data.grid import grid_dataset_builder as grid
 from taem_jax.data.sample import dummy
 from taem_jax.text import espeak, g2p
 from taem_jax.text import phonemes as P
@@ -38,6 +48,88 @@ def speech_words(text: str, lead_s: float = LEAD_S):
     k += len(w.phonemes)
     out.append((w.text.upper(), ev[0].start + lead_s, ev[-1].end + lead_s))
   return out
+
+
+GRID_TICKS_HZ = 25000  # GRID's .align time unit
+
+
+def ffmpeg(*args):
+  subprocess.run([video.ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", *map(str, args)],
+                 check=True)
+
+
+def to_grid_mpg(src, dst):
+  """Re-encodes a clip in GRID's format: MPEG-1 video, MPEG audio layer II, stereo, 44.1 kHz."""
+  ffmpeg("-i", src, "-c:v", "mpeg1video", "-q:v", "3", "-c:a", "mp2", "-ac", "2", "-ar", "44100",
+         dst)
+
+
+def grid_zenodo_tree(root, portraits,
+                     utts=(("bbaf2n", "lgiz9a", "bgwa8p"), ("pwbs4p", "srwt6s", "lrbe5s"))):
+  """Writes a GRID tree as the Zenodo zips unpack: s<k>/<utt>.mpg, word alignments in 1/25000 s
+  with the true word timings of the speech, alignments/s1 and alignments/s2 holding each
+  other's files, no separate audio; returns {clip id: sentence}. `utts[k]` are talker k+1's."""
+  texts = {}
+  for k, names in enumerate(utts):
+    spk = f"s{k + 1}"
+    filed = {"s1": "s2", "s2": "s1"}.get(spk, spk)  # the misfiled folders
+    (root / spk).mkdir(parents=True)
+    (root / "alignments" / filed).mkdir(parents=True, exist_ok=True)
+    for j, utt in enumerate(names):
+      text = " ".join(grid.sentence_of(utt))
+      mp4 = root / f".{utt}.mp4"
+      n = dummy.write_clip(mp4, text, portraits[k % len(portraits)], seed=j, lead_s=LEAD_S,
+                           trail_s=TRAIL_S)
+      to_grid_mpg(mp4, root / spk / f"{utt}.mpg")
+      mp4.unlink()
+      words = speech_words(text)
+      assert len(words) == 6, (utt, words)
+      rows = [("sil", 0.0, words[0][1])] + [(w.lower(), s, e) for w, s, e in words] + \
+          [("sil", words[-1][2], n / 25.0)]
+      (root / "alignments" / filed / f"{utt}.align").write_text("".join(
+          f"{round(s * GRID_TICKS_HZ)} {round(e * GRID_TICKS_HZ)} {w}\n" for w, s, e in rows))
+      texts[f"{spk}/{utt}"] = text
+  return texts
+
+
+def _grid_align_lines(words, seconds):
+  """A .align with the six words spread evenly over the clip between leading/trailing sil."""
+  t0, t1 = 0.15, seconds - 0.1
+  edges = np.linspace(t0, t1, len(words) + 1)
+  ticks = lambda t: int(round(t * GRID_TICKS_HZ))  # noqa: E731
+  lines = [f"0 {ticks(t0)} sil"]
+  lines += [f"{ticks(a)} {ticks(b)} {w}" for w, a, b in zip(words, edges[:-1], edges[1:])]
+  lines.append(f"{ticks(t1)} {ticks(seconds)} sil")
+  return "\n".join(lines) + "\n"
+
+
+def grid_sheffield_tree(root, work, portrait, utts=("bbaf2n", "pgwr6p"), speaker: str = "s1"):
+  """Writes one Sheffield GRID talker under `root` (scratch files in `work`); returns
+  {clip id: sentence}."""
+  (root / speaker).mkdir(parents=True)
+  (work / "align").mkdir(parents=True)
+  (work / "wav").mkdir()
+  texts = {}
+  for k, utt in enumerate(utts):
+    words = grid.sentence_of(utt)
+    mp4 = work / f"{utt}.mp4"
+    n = dummy.write_clip(mp4, " ".join(words), portrait, seed=k, trail_s=0.0)
+    to_grid_mpg(mp4, root / speaker / f"{utt}.mpg")
+    (work / "align" / f"{utt}.align").write_text(_grid_align_lines(words, n / 25.0))
+    # The separately distributed wav: 25 kHz mono, ending 0.4 s before the video.
+    wav = video.extract_audio(mp4, sr=GRID_TICKS_HZ)
+    video.write_wav(work / "wav" / f"{utt}.wav", wav[:len(wav) - int(0.4 * GRID_TICKS_HZ)],
+                    GRID_TICKS_HZ)
+    texts[f"{speaker}/{utt}"] = " ".join(words)
+  for name, folder in (("align.tar", "align"), ("audio.tar", "wav")):
+    with tarfile.open(work / name, "w") as t:
+      t.add(work / folder, arcname=folder)
+  # The README's unpack commands for the talker.
+  for sub, name in ((f"alignments/{speaker}", "align.tar"), (f"audio_25k/{speaker}", "audio.tar")):
+    (root / sub).mkdir(parents=True)
+    subprocess.run(["tar", "-xf", str(work / name), "-C", str(root / sub),
+                    "--strip-components=1"], check=True)
+  return texts
 
 
 def _htk(t: float) -> int:
