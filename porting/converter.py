@@ -13,13 +13,17 @@ Understands every official file form, without torch:
   <epoch>_net_G.pth                PC-AVS's generator netG (bare state_dict)
   <epoch>_net_V.pth, _net_E.pth    PC-AVS identity (ResNeXt-50) and pose (FAN) encoders
                                    (bare state_dicts; grouped convs keep the usual transform)
+  <epoch>_net_A_sync.pth           PC-AVS audio content encoder netA_sync
+  a PC-AVS checkpoint folder       (e.g. checkpoints/demo/) holding latest_net_G.pth, _V, _E
+                                   and _A_sync: --src FOLDER writes ONE family `pcavs`
+                                   directory (`taem_jax.models.pcavs.PCAVS`, the PC-AVS backbone)
 in the legacy (torch < 1.6) and zip serialisations alike. The family is recognised from the
 key set; every key must be present with its exact shape (`num_batches_tracked` may be absent),
 and nothing unexpected may be left over. The destination directory (Orbax state + sidecar
 `taem_jax.json`, load it with `taem_jax.models.load_pretrained`) is only written once all
 checks have passed.
 
-Library use: `porting.convert(src, dst_dir, family="auto") -> str`; the pure-numpy core is
+Library use: `porting.convert(src, dst_dir, family="auto") -> str` (a folder: `convert_pcavs_folder`); the pure-numpy core is
 `convert_state_dict(arrays, family) -> (family, {nnx path: array})` and `build_model`.
 """
 from __future__ import annotations
@@ -37,7 +41,7 @@ from taem_jax.errors import UserError, cli_main
 
 CONVERTER_VERSION = "1"
 
-FAMILY_CHOICES = ("auto",) + fam_lib.FAMILY_NAMES
+FAMILY_CHOICES = ("auto",) + fam_lib.FAMILY_NAMES + ("pcavs",)  # pcavs: a folder of four files
 
 # torch leaf name per entry kind -> NNX variable name.
 _LEAF = {"conv": "kernel", "convT": "kernel", "conv3d": "kernel", "linear": "kernel",
@@ -129,8 +133,9 @@ def convert_state_dict(arrays: dict[str, np.ndarray], family: str = "auto",
     UserError: unknown/wrong family, missing, unexpected or wrong-shaped key, non-finite
       or non-numeric values (one line naming the first offending key).
   """
-  if family not in FAMILY_CHOICES:
-    raise UserError(f"unknown family {family!r}; use one of {', '.join(FAMILY_CHOICES)}")
+  if family not in ("auto",) + fam_lib.FAMILY_NAMES:
+    raise UserError(f"unknown family {family!r} for one state dict; use one of auto, "
+                    f"{', '.join(fam_lib.FAMILY_NAMES)}")
   rename, _ = _strip_prefix(list(arrays))
   official = {rename[k]: v for k, v in arrays.items()}
   detected, scores = detect_family(official)
@@ -248,7 +253,8 @@ def convert(src, dst_dir, family: str = "auto", *, overwrite: bool = False,
   """Converts the PyTorch checkpoint `src` into a taem_jax checkpoint directory `dst_dir`.
 
   Args:
-    src: a .pth / .pt / .model file of the Wav2Lip family (see the module docstring).
+    src: a .pth / .pt / .model file of the Wav2Lip family (see the module docstring), or a
+      PC-AVS checkpoint folder (`convert_pcavs_folder`).
     dst_dir: output directory; must not exist unless `overwrite`. Nothing is written there
       unless the whole conversion succeeds.
     family: 'auto' (recognise from the keys) or a family name to insist on.
@@ -259,6 +265,14 @@ def convert(src, dst_dir, family: str = "auto", *, overwrite: bool = False,
   Raises:
     UserError: unreadable/malicious/truncated file, wrong family, missing/extra/mis-shaped key.
   """
+  if os.path.isdir(src):
+    if family not in ("auto", "pcavs"):
+      raise UserError(f"{src} is a folder (a PC-AVS checkpoint folder); --family {family} "
+                      "takes a single file")
+    return convert_pcavs_folder(src, dst_dir, overwrite=overwrite, stats=stats)
+  if family == "pcavs":
+    raise UserError(f"--family pcavs converts a PC-AVS checkpoint folder (latest_net_G.pth, _V, "
+                    f"_E, _A_sync), not the file {src}; pass the folder as --src")
   t0 = time.perf_counter()
   src = os.fspath(src)
   dst_dir = os.fspath(dst_dir)
@@ -289,6 +303,58 @@ def convert(src, dst_dir, family: str = "auto", *, overwrite: bool = False,
   return out
 
 
+PCAVS_EPOCH = "latest"  # official test options' --which_epoch
+
+
+def convert_pcavs_folder(src_dir, dst_dir, *, epoch: str = PCAVS_EPOCH, overwrite: bool = False,
+                         stats: dict | None = None) -> str:
+  """Converts an official PC-AVS checkpoint folder into one `pcavs` checkpoint directory.
+
+  Args:
+    src_dir: the folder holding `<epoch>_net_G.pth`, `_V`, `_E` and `_A_sync` (official
+      `checkpoints/<name>/`; other files there are ignored).
+    dst_dir, overwrite, stats: as `convert` (stats' num_params / num_keys over all four).
+  Returns:
+    the destination path (load it with `taem_jax.models.targets.PCAVSTarget.load`).
+  Raises:
+    UserError: a missing file (one line naming it) or any error `convert` raises for a file.
+  """
+  t0 = time.perf_counter()
+  src_dir, dst_dir = os.fspath(src_dir), os.fspath(dst_dir)
+  if os.path.exists(dst_dir) and not overwrite:
+    raise UserError(f"{dst_dir} already exists; choose a new --dst or delete it first")
+  from taem_jax.models.pcavs import NETS  # noqa: PLC0415 - jax only once the files are read
+
+  files = {net: os.path.join(src_dir, f"{epoch}_net_{suffix}.pth") for net, suffix in NETS.items()}
+  missing = [f for f in files.values() if not os.path.isfile(f)]
+  if missing:
+    raise UserError(f"{src_dir} is not a PC-AVS checkpoint folder: {os.path.basename(missing[0])} "
+                    f"is missing (it needs {', '.join(os.path.basename(f) for f in files.values())})")
+  params, meta, keys, formats = {}, {}, 0, set()
+  for net, path in files.items():
+    arrays, fmt = read_checkpoint(path)
+    name = os.path.basename(path)
+    family, converted = convert_state_dict(arrays, f"pcavs_{NETS[net]}", source=name)
+    params.update({(net,) + k: v for k, v in converted.items()})
+    _, prefix = _strip_prefix(list(arrays))
+    meta[net] = {"source_file": name, "source_sha256": _sha256(path), "source_format": fmt,
+                 "source_keys": len(arrays), "source_prefix_stripped": prefix}
+    keys += len(arrays)
+    formats.add(fmt)
+  from taem_jax.models.pretrained import save_pretrained  # noqa: PLC0415
+
+  model = build_model("pcavs", params)
+  out = save_pretrained(model, dst_dir, family="pcavs", config=model.get_config(),
+                        extra_meta={"sources": meta, "converter": "porting.convert",
+                                    "converter_version": CONVERTER_VERSION},
+                        overwrite=overwrite)
+  if stats is not None:
+    stats.update(family="pcavs", format="+".join(sorted(formats)), num_keys=keys,
+                 num_params=sum(fam_lib.num_params(f"pcavs_{s}") for s in NETS.values()),
+                 seconds=time.perf_counter() - t0)
+  return out
+
+
 @cli_main
 def main(argv=None):
   parser = argparse.ArgumentParser(
@@ -296,7 +362,8 @@ def main(argv=None):
       description=__doc__,
       formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("--src", required=True,
-                      help="PyTorch checkpoint file (.pth, .pt TorchScript, syncnet_v2.model)")
+                      help="PyTorch checkpoint file (.pth, .pt TorchScript, syncnet_v2.model), "
+                           "or a PC-AVS checkpoint folder (latest_net_{G,V,E,A_sync}.pth)")
   parser.add_argument("--dst", required=True,
                       help="output directory to create (load it with "
                            "taem_jax.models.load_pretrained)")

@@ -8,7 +8,8 @@
 * `syncnet_mfcc`: python_speech_features.mfcc(signal, 16000) with its defaults, as used by
   the LSE-D / LSE-C SyncNet; `syncnet_mfcc_windows` cuts its 20-frame windows.
 * `pcavs_melspectrogram`: PC-AVS's 100 fps log-mel in [0, 1] (lws STFT); `pcavs_windows` cuts
-  its per-video-frame (80, 20, 1) windows and `pcavs_num_frames` is its frame-count rule.
+  its per-video-frame (80, 20, 1) windows and `pcavs_num_frames` is its frame-count rule;
+  `pcavs_video_windows` gives one window for every video frame (the backbone's input).
 """
 from __future__ import annotations
 
@@ -410,6 +411,28 @@ def pcavs_windows(spec: np.ndarray) -> np.ndarray:
     raise ValueError(f"spectrogram must be (T, {N_MELS}), got {spec.shape}")
   n = pcavs_num_frames(len(spec))
   idx = (PCAVS_BINS_PER_FRAME * np.arange(n))[:, None] + np.arange(PCAVS_WINDOW)[None, :]
+  return np.ascontiguousarray(spec[idx].transpose(0, 2, 1)[..., None])
+
+
+def pcavs_video_windows(spec: np.ndarray, n_frames: int, first: int = 0) -> np.ndarray:
+  """netA_sync windows for video frames first .. first + n_frames - 1 (the backbone's input).
+
+  Video frame i gets spec[4 (i - 2) : 4 (i - 2) + 20], so frames 2 .. equal `pcavs_windows`
+  (official inference); where that reaches before the first or past the last spectrogram
+  frame (frames 0 and 1, and the last few of a clip) the spectrogram is extended with 0,
+  its normalised value of digital silence, so every video frame has a window.
+
+  Shapes:
+    spec: (T, 80) from `pcavs_melspectrogram` -> (n_frames, 80, 20, 1) float32.
+  """
+  spec = np.asarray(spec, np.float32)
+  if spec.ndim != 2 or spec.shape[1] != N_MELS:
+    raise ValueError(f"spectrogram must be (T, {N_MELS}), got {spec.shape}")
+  lead = PCAVS_FIRST_FRAME * PCAVS_BINS_PER_FRAME
+  last = int(first) + int(n_frames)
+  need = PCAVS_BINS_PER_FRAME * max(last - 1, 0) + PCAVS_WINDOW
+  spec = np.pad(spec, ((lead, max(0, need - lead - len(spec))), (0, 0)))
+  idx = (PCAVS_BINS_PER_FRAME * np.arange(int(first), last))[:, None] + np.arange(PCAVS_WINDOW)
   return np.ascontiguousarray(spec[idx].transpose(0, 2, 1)[..., None])
 
 

@@ -1,7 +1,7 @@
 """The backbone interface (`targets.Backbone`, the `BACKBONES` registry) and `--backbone`.
 
 A tiny random Wav2Lip (width 1/16 -> 32-d latent) from the registry checks the contract; a
-second name registered for the test stands for another backbone (PC-AVS) in the refusals.
+second name registered for the test stands for another backbone in the refusals (PC-AVS\nitself: tests/test_pcavs_backbone.py).
 """
 import os
 import pathlib
@@ -50,13 +50,13 @@ def _faces(n, seed=0):
 
 def test_registry_and_unknown_name():
   assert targets.backbone_class(targets.DEFAULT_BACKBONE) is targets.Wav2LipTarget
-  assert set(targets.BACKBONES) == {"wav2lip"}
+  assert set(targets.BACKBONES) == {"wav2lip", "pcavs"}
   for name, cls in targets.BACKBONES.items():
     assert cls.name == name
   with pytest.raises(UserError) as e:
-    targets.backbone_class("pcavs")
+    targets.backbone_class("sadtalker")
   msg = _one_line(e)
-  assert "'pcavs'" in msg and "wav2lip" in msg
+  assert "'sadtalker'" in msg and "pcavs, wav2lip" in msg
 
 
 def test_contract_shapes(backbone):

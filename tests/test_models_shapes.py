@@ -49,7 +49,7 @@ def test_official_parameter_counts(cls, params, stats):
 
 def test_families_registry():
   assert set(models.FAMILIES) == {"wav2lip", "syncnet_color", "disc_qual", "syncnet_v2", "s3fd",
-                                  "pcavs_G", "pcavs_V", "pcavs_E", "pcavs_A_sync"}
+                                  "pcavs_G", "pcavs_V", "pcavs_E", "pcavs_A_sync", "pcavs"}
   for name, cls in models.FAMILIES.items():
     assert cls.family == name
 

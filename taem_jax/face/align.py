@@ -77,9 +77,13 @@ def align_faces(frames, landmarks: np.ndarray) -> np.ndarray:
   mats = align_matrices(landmarks)
   if len(mats) != len(frames):
     raise UserError(f"got {len(frames)} frames but {len(mats)} landmark sets; give one per frame")
-  return np.stack([cv2.warpAffine(np.ascontiguousarray(f), m, (CROP_SIZE, CROP_SIZE),
-                                  flags=cv2.INTER_LINEAR, borderValue=0)
-                   for f, m in zip(frames, mats)])
+  return np.stack([_warp(f, m) for f, m in zip(frames, mats)])
+
+
+def _warp(frame: np.ndarray, m: np.ndarray) -> np.ndarray:
+  """The aligned crop of one frame: cv2 bilinear, black border (as the official script)."""
+  return cv2.warpAffine(np.ascontiguousarray(frame), m, (CROP_SIZE, CROP_SIZE),
+                        flags=cv2.INTER_LINEAR, borderValue=0)
 
 
 def loader_crop(aligned: np.ndarray) -> np.ndarray:
@@ -117,3 +121,66 @@ def pose_indices(frame_indices, n_pose_frames: int) -> np.ndarray:
   i = np.asarray(frame_indices, np.int64)
   r = i % n_pose_frames
   return np.where((i // n_pose_frames) % 2 == 0, r, n_pose_frames - 1 - r)
+
+
+def _invert(m: np.ndarray) -> np.ndarray:
+  a = np.vstack([m, [0.0, 0.0, 1.0]])
+  return np.linalg.inv(a)[:2]
+
+
+class AlignPlacement:
+  """PC-AVS's face placement: the official 224 alignment warp per frame, and its inverse for
+  pasting the generated face back.
+
+  The generator draws the loader's crop (rows 0..191, columns 16..207 of the aligned crop,
+  resized to 224), so a generated face is scaled back to that region and warped into the frame
+  with the inverse alignment, blended through a mask whose edges fall off over `feather` of
+  the crop side (0: a hard edge).
+
+  Args:
+    landmarks: (T, 68, 2) per source frame; valid: (T,) bool (frames with a face). The warps
+      are `align_matrices` over the valid frames (one photo: T = 1).
+    feather: fraction of the crop side blended at its edges.
+
+  Shapes:
+    crop: frames (N, H, W, 3) uint8 BGR, src (N,) -> (N, 224, 224, 3) uint8 (`align_faces`).
+    paste: frames (N, H, W, 3), faces (N, s, s, 3) uint8 or float [0, 1], src (N,)
+      -> (N, H, W, 3) uint8.
+  """
+
+  def __init__(self, landmarks: np.ndarray, valid: np.ndarray, feather: float = 0.1):
+    valid = np.asarray(valid, bool)
+    self.mats = np.zeros((len(valid), 2, 3))
+    if valid.any():
+      self.mats[valid] = align_matrices(np.asarray(landmarks)[valid])
+    self.feather = float(feather)
+
+  def crop(self, frames: np.ndarray, src: np.ndarray) -> np.ndarray:
+    return np.stack([_warp(f, self.mats[j]) for f, j in zip(frames, src)])
+
+  def paste(self, frames: np.ndarray, faces: np.ndarray, src: np.ndarray) -> np.ndarray:
+    out = np.array(frames, np.uint8, copy=True)
+    h, w = out.shape[1:3]
+    c = LOADER_CROP_LEN
+    for i, (face, j) in enumerate(zip(faces, src)):
+      face = np.asarray(face)
+      if face.dtype != np.uint8:
+        face = (np.clip(face, 0.0, 1.0) * 255.0).astype(np.uint8)
+      s = face.shape[0]
+      side = CROP_SIZE - 2 * c
+      # generated pixel -> aligned-crop pixel (the loader's crop region) -> frame pixel
+      to_crop = np.array([[side / s, 0.0, c], [0.0, side / s, 0.0], [0.0, 0.0, 1.0]])
+      m = (np.vstack([_invert(self.mats[j]), [0.0, 0.0, 1.0]]) @ to_crop)[:2]
+      warped = cv2.warpAffine(face, m, (w, h), flags=cv2.INTER_LINEAR, borderValue=0)
+      weight = cv2.warpAffine(_edge_mask(s, self.feather), m, (w, h), flags=cv2.INTER_LINEAR,
+                              borderValue=0)[..., None]
+      out[i] = np.clip(weight * warped + (1.0 - weight) * out[i], 0, 255).astype(np.uint8)
+    return out
+
+
+def _edge_mask(size: int, feather: float) -> np.ndarray:
+  """(size, size) float32: 1 inside, falling linearly to 0 over feather * size at the edges."""
+  ramp = max(1.0, feather * size)
+  d = np.minimum(np.arange(size), np.arange(size)[::-1]) + 0.5
+  r = np.clip(d / ramp, 0.0, 1.0).astype(np.float32)
+  return np.minimum.outer(r, r)

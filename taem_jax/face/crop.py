@@ -229,3 +229,26 @@ def syncnet_crop(frame: np.ndarray, box, crop_scale: float = 0.4, size: int = 22
   if sy2 > sy1 and sx2 > sx1:
     canvas[sy1 - top:sy2 - top, sx1 - left:sx2 - left] = frame[sy1:sy2, sx1:sx2]
   return cv2.resize(canvas, (size, size), interpolation=cv2.INTER_LINEAR)
+
+
+class BoxPlacement:
+  """Where a backbone's face crops come from and go back to: Wav2Lip's padded box per frame.
+
+  Args:
+    boxes: (T, 4) int crop boxes per source frame (`FaceTrack.crop_boxes`); zeros: no face.
+    size: crop side. feather, region: as `paste_face`.
+
+  Shapes:
+    crop: frames (N, H, W, 3) uint8, src (N,) source-frame indices -> (N, size, size, 3).
+    paste: frames (N, H, W, 3), faces (N, h, w, 3) uint8 or [0, 1], src (N,) -> (N, H, W, 3).
+  """
+
+  def __init__(self, boxes: np.ndarray, size: int = 96, feather: float = 0.0,
+               region: str = "box"):
+    self.boxes, self.size, self.feather, self.region = boxes, int(size), feather, region
+
+  def crop(self, frames: np.ndarray, src: np.ndarray) -> np.ndarray:
+    return crop_faces(frames, self.boxes[src], self.size)
+
+  def paste(self, frames: np.ndarray, faces: np.ndarray, src: np.ndarray) -> np.ndarray:
+    return paste_faces(frames, faces, self.boxes[src], self.feather, self.region)

@@ -270,8 +270,10 @@ class PCAVSGenerator(nnx.Module):
   def __init__(self, *, style_dim: int = 2560, size: int = 224, channel_multiplier: int = 2,
                n_mlp: int = 8, feature_encoded_dim: int = 2560, lr_mlp: float = 0.01,
                rngs: nnx.Rngs):
-    self._config = dict(style_dim=style_dim, size=size, channel_multiplier=channel_multiplier,
-                        n_mlp=n_mlp, feature_encoded_dim=feature_encoded_dim, lr_mlp=lr_mlp)
+    # Items, not a dict: the graph definition must stay hashable (jit caches key on it).
+    self._config = tuple(dict(
+        style_dim=style_dim, size=size, channel_multiplier=channel_multiplier, n_mlp=n_mlp,
+        feature_encoded_dim=feature_encoded_dim, lr_mlp=lr_mlp).items())
     init, ch = channel_table(size, channel_multiplier)
     self.init_size = init
     self.log_size = int(math.log2(size // init))

@@ -11,6 +11,7 @@ from flax import nnx
 
 from taem_jax.models import layers
 from taem_jax.models import pcavs_generator
+from taem_jax.models.pcavs import PCAVS
 from taem_jax.models.pcavs_generator import PCAVSGenerator
 from taem_jax.models.pcavs_vision import PCAVSIdentityEncoder, PCAVSPoseEncoder
 from taem_jax.models.pcavs_audio import PCAVSAudioSync
@@ -28,6 +29,7 @@ FAMILIES = {
     "pcavs_V": PCAVSIdentityEncoder,
     "pcavs_E": PCAVSPoseEncoder,
     "pcavs_A_sync": PCAVSAudioSync,
+    "pcavs": PCAVS,  # the four nets above as inference wires them (the PC-AVS backbone)
 }
 
 
@@ -51,8 +53,8 @@ def create(family, *, seed: int = 0, **config):
     bound = 1.0 / np.sqrt(fan_in)
     return jnp.asarray(rng.uniform(-bound, bound, shape).astype(np.float32))
 
-  if isinstance(model, PCAVSGenerator):  # StyleGAN2 layers: N(0, 1) equalized-lr weights
-    pcavs_generator.host_initialize(model, rng)
+  if any(isinstance(node, PCAVSGenerator) for _, node in nnx.iter_graph(model)):
+    pcavs_generator.host_initialize(model, rng)  # StyleGAN2 layers: N(0, 1) equalized-lr weights
   for _, node in nnx.iter_graph(model):
     if isinstance(node, (nnx.Conv, nnx.Linear)):
       shape = node.kernel.shape

@@ -2,9 +2,9 @@
 
 TAEM only needs a backbone's `latent_dim` and, for training, its frozen audio latents z_a; the
 task loss and synthesis also need it to render frames from a latent and the backbone's own face
-inputs. `Backbone` is that contract; `Wav2LipTarget` implements it for Wav2Lip. Another backbone
-(e.g. PC-AVS, paper Sec. 4.3) is another class with the same members plus one line in
-`BACKBONES`; TAEM itself never imports a backbone, and callers pick one by name
+inputs. `Backbone` is that contract; `Wav2LipTarget` implements it for Wav2Lip and `PCAVSTarget` for
+PC-AVS (paper Sec. 4.3). Another backbone is another class with the same members plus one line
+in `BACKBONES`; TAEM itself never imports a backbone, and callers pick one by name
 (`backbone_class`, the `--backbone` flag).
 
 Provenance: a TAEM only fits the exact audio encoder whose z_a it was trained on (Wav2Lip and
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import pathlib
 from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
@@ -25,6 +26,9 @@ from flax import nnx
 
 from taem_jax import audio
 from taem_jax.errors import UserError
+from taem_jax.face import align
+from taem_jax.face.crop import BoxPlacement
+from taem_jax.models.pcavs import FACE_SIZE as PCAVS_FACE_SIZE
 from taem_jax.models.pretrained import load_pretrained
 from taem_jax.models.registry import create
 from taem_jax.rates import FACE_SIZE, VIDEO_FPS
@@ -66,9 +70,13 @@ class Backbone(Protocol):
     face_size: side of its square face crop, in pixels.
     can_render: whether `decode` is available.
     model: the wrapped network (for batched runners and checkpoints).
-    audio_features(wav, n_frames) -> the encoder's input for n_frames video frames.
+    audio_features(wav, n_frames) -> the encoder's input for n_frames video frames (at `fps`).
+    audio_windows(wav, fps) -> windows(first, count): the same for video frames first ..
+      first + count - 1 of a video at `fps` (synthesis cuts them chunk by chunk).
     encode(features) -> z_a, frozen (stop-gradient).
     prepare_faces(faces) -> the renderer's face input for each crop.
+    placement(track, pads, feather, region) -> where its crops come from in a tracked video
+      and how rendered faces go back: `.crop(frames, src)`, `.paste(frames, faces, src)`.
     decode(z, faces) -> frames, with frozen weights (gradients reach z only).
     fingerprint() -> sha256 hex of what decides z_a.
     record(source) -> {"name", "latent_dim", "fingerprint", "source"}: what datasets and TAEM
@@ -93,9 +101,13 @@ class Backbone(Protocol):
 
   def audio_features(self, wav: np.ndarray, n_frames: int) -> np.ndarray: ...
 
+  def audio_windows(self, wav: np.ndarray, fps: float) -> Callable[[int, int], np.ndarray]: ...
+
   def encode(self, features: Array) -> Array: ...
 
   def prepare_faces(self, faces: np.ndarray) -> np.ndarray: ...
+
+  def placement(self, track, *, pads, feather: float, region: str): ...
 
   def decode(self, z: Array, faces: Array) -> Array: ...
 
@@ -150,12 +162,22 @@ class Wav2LipTarget:
 
   def audio_features(self, wav: np.ndarray, n_frames: int) -> np.ndarray:
     """Wav2Lip's 80 fps mel windows, one per video frame (`taem_jax.audio.mel_windows`)."""
-    return audio.mel_windows(audio.melspectrogram(wav), n_frames, self.fps)
+    return self.audio_windows(wav, self.fps)(0, n_frames)
+
+  @staticmethod
+  def audio_windows(wav: np.ndarray, fps: float) -> Callable[[int, int], np.ndarray]:
+    """The mel once; windows of any video frame rate (`audio.mel_windows`), cut on demand."""
+    mel = audio.melspectrogram(wav)
+    return lambda first, count: audio.mel_windows(mel, count, fps, first)
 
   @staticmethod
   def prepare_faces(faces: np.ndarray) -> np.ndarray:
     """`face_inputs`: masked target | reference, as the official inference builds them."""
     return face_inputs(faces)
+
+  def placement(self, track, *, pads, feather: float, region: str) -> BoxPlacement:
+    """The track's padded boxes, crops resized to 96 px; paste-back as `face.paste_face`."""
+    return BoxPlacement(track.crop_boxes(pads), self.face_size, feather, region)
 
   def fingerprint(self) -> str:
     return audio_encoder_fingerprint(self.model)
@@ -164,8 +186,112 @@ class Wav2LipTarget:
     return target_record(self.model, source)
 
 
+PCAVS_FINGERPRINT_SCHEME = b"taem_jax pcavs netA_sync v1"
+PCAVS_TINY = {"num_classes": 8, "size": 28, "n_mlp": 1}  # `PCAVSTarget.random(**PCAVS_TINY)`
+
+
+class PCAVSTarget:
+  """PC-AVS (paper Sec. 4.3) as TAEM's target: netA_sync's per-frame speech-content feature,
+  rendered by netV + netE + netG (`taem_jax.models.pcavs.PCAVS`).
+
+  Faces: one aligned 224 crop per output frame (`taem_jax.face.align.align_faces`), which is
+  both the identity and the head-pose source of that frame (see `PCAVS`).
+
+  Shapes:
+    audio_features: wav (S,) 16 kHz -> (n_frames, 80, 20, 1) (`audio.pcavs_video_windows`).
+    encode: (B, T, 80, 20, 1) -> (B, T, 512), frozen.
+    prepare_faces: (N, 224, 224, 3) uint8 BGR aligned crops -> (N, 224, 224, 3) float32 RGB
+      [-1, 1] (the official loader's crop, `align.loader_crop`).
+    decode: z (N, 512), prepared faces -> (N, size, size, 3) BGR [0, 1] (size 224 official).
+  """
+
+  name = "pcavs"
+  family = "pcavs"
+  can_render = True
+  fps = VIDEO_FPS
+  face_size = PCAVS_FACE_SIZE
+  demo = None  # no committed PC-AVS demo model
+
+  def __init__(self, model: nnx.Module):
+    model.eval()
+    self.model = model
+    self.latent_dim = int(model.embed_dim)
+    self._encode = frozen_call(model, "encode_audio")
+    self._decode = frozen_call(model, "decode")
+
+  def encode(self, windows: Array) -> Array:
+    b, t = windows.shape[:2]
+    z = self._encode(windows.reshape(b * t, *windows.shape[2:]))
+    return jax.lax.stop_gradient(z.reshape(b, t, -1))
+
+  def decode(self, z: Array, faces: Array) -> Array:
+    return self._decode(z, faces)
+
+  @classmethod
+  def load(cls, path) -> PCAVSTarget:
+    """The PC-AVS of a converted directory (`python -m porting.convert --src FOLDER --dst DIR`).
+
+    Raises:
+      UserError: an official (unconverted) folder, or not a PC-AVS checkpoint (one line).
+    """
+    p = pathlib.Path(path).expanduser()
+    if p.is_dir() and any(p.glob("*_net_A_sync.pth")):
+      raise UserError(f"{p} holds official PC-AVS .pth files: convert the folder first with "
+                      f"`python -m porting.convert --src {p} --dst DIR` and pass DIR")
+    return cls(load_pretrained(p, family=cls.family))
+
+  @classmethod
+  def random(cls, seed: int = 0, **config) -> PCAVSTarget:
+    """Random weights (`registry.create`); `**PCAVS_TINY` for a cheap one (28 px output)."""
+    return cls(create(cls.family, seed=seed, **config))
+
+  def audio_features(self, wav: np.ndarray, n_frames: int) -> np.ndarray:
+    """PC-AVS's 100 fps spectrogram windows, one per video frame (`audio.pcavs_video_windows`)."""
+    return self.audio_windows(wav, self.fps)(0, n_frames)
+
+  def audio_windows(self, wav: np.ndarray, fps: float) -> Callable[[int, int], np.ndarray]:
+    """The spectrogram once, windows cut on demand; PC-AVS's windows are 25 fps only.
+
+    Raises:
+      UserError: another frame rate (one line: convert the face video to 25 fps).
+    """
+    if abs(float(fps) - self.fps) > 1e-3:
+      raise UserError(f"PC-AVS's audio windows are made for {self.fps:g} fps video, got "
+                      f"{fps:g} fps: convert the face video to {self.fps:g} fps first")
+    spec = audio.pcavs_melspectrogram(wav)
+    return lambda first, count: audio.pcavs_video_windows(spec, count, first)
+
+  @staticmethod
+  def prepare_faces(faces: np.ndarray) -> np.ndarray:
+    """The official loader's crop of each aligned 224 BGR uint8 crop (UserError otherwise)."""
+    faces = np.asarray(faces)
+    if faces.ndim != 4 or faces.dtype != np.uint8:
+      raise UserError(f"PC-AVS faces must be (N, 224, 224, 3) uint8 BGR aligned crops, got "
+                      f"{faces.dtype} {faces.shape}")
+    if len(faces) == 0:
+      raise UserError("no face crops given")
+    return align.loader_crop(faces)
+
+  def placement(self, track, *, pads, feather: float, region: str) -> align.AlignPlacement:
+    """The official 224 alignment of the track's landmarks; pasted back by its inverse warp
+    (the whole generated face, edges blended over `feather` of its side, at least 0.05;
+    `pads` and `region` are Wav2Lip's box options and unused)."""
+    del pads, region
+    return align.AlignPlacement(track.landmarks, track.valid, max(float(feather), 0.05))
+
+  def fingerprint(self) -> str:
+    """sha256 of netA_sync's feature network (its unused identity classifier `fc` excluded)."""
+    return state_fingerprint(self.model.netA_sync.model, PCAVS_FINGERPRINT_SCHEME,
+                             what="PC-AVS netA_sync")
+
+  def record(self, source=None) -> dict:
+    return {"name": self.name, "latent_dim": self.latent_dim,
+            "fingerprint": self.fingerprint(),
+            "source": None if source is None else str(source)}
+
+
 # The registry of backbones: name -> class. A new backbone is one class and one line here.
-BACKBONES: dict[str, type] = {"wav2lip": Wav2LipTarget}
+BACKBONES: dict[str, type] = {"wav2lip": Wav2LipTarget, "pcavs": PCAVSTarget}
 DEFAULT_BACKBONE = "wav2lip"
 
 
@@ -241,16 +367,23 @@ def audio_encoder_fingerprint(model: nnx.Module) -> str:
 
   Covers every array under `model.audio_encoder` (conv kernels and biases, BatchNorm scales,
   offsets and running statistics, which change eval-mode outputs too), in sorted path order,
-  each as path, dtype, shape and raw bytes. The face encoder and decoder are not included:
-  retraining only those keeps a TAEM's targets valid. Independent of devices and of how the
-  model was loaded (a converted .pth, a training export, a trainer checkpoint).
+  each as path, dtype, shape and raw bytes (`state_fingerprint`). The face encoder and decoder
+  are not included: retraining only those keeps a TAEM's targets valid. Independent of devices
+  and of how the model was loaded (a converted .pth, a training export, a trainer checkpoint).
   """
-  state = nnx.state(model.audio_encoder, nnx.Any(nnx.Param, nnx.BatchStat))
+  return state_fingerprint(model.audio_encoder, FINGERPRINT_SCHEME,
+                           what=f"{type(model).__name__} audio_encoder")
+
+
+def state_fingerprint(module: nnx.Module, scheme: bytes, *, what: str = "module") -> str:
+  """sha256 hex of `scheme` then every Param / BatchStat array of `module`, in sorted path
+  order, each as path, dtype, shape and raw bytes. A backbone hashes its audio encoder."""
+  state = nnx.state(module, nnx.Any(nnx.Param, nnx.BatchStat))
   leaves = sorted(("/".join(str(k) for k in path), _host(v[...]))
                   for path, v in nnx.to_flat_state(state))
   if not leaves:
-    raise ValueError(f"{type(model).__name__} has no audio_encoder arrays to fingerprint")
-  h = hashlib.sha256(FINGERPRINT_SCHEME)
+    raise ValueError(f"{what} has no arrays to fingerprint")
+  h = hashlib.sha256(scheme)
   for path, a in leaves:
     h.update(f"\0{path}\0{a.dtype.str}\0{a.shape}\0".encode())
     h.update(a.tobytes())

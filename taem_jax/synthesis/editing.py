@@ -230,7 +230,7 @@ def edit(synth, face, out, *, transcript: str, old, new: str, audio=None, fade: 
   if len(track) < e - t0:
     raise UserError(f"{face_p}: only {t0 + len(track)} of {n} frames could be read")
   valid = track.valid[s - t0:e - t0]
-  boxes = track.crop_boxes(o.pads)[s - t0:e - t0]
+  place = synth.backbone.placement(track, pads=o.pads, feather=o.feather, region=o.paste)
   if not valid.any():
     raise UserError(f"no face in frames {s}..{e - 1} of {face_p} (the span to edit)")
   # -- text ------------------------------------------------------------------------------------
@@ -275,12 +275,12 @@ def edit(synth, face, out, *, transcript: str, old, new: str, audio=None, fade: 
         k = np.arange(lo, hi) - s  # output-span-relative
         k = k[valid[span_src[k]]]
         if len(k):
-          bx = boxes[span_src[k]]
+          bx = span_src[k] + (s - t0)  # track frames of these output frames
           orig = chunk[k + s - i0]
-          crops = face_lib.crop_faces(orig, bx)
+          crops = place.crop(orig, bx)
           y = runner.run_batched(synth.wav2lip, z[k], synth.backbone.prepare_faces(crops),
                                  o.batch_size, "decode")
-          gen = face_lib.paste_faces(orig.copy(), face_lib.to_uint8(y), bx, o.feather, o.paste)
+          gen = place.paste(orig, face_lib.to_uint8(y), bx)
           w = weights[k][:, None, None, None]
           blend = np.floor(w * gen.astype(np.float64) + (1 - w) * orig + 0.5)
           chunk[k + s - i0] = blend.astype(np.uint8)

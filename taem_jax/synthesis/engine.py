@@ -366,14 +366,14 @@ class Synthesizer:
     """
     o = self.options
     sched = frame_schedule(n_out, plan.n_src, plan.out_fps, plan.src_fps)
-    boxes = track.crop_boxes(o.pads)
+    place = self.backbone.placement(track, pads=o.pads, feather=o.feather, region=o.paste)
     h, w = track.frame_size
     block = max(1, min(4 * o.batch_size, o.block_bytes // max(1, h * w * 3)))
     source = video.FrameSource(plan.face, plan.n_src, plan.src_fps, o.batch_size, block,
                                plan.image)
     image_crop = None
     if plan.image is not None and track.valid[0]:
-      image_crop = face_lib.crop_face(plan.image, boxes[0])
+      image_crop = place.crop(plan.image[None], np.zeros(1, int))[0]
 
     def decode(span):
       i0, i1 = span
@@ -385,11 +385,11 @@ class Synthesizer:
       idx = np.flatnonzero(track.valid[src])
       if not idx.size:
         return i0, frames, idx, None, None, None
-      bx = boxes[src[idx]]
+      bx = src[idx]  # the source frames whose placement the crops and pastes use
       if image_crop is not None:
         crops = np.broadcast_to(image_crop, (len(idx),) + image_crop.shape)
       else:
-        crops = face_lib.crop_faces(frames[idx], bx)
+        crops = place.crop(frames[idx], bx)
       return i0, frames, idx, bx, drive(i0 + idx), self.backbone.prepare_faces(crops)
 
     def generate(job):
@@ -402,7 +402,7 @@ class Synthesizer:
     def paste(job):
       _, frames, idx, bx, y = job
       if idx.size:
-        frames[idx] = face_lib.paste_faces(frames[idx], y, bx, o.feather, o.paste)
+        frames[idx] = place.paste(frames[idx], y, bx)
       return frames
 
     stages = (("decode", decode), ("crop", crop), ("generate", generate), ("paste", paste))
@@ -468,7 +468,7 @@ class Synthesizer:
                                (np.zeros(int(np.ceil(n_out / VIDEO_FPS * SAMPLE_RATE)),
                                          np.float32), SAMPLE_RATE))
     else:
-      mel = audio_lib.melspectrogram(plan.wav)
+      windows = self.backbone.audio_windows(plan.wav, plan.out_fps)
       # The whole speech is shown (the official count stops ~0.15 s early).
       n_out = (int(n_frames) if n_frames is not None
                else audio_lib.speech_frames(len(plan.wav), plan.out_fps))
@@ -476,7 +476,7 @@ class Synthesizer:
       def drive(idx):
         idx = np.asarray(idx)
         first, count = int(idx[0]), int(idx[-1] - idx[0] + 1)
-        return audio_lib.mel_windows(mel, count, plan.out_fps, first)[idx - first]
+        return windows(first, count)[idx - first]
       method = "__call__"
       audio_track, audio_sr = plan.wav, SAMPLE_RATE
       if plan.audio_file is not None and _native_rate(plan.audio_file) >= SAMPLE_RATE:

@@ -354,6 +354,14 @@ def _loss_config(config) -> losses.LossConfig:
 
 
 def _wav2lip_config(config, with_za: bool) -> dict | None:
+  backbone = backbone_class(config.target.get("backbone", DEFAULT_BACKBONE)).name
+  if backbone != "wav2lip" and ("task" in _loss_config(config).terms or config.target.z_a == "wav2lip"
+                                or not with_za):
+    # The model computes z_a on the fly and renders for the task loss with a Wav2Lip only.
+    raise UserError(f"the {backbone} backbone trains TAEM on z_a stored in the dataset with the "
+                    f"'mse' or contrastive objectives: build it with a *_za config and "
+                    f"config.target.wav2lip_dir=<converted {backbone} directory> "
+                    "(--config.data.builder_config=dlib_za)")
   if "task" in _loss_config(config).terms:
     return target_wav2lip_config(config.target)  # the task loss renders with the generator
   mode = config.target.z_a
