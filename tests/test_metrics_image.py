@@ -153,3 +153,15 @@ def test_mouth_detail_ratio_mask_and_scale():
   assert float(metrics.mouth_detail_ratio(gen * 255, gt * 255)) == pytest.approx(both, rel=1e-5)
   with pytest.raises(UserError, match="3x3"):
     metrics.mouth_detail(np.zeros((1, 4, 4, 3), np.uint8))
+
+
+def test_mouth_colour_shift_sees_a_tint_in_the_mouth_only():
+  face_ = _face_like().astype(np.float32)
+  tinted = face_.copy()
+  tinted[..., 2] += 12.0  # red up everywhere
+  got = np.asarray(metrics.mouth_colour_shift(tinted[None], face_[None]))
+  np.testing.assert_allclose(got, [0.0, 0.0, 12.0], atol=1e-4)
+  above = face_.copy()
+  above[:40] += 30.0  # outside the mouth region: not counted
+  np.testing.assert_allclose(np.asarray(metrics.mouth_colour_shift(above[None], face_[None])),
+                             0.0, atol=1e-4)

@@ -264,3 +264,23 @@ def mouth_detail_ratio(gen, gt, mask=None,
   w = jnp.ones(dg.shape[:1], jnp.float32) if mask is None else jnp.asarray(mask, jnp.float32)
   w = jnp.broadcast_to(w.reshape(w.shape + (1,) * (dg.ndim - 1)), dg.shape)
   return (w * dg).sum() / jnp.maximum((w * dt).sum(), 1e-12)
+
+
+def mouth_colour_shift(gen, gt, mask=None,
+                       region: tuple[float, float, float, float] = MOUTH_REGION) -> jax.Array:
+  """Mean colour difference gen - gt per channel in the mouth region (a tint shows as a
+  channel far from 0 while the others are not; units of the frames, e.g. 0..255).
+
+  Shapes:
+    gen, gt: (N, ..., H, W, C); mask (N,) bool or None -> (C,) float32.
+  """
+  gen, gt = jnp.asarray(gen, jnp.float32), jnp.asarray(gt, jnp.float32)
+  h, w = gen.shape[-3:-1]
+  top, bottom, left, right = region
+  rows = slice(int(round(top * h)), int(round(bottom * h)))
+  cols = slice(int(round(left * w)), int(round(right * w)))
+  d = (gen - gt)[..., rows, cols, :].mean(axis=(-3, -2))  # (N, ..., C)
+  wt = jnp.ones(d.shape[:1], jnp.float32) if mask is None else jnp.asarray(mask, jnp.float32)
+  wt = jnp.broadcast_to(wt.reshape(wt.shape + (1,) * (d.ndim - 1)), d.shape)
+  axes = tuple(range(d.ndim - 1))
+  return (wt * d).sum(axes) / jnp.maximum(wt.sum(axes), 1.0)
