@@ -312,7 +312,7 @@ def test_export_round_trips_through_load_pretrained(tmp_path):
 
 
 @pytest.mark.parametrize("name", ["wav2lip_expert", "wav2lip_gen"])
-@pytest.mark.parametrize("variant", [None, "grid", "sample", "tiny", "synthetic"])
+@pytest.mark.parametrize("variant", [None, "grid", "sample", "tiny", "v2", "synthetic"])
 def test_configs_load_and_document_their_command(name, variant):
   config = load_config(name, variant)
   assert config.task in ("expert", "wav2lip")
