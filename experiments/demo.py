@@ -60,7 +60,7 @@ PRESETS = {
            "real_media": False},
     "v2": {"corpus": {"speakers": 16, "utterances": 30, "photos": "all",
                       "held_out_identities": 3},
-           "steps": (1000, 1800, 800),
+           "steps": (800, 1500, 700),
            "configs": ("wav2lip_expert.py:v2", "wav2lip_gen.py:v2", "sample.py:demo_v2"),
            "real_media": True},
 }

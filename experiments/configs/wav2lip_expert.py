@@ -18,7 +18,7 @@ Variants (`--config=...wav2lip_expert.py:<variant>`):
          corpus (36 train / 12 held-out clips, 96 held-out pairs): validation sync_loss 0.71
          (step 0) -> 0.47 (200) -> 0.44 (400) -> 0.50 (600); accuracy 0.51 -> 0.77 / 0.78 /
          0.73; off-sync accuracy 0.73 at 400 and 600 (chance: sync_loss 0.69, accuracy 0.5).
-  :v2    the demo retrain (`experiments/demo.py --train --preset v2`): :tiny for 1000 steps on
+  :v2    the demo retrain (`experiments/demo.py --train --preset v2`): :tiny for 800 steps on
          the 16-identity corpus (3 identities held out); cost in wav2lip_gen.py (:v2).
   :synthetic in-memory synthetic clips (tests): width 1/16, 40 steps.
 
@@ -58,9 +58,9 @@ def get_config(arg=None):
     c.train.eval_every = 200
     c.train.eval_batches = 8
     if arg == "v2":  # the demo retrain: 13 trained identities x 30 utterances
-      c.train.num_steps = 1000
-      c.train.checkpoint_every = 250
-      c.train.eval_every = 250
+      c.train.num_steps = 800
+      c.train.checkpoint_every = 200
+      c.train.eval_every = 200
   elif arg == "synthetic":
     c.model.width = 1 / 16
     c.data.batch_size = 8

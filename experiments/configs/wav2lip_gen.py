@@ -104,10 +104,10 @@ def get_config(arg=None):
       c.loss.gan = True  # the visual-quality discriminator, against the blurred mouth
       c.model.disc_width = 0.25  # (choice) 1/4 of the official discriminator
       c.optim.b1 = 0.5  # as hq_wav2lip_train.py
-      c.train.num_steps = 1800
-      c.train.checkpoint_every = 300
-      c.train.eval_every = 300
-      c.train.sample_every = 300
+      c.train.num_steps = 1500
+      c.train.checkpoint_every = 250
+      c.train.eval_every = 250
+      c.train.sample_every = 250
       c.train.eval_batches = 6  # 24 held-out clips of unseen identities
   elif arg == "synthetic":
     c.model.width = 1 / 16
