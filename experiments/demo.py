@@ -25,8 +25,8 @@ Presets (--preset; --speakers, --utterances and --steps override a preset's numb
   v1 (default): what made the committed models: 4 speakers x 12 utterances from the packaged
      photos (held-out utterances of the same speakers), `wav2lip_expert.py:tiny`,
      `wav2lip_gen.py:tiny`, `sample.py:demo`, 600 / 1000 / 600 steps.
-  v2: the retrain for unseen faces: one speaker per real identity found (16 with the photos
-     `setup.sh --test` fetches), 30 utterances each, 3 identities held out (the table and the
+  v2: the retrain for unseen faces: one speaker per real face found (16 faces of 15 people with
+     the photos `setup.sh --test` fetches), 30 utterances each, 3 identities held out (the table and the
      generator's validation are on people it never saw), `wav2lip_expert.py:v2`,
      `wav2lip_gen.py:v2` (with the visual-quality GAN), `sample.py:demo_v2`; then
      `experiments/mouth_detail.py` on every real face video and photo (not in training).

