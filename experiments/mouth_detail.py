@@ -15,6 +15,7 @@ output frame k is compared with its input frame k (the first min(len) frames); a
 the photo. Prints a markdown table and writes <out>/mouth_detail.json.
 """
 import argparse
+import dataclasses
 import json
 import pathlib
 import subprocess
@@ -44,7 +45,8 @@ def _frames(path: pathlib.Path) -> np.ndarray:
 def measure_pair(inp: np.ndarray, out: np.ndarray) -> dict:
   """Detail ratio and colour shift of output frames vs input frames (a single input frame is a
   photo: every output frame is compared with it)."""
-  if len(inp) == 1:
+  photo = len(inp) == 1
+  if photo:
     inp = np.repeat(inp, len(out), axis=0)
   n = min(len(inp), len(out))
   h, w = inp.shape[1:3]
@@ -55,7 +57,12 @@ def measure_pair(inp: np.ndarray, out: np.ndarray) -> dict:
   if inp.shape != out.shape:
     raise UserError(f"output frames {out.shape[1:]} differ in size from the input's "
                     f"{inp.shape[1:]}")
-  track = face.track_faces(inp)
+  if photo:  # one detection, repeated (every frame is the same picture)
+    one = face.track_faces(inp[:1])
+    track = dataclasses.replace(one, **{k: np.repeat(getattr(one, k), n, axis=0) for k in
+                                        ("boxes", "landmarks", "valid", "detected")})
+  else:
+    track = face.track_faces(inp)
   if not track.valid.any():
     raise UserError("no face found in the input")
   gen_crops, in_crops = metrics.face_crops(out, inp, track)
