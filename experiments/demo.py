@@ -3,6 +3,7 @@ plus the paper's Table 1 on generated data. Offline, on the CPU.
 
     .venv/bin/python experiments/demo.py [--text "Place blue at F two now."] [--out out/demo]
     .venv/bin/python experiments/demo.py --train      # retrain the three models from scratch
+    .venv/bin/python experiments/demo.py --train --preset v2 --out out/demo_v2   # the v2 retrain
 
 Steps (each one is the project's own command line, so the demo is what a user would run):
   1. generate the sample corpus (GRID grammar, espeak-ng voices, real photos animated by a
@@ -19,6 +20,17 @@ Steps (each one is the project's own command line, so the demo is what a user wo
   4. `experiments/evaluate.py`: Table 1 (SSIM, PSNR, LMD, LSE-D, LSE-C) for audio-driven Wav2Lip,
      the espeak-ng and Flite TTS cascades and TAEM + Wav2Lip (ground-truth and predicted
      durations) on held-out clips, LSE by the trained expert.
+
+Presets (--preset; --speakers, --utterances and --steps override a preset's numbers):
+  v1 (default): what made the committed models: 4 speakers x 12 utterances from the packaged
+     photos (held-out utterances of the same speakers), `wav2lip_expert.py:tiny`,
+     `wav2lip_gen.py:tiny`, `sample.py:demo`, 600 / 1000 / 600 steps.
+  v2: the retrain for unseen faces: one speaker per real face found (16 faces of 15 people with
+     the photos `setup.sh --test` fetches), 30 utterances each, 3 identities held out (the table and the
+     generator's validation are on people it never saw), `wav2lip_expert.py:v2`,
+     `wav2lip_gen.py:v2` (with the visual-quality GAN), `sample.py:demo_v2`; then
+     `experiments/mouth_detail.py` on every real face video and photo (not in training).
+     Cost: see experiments/configs/wav2lip_gen.py (:v2).
 
 Cost here (2-core CPU, fresh machine, committed models): about 5-10 minutes.
 """
@@ -43,6 +55,18 @@ COMMITTED = paths.DEMO_DIR
 MODELS = paths.DEMO_MODELS
 CONFIGS = ROOT / "experiments" / "configs"
 
+# What --train makes, per preset (see the module docstring).
+PRESETS = {
+    "v1": {"corpus": {"speakers": 4, "utterances": 12}, "steps": (600, 1000, 600),
+           "configs": ("wav2lip_expert.py:tiny", "wav2lip_gen.py:tiny", "sample.py:demo"),
+           "real_media": False},
+    "v2": {"corpus": {"speakers": 16, "utterances": 30, "photos": "all",
+                      "held_out_identities": 3},
+           "steps": (800, 1500, 700),
+           "configs": ("wav2lip_expert.py:v2", "wav2lip_gen.py:v2", "sample.py:demo_v2"),
+           "real_media": True},
+}
+
 
 def _run(step, argv, times):
   print(f"[demo] {step}: {' '.join(str(a) for a in argv[1:])}", flush=True)
@@ -57,26 +81,28 @@ def _have_models(d: pathlib.Path) -> bool:
   return all((d / m).is_dir() for m in MODELS)
 
 
-def train_models(corpus: pathlib.Path, runs: pathlib.Path, dst: pathlib.Path, steps, times):
+def train_models(corpus: pathlib.Path, runs: pathlib.Path, dst: pathlib.Path, steps, times,
+                 configs=PRESETS["v1"]["configs"]):
   """Trains expert -> generator -> TAEM on `corpus`; writes dst/{expert,wav2lip,taem}.
 
   Args:
     steps: (expert, generator, TAEM) training steps.
+    configs: their `<file in experiments/configs>:<variant>`.
   """
   py = sys.executable
   common = ["--dataset=sample", f"--manual_dir={corpus}", "--notensorboard"]
-  _run("train lip-sync expert", [py, "experiments/train.py", *common,
-                                 f"--config={CONFIGS / 'wav2lip_expert.py'}:tiny",
+  cfg = [f"--config={CONFIGS / c}" for c in configs]
+  _run("train lip-sync expert", [py, "experiments/train.py", *common, cfg[0],
                                  f"--steps={steps[0]}", f"--workdir={runs / 'expert'}",
                                  f"--export={dst / 'expert'}"],
        times)
   _run("train Wav2Lip generator", [py, "experiments/train.py", *common,
-                                   f"--config={CONFIGS / 'wav2lip_gen.py'}:tiny",
+                                   cfg[1],
                                    f"--config.expert.dir={dst / 'expert'}", f"--steps={steps[1]}",
                                    f"--workdir={runs / 'wav2lip'}", f"--export={dst / 'wav2lip'}"],
        times)
   _run("train TAEM", [py, "experiments/train.py", *common,
-                      f"--config={CONFIGS / 'sample.py'}:demo", f"--init_from={dst / 'wav2lip'}",
+                      cfg[2], f"--init_from={dst / 'wav2lip'}",
                       f"--steps={steps[2]}", f"--workdir={runs / 'taem'}",
                       f"--export={dst / 'taem'}"], times)
 
@@ -101,10 +127,16 @@ def main(argv=None):
   p.add_argument("--train", action="store_true",
                  help="train the expert, generator and TAEM here instead of using the "
                       "committed checkpoints/demo models (about an hour here)")
-  p.add_argument("--steps", type=int, nargs=3, default=(600, 1000, 600),
-                 metavar=("EXPERT", "GENERATOR", "TAEM"), help="training steps with --train")
-  p.add_argument("--speakers", type=int, default=4, help="sample-corpus speakers")
-  p.add_argument("--utterances", type=int, default=12, help="sample-corpus utterances each")
+  p.add_argument("--preset", choices=sorted(PRESETS), default="v1",
+                 help="corpus, configs and steps (v1: the committed models; v2: the retrain "
+                      "for unseen faces, ~2.5 h here)")
+  p.add_argument("--steps", type=int, nargs=3, default=None,
+                 metavar=("EXPERT", "GENERATOR", "TAEM"),
+                 help="training steps with --train (default: the preset's)")
+  p.add_argument("--speakers", type=int, default=None,
+                 help="sample-corpus speakers (default: the preset's)")
+  p.add_argument("--utterances", type=int, default=None,
+                 help="sample-corpus utterances each (default: the preset's)")
   p.add_argument("--eval_clips", type=int, default=6, help="held-out clips in the table")
   add_backbone_argument(p)
   args = p.parse_args(argv)
@@ -121,10 +153,16 @@ def main(argv=None):
   out = out.resolve()
   out.mkdir(parents=True, exist_ok=True)
   py = sys.executable
+  preset = PRESETS[args.preset]
+  corpus_args = dict(preset["corpus"])
+  for key in ("speakers", "utterances"):
+    if getattr(args, key) is not None:
+      corpus_args[key] = getattr(args, key)
+  steps = tuple(args.steps) if args.steps is not None else preset["steps"]
   corpus, times = out / "sample_corpus", {}
   t_all = time.time()
   _run("generate sample corpus", [py, "experiments/make_sample_corpus.py", "--out", corpus,
-                                  "--speakers", args.speakers, "--utterances", args.utterances],
+                                  *[a for k, v in corpus_args.items() for a in (f"--{k}", v)]],
        times)
 
   models = COMMITTED
@@ -132,7 +170,7 @@ def main(argv=None):
     if not args.train:
       print(f"[demo] no committed models in {COMMITTED}: training them (--train)", flush=True)
     models = out / "models"
-    train_models(corpus, out / "runs", models, args.steps, times)
+    train_models(corpus, out / "runs", models, steps, times, preset["configs"])
   else:
     print(f"[demo] using the committed models in {COMMITTED} (made by `demo.py --train`; "
           "pass --train to retrain)", flush=True)
@@ -152,6 +190,13 @@ def main(argv=None):
                               f"--taem={models / 'taem'}", f"--sync={models / 'expert'}",
                               f"--limit={args.eval_clips}", f"--out={out / 'eval'}",
                               f"--backbone={args.backbone}"], times)
+  if args.train and preset["real_media"]:
+    # Real faces the models never saw: how much of their own mouth detail survives.
+    test_clip = (corpus / "splits" / "test.txt").read_text().split()[0]
+    _run("mouth detail on real faces", [py, "experiments/mouth_detail.py", "--audio",
+                                        corpus / "audio_16k" / f"{test_clip}.wav",
+                                        "--wav2lip", models / "wav2lip",
+                                        "--out", out / "real_faces"], times)
 
   print()
   print("| step | seconds |")

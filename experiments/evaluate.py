@@ -158,6 +158,10 @@ def main(argv=None):
   (out / "clips.json").write_text(json.dumps(
       {m: r["clips"] for m, r in results.items()}, indent=1))
   print(t.to_markdown())
+  for m, r in results.items():  # not a paper column: the mouth's sharpness vs the truth's
+    vals = [c["mouth_detail"] for c in r["clips"].values() if c.get("mouth_detail") is not None]
+    if vals:
+      print(f"mouth detail (Laplacian variance, generated / truth), {m}: {sum(vals) / len(vals):.3f}")
   print(f"wrote {out / 'table.md'}, {out / 'table.json'}, {out / 'clips.json'}; videos in "
         f"{out}{os.sep}<method>/")
   return 0

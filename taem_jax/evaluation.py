@@ -284,7 +284,8 @@ def _mouths_in_boxes(frames, track, detector):
 
 
 def clip_metrics(gen_path, truth: _Truth, scorer, detector) -> dict[str, float]:
-  """SSIM, PSNR, LMD, LSE-D, LSE-C of one generated video against its ground truth."""
+  """SSIM, PSNR, LMD, LSE-D, LSE-C (and mouth_detail, `metrics.mouth_detail_ratio`, not a
+  Table 1 column) of one generated video against its ground truth."""
   gen, fps = video.read_video(gen_path)
   if abs(fps - VIDEO_FPS) > 1e-2:
     raise UserError(f"{gen_path} is {fps:g} fps, the ground truth {VIDEO_FPS:g} fps")
@@ -299,7 +300,8 @@ def clip_metrics(gen_path, truth: _Truth, scorer, detector) -> dict[str, float]:
                               _mouths_in_boxes(gt, track, detector)).lmd
   sync = metrics.score_video(gen, truth.wav, scorer, track=track)
   return {"ssim": metrics.ssim(gen_crops, gt_crops), "psnr": metrics.psnr(gen_crops, gt_crops),
-          "lmd": lmd, "lse_d": sync.lse_d, "lse_c": sync.lse_c}
+          "lmd": lmd, "lse_d": sync.lse_d, "lse_c": sync.lse_c,
+          "mouth_detail": float(metrics.mouth_detail_ratio(gen_crops, gt_crops))}
 
 
 Progress = Callable[[str, str], None]  # (method, clip uid)

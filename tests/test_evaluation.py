@@ -142,6 +142,7 @@ def test_ground_truth_against_itself_is_perfect(clips, ckpts):
   m = evaluation.clip_metrics(clips[0].video, truth, scorer, det)
   assert m["ssim"] == pytest.approx(1.0) and m["lmd"] == pytest.approx(0.0)
   assert m["psnr"] >= 99 and np.isfinite(m["lse_d"]) and np.isfinite(m["lse_c"])
+  assert m["mouth_detail"] == pytest.approx(1.0)  # the truth keeps all of its own detail
 
 
 def test_evaluate_three_methods(clips, ckpts, tmp_path):

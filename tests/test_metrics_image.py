@@ -108,3 +108,60 @@ def test_face_crops_use_the_ground_truth_boxes_for_both_videos():
   assert metrics.psnr(g, r) == 100.0  # identical inside the box
   with pytest.raises(UserError, match="frames"):
     metrics.face_crops(gen[:3], gt, track)
+
+
+def _face_like():
+  """A 96x96 crop of the astronaut's face (mouth in the lower half) as uint8 BGR."""
+  return skimage.data.astronaut()[20:220:2, 150:350:2][:96, :96, ::-1].copy()
+
+
+def test_mouth_detail_matches_a_direct_laplacian():
+  import cv2  # noqa: PLC0415  (only this test compares with OpenCV's Laplacian)
+  img = _face_like()
+  grey = img.astype(np.float32).mean(-1)
+  r0, r1, c0, c1 = (round(f * 96) for f in metrics.MOUTH_REGION)
+  lap = cv2.Laplacian(grey[r0:r1, c0:c1], cv2.CV_32F, ksize=1)[1:-1, 1:-1]
+  got = float(metrics.mouth_detail(img[None])[0])
+  np.testing.assert_allclose(got, float(lap.var()), rtol=1e-4)
+
+
+def test_mouth_detail_separates_sharp_from_blurred():
+  import cv2  # noqa: PLC0415
+  sharp = _face_like()
+  blurred = cv2.GaussianBlur(sharp, (0, 0), 2.0)
+  d = np.asarray(metrics.mouth_detail(np.stack([sharp, blurred])))
+  assert d[1] < 0.25 * d[0], d
+  ratio = float(metrics.mouth_detail_ratio(blurred[None], sharp[None]))
+  assert 0.0 < ratio < 0.25
+  assert float(metrics.mouth_detail_ratio(sharp[None], sharp[None])) == pytest.approx(1.0)
+  # The upper half does not count: blurring only above the region leaves the value unchanged.
+  top = sharp.copy()
+  top[:48] = blurred[:48]
+  assert float(metrics.mouth_detail(top[None])[0]) == pytest.approx(float(d[0]), rel=1e-6)
+
+
+def test_mouth_detail_ratio_mask_and_scale():
+  import cv2  # noqa: PLC0415
+  sharp = _face_like().astype(np.float32) / 255.0
+  blurred = cv2.GaussianBlur(sharp, (0, 0), 2.0)
+  gen = np.stack([blurred, sharp])[:, None]  # (N=2, 1, 96, 96, 3)
+  gt = np.stack([sharp, sharp])[:, None]
+  only_first = float(metrics.mouth_detail_ratio(gen, gt, np.array([True, False])))
+  both = float(metrics.mouth_detail_ratio(gen, gt))
+  assert only_first < both < 1.0
+  # Unit-free: the same pair in 0..255 gives the same ratio.
+  assert float(metrics.mouth_detail_ratio(gen * 255, gt * 255)) == pytest.approx(both, rel=1e-5)
+  with pytest.raises(UserError, match="3x3"):
+    metrics.mouth_detail(np.zeros((1, 4, 4, 3), np.uint8))
+
+
+def test_mouth_colour_shift_sees_a_tint_in_the_mouth_only():
+  face_ = _face_like().astype(np.float32)
+  tinted = face_.copy()
+  tinted[..., 2] += 12.0  # red up everywhere
+  got = np.asarray(metrics.mouth_colour_shift(tinted[None], face_[None]))
+  np.testing.assert_allclose(got, [0.0, 0.0, 12.0], atol=1e-4)
+  above = face_.copy()
+  above[:40] += 30.0  # outside the mouth region: not counted
+  np.testing.assert_allclose(np.asarray(metrics.mouth_colour_shift(above[None], face_[None])),
+                             0.0, atol=1e-4)

@@ -155,6 +155,20 @@ def test_mouth_motion_separates_following_from_copying():
   assert f(bad, np.array([False] + [True] * (n - 1))) == pytest.approx([1.0, 1.0], abs=1e-4)
 
 
+def test_generator_validation_reports_mouth_detail():
+  # An untrained tiny generator on synthetic windows: every validation metric is there, and
+  # mouth_detail is the generated mouth's Laplacian variance over the truth's.
+  task = w2l.Wav2LipTask(generator={"width": 1 / 16}, expert={"width": 1 / 16})
+  model = task.make_model(nnx.Rngs(0))
+  clips = synthetic_clips(2, frames=12, seed=0)
+  batch = windows.generator_samples(
+      {k: clips[k] for k in ("faces", "mel_windows", "n_frames", "valid")},
+      np.random.default_rng(0), windows_per_clip=1, audio_shift=0)
+  m = {k: float(v) for k, v in task.eval_metrics(model, batch).items()}
+  assert {"l1", "l1_lower", "mouth_corr", "mouth_amp", "mouth_detail"} <= set(m)
+  assert np.isfinite(m["mouth_detail"]) and m["mouth_detail"] > 0.0, m
+
+
 def test_window_iterator_is_deterministic_and_resumes():
   clips = synthetic_clips(8, frames=16, seed=0)
   make = lambda: windows.WindowIterator(  # noqa: E731
@@ -221,6 +235,8 @@ def test_generator_learns_and_keeps_the_expert_frozen(tmp_path):
   # Held out, BN on running averages (which lag after 30 steps): it falls, more slowly.
   assert rec.evals[30]["l1"] < rec.evals[0]["l1"], rec.evals
   assert np.isfinite(rec.evals[30]["sync"])
+  # The mouth's sharpness vs the truth's is reported at validation, as a positive ratio.
+  assert 0.0 < rec.evals[30]["mouth_detail"] < 10.0, rec.evals[30]
   assert rec.steps[1]["sync_weight"] == 0.0
   assert rec.steps[2]["sync_weight"] == pytest.approx(config.loss.sync_weight)
   assert float(result.model.sync_on.get_value()) == 1.0
@@ -296,7 +312,7 @@ def test_export_round_trips_through_load_pretrained(tmp_path):
 
 
 @pytest.mark.parametrize("name", ["wav2lip_expert", "wav2lip_gen"])
-@pytest.mark.parametrize("variant", [None, "grid", "sample", "tiny", "synthetic"])
+@pytest.mark.parametrize("variant", [None, "grid", "sample", "tiny", "v2", "synthetic"])
 def test_configs_load_and_document_their_command(name, variant):
   config = load_config(name, variant)
   assert config.task in ("expert", "wav2lip")

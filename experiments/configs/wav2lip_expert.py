@@ -18,6 +18,8 @@ Variants (`--config=...wav2lip_expert.py:<variant>`):
          corpus (36 train / 12 held-out clips, 96 held-out pairs): validation sync_loss 0.71
          (step 0) -> 0.47 (200) -> 0.44 (400) -> 0.50 (600); accuracy 0.51 -> 0.77 / 0.78 /
          0.73; off-sync accuracy 0.73 at 400 and 600 (chance: sync_loss 0.69, accuracy 0.5).
+  :v2    the demo retrain (`experiments/demo.py --train --preset v2`): :tiny for 800 steps on
+         the 16-identity corpus (3 identities held out); cost in wav2lip_gen.py (:v2).
   :synthetic in-memory synthetic clips (tests): width 1/16, 40 steps.
 
 Everything else is `taem_jax.train.config_defaults.wav2lip_config`; here only what differs.
@@ -26,7 +28,8 @@ from taem_jax.train import config_defaults
 
 
 def get_config(arg=None):
-  c = config_defaults.wav2lip_config("expert", arg)
+  # v2 is :tiny with more steps (and, for the generator, the GAN): the same corpus kind.
+  c = config_defaults.wav2lip_config("expert", "tiny" if arg == "v2" else arg)
   c.data.batch_size = 64  # official expert batch: 64 pairs (here 64 clips x 1 window)
   c.train.num_steps = 500_000  # official training runs until eval loss ~0.25 (README)
   c.train.checkpoint_every = 10_000  # official: 10,000
@@ -41,7 +44,7 @@ def get_config(arg=None):
     c.train.checkpoint_every = 1000
     c.train.eval_every = 1000
     c.train.eval_batches = 20
-  elif arg == "tiny":
+  elif arg in ("tiny", "v2"):
     c.model.width = 0.125  # 1/8 of every layer's channels (official: 1.0)
     c.data.batch_size = 16  # clips per step
     c.data.windows_per_clip = 2  # 32 pairs per step
@@ -54,6 +57,10 @@ def get_config(arg=None):
     c.train.checkpoint_every = 200
     c.train.eval_every = 200
     c.train.eval_batches = 8
+    if arg == "v2":  # the demo retrain: 13 trained identities x 30 utterances
+      c.train.num_steps = 800
+      c.train.checkpoint_every = 200
+      c.train.eval_every = 200
   elif arg == "synthetic":
     c.model.width = 1 / 16
     c.data.batch_size = 8

@@ -46,7 +46,8 @@ def get_config(arg=None):
   if extra not in ("", "gan"):
     raise ValueError(f"unknown variant suffix {extra!r} (known: +gan)")
   arg = arg or None
-  c = config_defaults.wav2lip_config("wav2lip", arg)
+  # v2 is :tiny with more steps (and, for the generator, the GAN): the same corpus kind.
+  c = config_defaults.wav2lip_config("wav2lip", "tiny" if arg == "v2" else arg)
   c.model.convt_impl = "subpixel"  # transposed-conv implementation (speed only, same numbers)
   c.model.min_channels = 1  # no generator layer narrower than this (1 = plain width scaling)
   c.model.disc_width = 1.0  # width of the visual-quality discriminator (GAN only)
@@ -79,7 +80,7 @@ def get_config(arg=None):
     c.train.eval_every = 1000
     c.train.sample_every = 1000
     c.train.eval_batches = 20
-  elif arg == "tiny":
+  elif arg in ("tiny", "v2"):
     c.model.width = 0.125
     c.model.min_channels = 16  # (choice) full-resolution layers at 16, not 2-4, channels
     c.expert.width = 0.125
@@ -99,6 +100,15 @@ def get_config(arg=None):
     c.train.eval_every = 250
     c.train.sample_every = 250
     c.train.eval_batches = 3
+    if arg == "v2":  # the demo retrain (demo.py --train --preset v2): see the docstring
+      c.loss.gan = True  # the visual-quality discriminator, against the blurred mouth
+      c.model.disc_width = 0.25  # (choice) 1/4 of the official discriminator
+      c.optim.b1 = 0.5  # as hq_wav2lip_train.py
+      c.train.num_steps = 1500
+      c.train.checkpoint_every = 250
+      c.train.eval_every = 250
+      c.train.sample_every = 250
+      c.train.eval_batches = 6  # 24 held-out clips of unseen identities
   elif arg == "synthetic":
     c.model.width = 1 / 16
     c.model.disc_width = 1 / 16

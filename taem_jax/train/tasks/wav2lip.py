@@ -52,6 +52,7 @@ from taem_jax.data.windows import (HALF, WINDOW, WindowIterator, expert_samples,
                                    generator_input, generator_samples)
 from taem_jax.errors import UserError
 from taem_jax.face.crop import to_uint8
+from taem_jax.metrics.image import mouth_detail_ratio
 from taem_jax.models import load_pretrained, pretrained
 from taem_jax.models.syncnet import SyncNetColor
 from taem_jax.models.targets import frozen_call
@@ -233,8 +234,10 @@ class Wav2LipTask:
 
   Batch fields (from `generator_samples`): window, reference, indiv_mels, mel, weight.
   Metrics: l1, sync (expert BCE vs 1 on the generated window), sync_weight, gen_loss, and with
-  the GAN: adv (generator's BCE(D(g), 1)), disc_real, disc_fake. Validation adds l1_lower and
-  mouth_corr / mouth_amp (`mouth_motion`: does the mouth move with the true one, and how far).
+  the GAN: adv (generator's BCE(D(g), 1)), disc_real, disc_fake. Validation adds l1_lower,
+  mouth_corr / mouth_amp (`mouth_motion`: does the mouth move with the true one, and how far)
+  and mouth_detail (`metrics.mouth_detail_ratio`: the mouth region's Laplacian variance vs the
+  truth's; 1 = as sharp).
   """
   generator: dict  # Wav2Lip keyword config, e.g. {"width": 0.25}
   expert: dict  # SyncNetColor keyword config
@@ -329,6 +332,8 @@ class Wav2LipTask:
                "l1_lower": losses.masked_mean(err, lower)}
     metrics["mouth_corr"], metrics["mouth_amp"] = mouth_motion(out["gen"], out["gt"], out["ref"],
                                                                out["mask"])
+    # Sharpness of the generated mouth vs the truth's (a blurred mouth keeps ~0.1).
+    metrics["mouth_detail"] = mouth_detail_ratio(out["gen"], out["gt"], out["mask"])
     return metrics
 
   def samples(self, model: Wav2LipTrainModel, batch, count: int = 4) -> dict[str, np.ndarray]:
