@@ -37,7 +37,7 @@ from taem_jax import evaluation, metrics, xla_flags  # noqa: E402
 from taem_jax.cli import add_backbone_argument  # noqa: E402
 from taem_jax.data.prepared import prepared_dataset_dir  # noqa: E402
 from taem_jax.errors import UserError, cli_main  # noqa: E402
-from taem_jax.models import load_pretrained  # noqa: E402
+from taem_jax.models import backbone_class, load_pretrained  # noqa: E402
 from taem_jax.text import flite  # noqa: E402
 
 DATASETS = ("sample", "grid", "tcd_timit", "lrs2")
@@ -148,7 +148,8 @@ def main(argv=None):
            f"voice {args.voice}, {flite.LABEL}).")
   if variants:
     note += " Table 2 rows (TAEM variants): GT durations."
-  t = evaluation.table(results, f"Table 1 on {label}", note)
+  t = evaluation.table(results, f"Table 1 on {label}", note,
+                       backbone=backbone_class(args.backbone).label)
   if args.paper:
     t.add_paper_rows(args.dataset)
     if table2:

@@ -372,14 +372,20 @@ def evaluate(clips: Sequence[EvalClip], synth, methods: Sequence[str], out_dir, 
   return results
 
 
-def table(results: dict[str, dict], title: str, note: str = ""):
+def table(results: dict[str, dict], title: str, note: str = "", backbone: str = "Wav2Lip"):
   """A `metrics.Table` with one row per method, in METHODS order, then the TAEM variants; each
-  row says its TTS and where its durations came from (columns "TTS", "durations")."""
+  row says its TTS and where its durations came from (columns "TTS", "durations").
+
+  `backbone` is the display name (`Backbone.label`) of the model that rendered every row: the
+  METHODS labels name Wav2Lip, and under another backbone (PC-AVS) they name that one, as the
+  paper's Table 1 rows "PC-AVS" and "PC-AVS w/ TTS" do.
+  """
   t = Table(title, note=note)
   rows = [(m, *METHODS[m]) for m in METHODS if m in results]
   rows += [(m, "text", VARIANT_LABEL.format(variant_name(m)), "", GT) for m in results
            if variant_name(m)]
   for m, kind, label, tts, durations in rows:
     mean = results[m]["mean"]
+    label = label.replace("Wav2Lip", backbone)
     t.add_row(label, input=kind, tts=tts, durations=durations, **{k: mean.get(k) for k in KEYS})
   return t

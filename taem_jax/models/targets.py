@@ -65,6 +65,7 @@ class Backbone(Protocol):
   Members:
     name: short backbone name, stored with datasets and TAEM checkpoints ("wav2lip"); the key
       of `BACKBONES`.
+    label: its display name in table rows ("Wav2Lip", "PC-AVS").
     latent_dim: D, the width of one per-video-frame latent (= TAEMConfig.latent_dim).
     fps: video frames per second the backbone's latents are made for.
     face_size: side of its square face crop, in pixels.
@@ -93,6 +94,7 @@ class Backbone(Protocol):
   """
 
   name: str
+  label: str
   latent_dim: int
   fps: float
   face_size: int
@@ -129,6 +131,7 @@ class Wav2LipTarget:
   """
 
   name = "wav2lip"
+  label = "Wav2Lip"  # in table rows and messages
   family = "wav2lip"  # its checkpoint family (`taem_jax.models.registry.FAMILIES`)
   can_render = True
   fps = VIDEO_FPS
@@ -206,6 +209,7 @@ class PCAVSTarget:
   """
 
   name = "pcavs"
+  label = "PC-AVS"  # in table rows and messages
   family = "pcavs"
   can_render = True
   fps = VIDEO_FPS
