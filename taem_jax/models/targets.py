@@ -118,7 +118,34 @@ class Backbone(Protocol):
   def record(self, source=None) -> dict: ...
 
 
-class Wav2LipTarget:
+class FrozenBackbone:
+  """What every backbone class shares: a frozen model with `encode_audio` and `decode`.
+
+  The wrapped model is switched to eval mode (BatchNorm running statistics) and its weights
+  are constants for autodiff (`frozen_call`): gradients reach z, never the weights.
+
+  Shapes:
+    encode: (B, T, ...) per-frame audio features -> (B, T, D) (stop-gradient).
+    decode: z (N, D), the backbone's prepared faces -> (N, S, S, 3) BGR [0, 1].
+  """
+
+  def __init__(self, model: nnx.Module):
+    model.eval()
+    self.model = model
+    self.latent_dim = int(model.embed_dim)
+    self._encode = frozen_call(model, "encode_audio")
+    self._decode = frozen_call(model, "decode")
+
+  def encode(self, features: Array) -> Array:
+    b, t = features.shape[:2]
+    z = self._encode(features.reshape(b * t, *features.shape[2:]))
+    return jax.lax.stop_gradient(z.reshape(b, t, -1))
+
+  def decode(self, z: Array, faces: Array) -> Array:
+    return self._decode(z, faces)
+
+
+class Wav2LipTarget(FrozenBackbone):
   """Wav2Lip's audio encoder as TAEM's target, and its face decoder as the renderer.
 
   The wrapped model is switched to eval mode (BatchNorm running statistics): it is frozen.
@@ -137,21 +164,6 @@ class Wav2LipTarget:
   fps = VIDEO_FPS
   face_size = FACE_SIZE
   demo = "wav2lip"  # its committed demo model (`taem_jax.paths.demo_model`), None if none
-
-  def __init__(self, model: nnx.Module):
-    model.eval()
-    self.model = model
-    self.latent_dim = int(model.embed_dim)
-    self._encode = frozen_call(model, "encode_audio")
-    self._decode = frozen_call(model, "decode")
-
-  def encode(self, mel_windows: Array) -> Array:
-    b, t = mel_windows.shape[:2]
-    z = self._encode(mel_windows.reshape(b * t, *mel_windows.shape[2:]))
-    return jax.lax.stop_gradient(z.reshape(b, t, -1))
-
-  def decode(self, z: Array, faces: Array) -> Array:
-    return self._decode(z, faces)
 
   @classmethod
   def load(cls, path) -> Wav2LipTarget:
@@ -193,7 +205,7 @@ PCAVS_FINGERPRINT_SCHEME = b"taem_jax pcavs netA_sync v1"
 PCAVS_TINY = {"num_classes": 8, "size": 28, "n_mlp": 1}  # `PCAVSTarget.random(**PCAVS_TINY)`
 
 
-class PCAVSTarget:
+class PCAVSTarget(FrozenBackbone):
   """PC-AVS (paper Sec. 4.3) as TAEM's target: netA_sync's per-frame speech-content feature,
   rendered by netV + netE + netG (`taem_jax.models.pcavs.PCAVS`).
 
@@ -215,21 +227,6 @@ class PCAVSTarget:
   fps = VIDEO_FPS
   face_size = PCAVS_FACE_SIZE
   demo = None  # no committed PC-AVS demo model
-
-  def __init__(self, model: nnx.Module):
-    model.eval()
-    self.model = model
-    self.latent_dim = int(model.embed_dim)
-    self._encode = frozen_call(model, "encode_audio")
-    self._decode = frozen_call(model, "decode")
-
-  def encode(self, windows: Array) -> Array:
-    b, t = windows.shape[:2]
-    z = self._encode(windows.reshape(b * t, *windows.shape[2:]))
-    return jax.lax.stop_gradient(z.reshape(b, t, -1))
-
-  def decode(self, z: Array, faces: Array) -> Array:
-    return self._decode(z, faces)
 
   @classmethod
   def load(cls, path) -> PCAVSTarget:
