@@ -30,6 +30,12 @@ Variants (`--config=...wav2lip_gen.py:<variant>`):
          (<workdir>/samples/*.png: rows = reference, masked input, generated, ground truth)
          show a sharp upper face and a blurred mouth that still carries a ghost of the
          reference's lips.
+  :v2    the demo retrain (`experiments/demo.py --train --preset v2`, 16-face corpus with 3
+         identities held out): :tiny plus the visual-quality GAN (disc width 0.25, w_gan 0.07,
+         w_sync 0.03, Adam b1 0.5), 1500 steps, validation every 250 steps on 6 held-out
+         batches. Measured on the loaded 2-core machine: 4.27 s per step vs 2.13 for :tiny
+         (quiet :tiny 1.9), so ~3.8 s per step quiet, ~95 min for 1500 steps; the whole
+         `demo.py --train --preset v2` ~2.5 h (corpus ~14 min, expert ~11, TAEM ~20).
   :synthetic in-memory synthetic clips (tests): width 1/16, random expert, 40 steps.
 
 Everything else is `taem_jax.train.config_defaults.wav2lip_config`; here only what differs.
