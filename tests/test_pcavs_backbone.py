@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
+from model_helpers import perturbed
 
 import porting
 from porting import families, torchwrite
@@ -143,19 +144,9 @@ def test_fingerprint_covers_netA_sync_only(backbone):
   assert len(fp) == 64 and fp != targets.state_fingerprint(b.model.netA_sync.model, b"other")
   assert b.record("ckpt/p") == {"name": "pcavs", "latent_dim": 512, "fingerprint": fp,
                                 "source": "ckpt/p"}
-  graphdef, state = nnx.split(b.model)
 
   def changed(*path):
-    pure = nnx.to_pure_dict(state)
-    node = pure
-    for k in path[:-1]:
-      node = node[k]
-    a = np.array(node[path[-1]])
-    a.flat[0] += 1e-3
-    node[path[-1]] = a
-    s = nnx.clone(state)
-    nnx.replace_by_pure_dict(s, pure)
-    return targets.PCAVSTarget(nnx.merge(graphdef, s)).fingerprint()
+    return targets.PCAVSTarget(perturbed(b.model, *path)).fingerprint()
 
   assert changed("netA_sync", "model", "conv1", "kernel") != fp
   assert changed("netA_sync", "model", "bn1", "mean") != fp  # running statistics count

@@ -14,6 +14,7 @@ import pathlib
 import numpy as np
 import pytest
 from flax import nnx
+from model_helpers import perturbed
 
 from taem_jax import evaluation, models, synthesis
 from taem_jax.cli import synthesize as synthesize_cli
@@ -89,20 +90,6 @@ def _one_line(e):
 
 # -- the fingerprint -----------------------------------------------------------------------------
 
-def _perturbed(model, *path):
-  """A copy of `model` with one element of the array at `path` changed."""
-  graphdef, state = nnx.split(model)
-  pure = nnx.to_pure_dict(state)
-  node = pure
-  for k in path[:-1]:
-    node = node[k]
-  a = np.array(node[path[-1]])
-  a.flat[0] += 1e-3
-  node[path[-1]] = a
-  nnx.replace_by_pure_dict(state, pure)
-  return nnx.merge(graphdef, state)
-
-
 def test_fingerprint_is_stable_and_covers_exactly_the_audio_encoder(w2l):
   loaded = load_pretrained(w2l["a"])
   fp = targets.audio_encoder_fingerprint(loaded)
@@ -112,11 +99,11 @@ def test_fingerprint_is_stable_and_covers_exactly_the_audio_encoder(w2l):
   # Any audio-encoder array matters, BatchNorm running statistics included ...
   for path in (("audio_encoder", 0, "conv", "kernel"), ("audio_encoder", 12, "conv", "bias"),
                ("audio_encoder", 5, "bn", "mean"), ("audio_encoder", 5, "bn", "var")):
-    assert targets.audio_encoder_fingerprint(_perturbed(loaded, *path)) != fp, path
+    assert targets.audio_encoder_fingerprint(perturbed(loaded, *path)) != fp, path
   # ... the face encoder / decoder (which do not make z_a) do not.
   for path in (("face_decoder_blocks", 1, 0, "conv", "kernel"),
                ("face_encoder_blocks", 0, 0, "bn", "mean"), ("output_block", 1, "kernel")):
-    assert targets.audio_encoder_fingerprint(_perturbed(loaded, *path)) == fp, path
+    assert targets.audio_encoder_fingerprint(perturbed(loaded, *path)) == fp, path
 
 
 def test_check_pairing_messages(w2l, caplog):
