@@ -1,6 +1,9 @@
-"""What the model tests share: a copy of a model with one weight nudged (fingerprint tests)."""
+"""What the model tests share: a copy of a model with one weight nudged (fingerprint tests),
+and a tiny random Wav2Lip + lip-sync expert pair on disk."""
 import numpy as np
 from flax import nnx
+
+from taem_jax.models import create, save_pretrained
 
 
 def perturbed(model: nnx.Module, *path) -> nnx.Module:
@@ -20,3 +23,12 @@ def perturbed(model: nnx.Module, *path) -> nnx.Module:
   state = nnx.clone(state)
   nnx.replace_by_pure_dict(state, pure)
   return nnx.merge(graphdef, state)
+
+
+def save_tiny_pair(root) -> None:
+  """Writes a tiny random Wav2Lip (width 1/16, seed 0) to `root/wav2lip` and a tiny lip-sync
+  expert (width 1/16, seed 1) to `root/expert`, as `load_pretrained` directories."""
+  w2l = create("wav2lip", seed=0, width=1 / 16)
+  save_pretrained(w2l, root / "wav2lip", family="wav2lip", config=w2l.get_config())
+  expert = create("syncnet_color", seed=1, width=1 / 16)
+  save_pretrained(expert, root / "expert", family="syncnet_color", config=expert.get_config())

@@ -13,6 +13,7 @@ import sys
 
 import numpy as np
 import pytest
+from model_helpers import save_tiny_pair
 from corpus_trees import tcd_timit_tree
 from flax import nnx
 
@@ -23,7 +24,7 @@ from taem_jax.data.sample import portraits
 from taem_jax.data.sample.generate import SampleCorpusConfig, generate_corpus
 from taem_jax.errors import UserError
 from taem_jax.face import SpeakerEmbedder
-from taem_jax.models import pretrained, taem_checkpoint
+from taem_jax.models import taem_checkpoint
 from taem_jax.models.taem import TAEM, TAEMConfig
 from taem_jax.synthesis import text_path
 from taem_jax.text import PhonemeVocab
@@ -50,11 +51,7 @@ def corpus(tmp_path_factory):
 @pytest.fixture(scope="module")
 def ckpts(corpus, tmp_path_factory):
   root = tmp_path_factory.mktemp("ckpt")
-  w2l = models.create("wav2lip", seed=0, width=1 / 16)
-  pretrained.save_pretrained(w2l, root / "wav2lip", family="wav2lip", config=w2l.get_config())
-  expert = models.create("syncnet_color", seed=1, width=1 / 16)
-  pretrained.save_pretrained(expert, root / "expert", family="syncnet_color",
-                             config=expert.get_config())
+  save_tiny_pair(root)
   vocab = PhonemeVocab.from_json(pipeline.dataset_metadata(corpus[1])["vocab"])
   cfg = TAEMConfig.from_vocab(vocab, hidden=32, latent_dim=32, speaker_dim=128,
                               encoder_layers=1, refiner_layers=1, heads=2, ffn_filter=64,

@@ -14,17 +14,18 @@ import json
 
 import numpy as np
 import pytest
+from model_helpers import save_tiny_pair
 
 import corpus_trees
 import trainer_helpers
-from taem_jax import evaluation, metrics, models, video
+from taem_jax import evaluation, metrics, video
 from taem_jax.data.grid import grid_dataset_builder as grid
 from taem_jax.data.lrs2 import lrs2_dataset_builder as lrs2
 from taem_jax.data.prepared import prepared_dataset_dir
 from taem_jax.data.sample import portraits
 from taem_jax.data.tcd_timit import tcd_timit_dataset_builder as tcd
 from taem_jax.face import FaceDetector
-from taem_jax.models import load_pretrained, pretrained, taem_checkpoint
+from taem_jax.models import load_pretrained, taem_checkpoint
 from taem_jax.synthesis import Synthesizer
 from taem_jax.train import config_defaults, tasks
 from taem_jax.train import mesh as mesh_lib
@@ -46,11 +47,7 @@ def faces2():
 def ckpts(tmp_path_factory):
   """A tiny random Wav2Lip (TAEM's frozen target) and lip-sync expert (the LSE scorer)."""
   root = tmp_path_factory.mktemp("layout_ckpts")
-  w2l = models.create("wav2lip", seed=0, width=1 / 16)
-  pretrained.save_pretrained(w2l, root / "wav2lip", family="wav2lip", config=w2l.get_config())
-  expert = models.create("syncnet_color", seed=1, width=1 / 16)
-  pretrained.save_pretrained(expert, root / "expert", family="syncnet_color",
-                             config=expert.get_config())
+  save_tiny_pair(root)
   return root
 
 
