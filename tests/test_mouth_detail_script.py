@@ -37,3 +37,15 @@ def test_photo_output_scored_against_the_photo(script):
   assert script.measure_pair(photo[None], padded)["detail"] == pytest.approx(r["detail"], rel=1e-4)
   with pytest.raises(UserError, match="differ in size"):
     script.measure_pair(photo[None], photo[None, :-8])
+
+
+def test_strip_shows_input_above_output(script, tmp_path):
+  photo = np.ascontiguousarray(skimage.data.astronaut()[:, :, ::-1])
+  blurred = cv2.GaussianBlur(photo, (0, 0), 3.0)
+  dst = tmp_path / "m_strip.png"
+  script.measure_pair(photo[None], np.repeat(blurred[None], 4, axis=0), dst)
+  img = cv2.imread(str(dst))
+  assert img is not None and img.shape[0] % 2 == 0
+  top, bottom = img[:img.shape[0] // 2], img[img.shape[0] // 2:]
+  lap = lambda x: cv2.Laplacian(cv2.cvtColor(x, cv2.COLOR_BGR2GRAY), cv2.CV_64F).var()
+  assert lap(bottom) < 0.5 * lap(top)  # the blurred output is the lower row

@@ -13,7 +13,8 @@ plus pair checks and the Table 1 / 2 builder (report.py).
     table = metrics.Table("GRID", note=f"LSE by {sync.model}")
 """
 from taem_jax.metrics.image import (MOUTH_REGION, face_crops, mouth_colour_shift, mouth_detail,
-                                    mouth_detail_ratio, psnr, psnr_frames, ssim, ssim_frames)
+                                    mouth_detail_ratio, mouth_strip, psnr, psnr_frames, ssim,
+                                    ssim_frames)
 from taem_jax.metrics.landmarks import (LmdResult, MouthTrack, lmd, lmd_frames, lmd_of_tracks,
                                         mouth_landmarks, to_crop_coords)
 from taem_jax.metrics.report import (PAPER_TABLE1, PAPER_TABLE2, Table, check_frames,
@@ -25,7 +26,8 @@ __all__ = [
     "MOUTH_REGION", "PAPER_TABLE1", "PAPER_TABLE2", "VSHIFT", "ExpertScorer", "LmdResult",
     "MouthTrack", "SyncNetV2Scorer", "SyncScores", "Table", "check_frames", "check_pair",
     "distances", "face_crops", "lmd", "lmd_frames", "lmd_of_tracks", "lse", "mean_over_clips",
-    "mouth_colour_shift", "mouth_detail", "mouth_detail_ratio", "mouth_landmarks", "psnr",
+    "mouth_colour_shift", "mouth_detail", "mouth_detail_ratio", "mouth_landmarks", "mouth_strip",
+    "psnr",
     "psnr_frames", "score_video", "scorer_for", "ssim", "ssim_frames", "sync_scores",
     "to_crop_coords",
 ]

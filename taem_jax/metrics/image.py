@@ -284,3 +284,33 @@ def mouth_colour_shift(gen, gt, mask=None,
   wt = jnp.broadcast_to(wt.reshape(wt.shape + (1,) * (d.ndim - 1)), d.shape)
   axes = tuple(range(d.ndim - 1))
   return (wt * d).sum(axes) / jnp.maximum(wt.sum(axes), 1.0)
+
+
+def mouth_strip(rows, n: int = 12, scale: int = 2,
+                region: tuple[float, float, float, float] = MOUTH_REGION) -> np.ndarray:
+  """A picture of the mouth over time: the `region` of `n` evenly spaced frames side by side,
+  one row per stack (e.g. input above, output below), for looking at what `mouth_detail`
+  measures. Frames are picked at the same indices in every row; pixels are repeated `scale`
+  times (no smoothing, so blur in the picture is blur in the frames).
+
+  Shapes:
+    rows: sequence of (T_i, S, S, C) uint8 face crops of one size -> (R*h*scale, n*w*scale, C)
+      uint8, h x w the region's size, n capped at min(T_i).
+  """
+  rows = [np.asarray(r) for r in rows]
+  if not rows or any(r.ndim != 4 or r.shape[1:] != rows[0].shape[1:] for r in rows):
+    raise UserError("mouth_strip needs one or more (T, S, S, C) stacks of crops of one size")
+  t = min(len(r) for r in rows)
+  if t == 0 or n < 1:
+    raise UserError("mouth_strip needs at least one frame in every row and n >= 1")
+  idx = np.unique(np.linspace(0, t - 1, min(n, t)).round().astype(int))
+  h, w = rows[0].shape[1:3]
+  top, bottom, left, right = region
+  r0, r1 = int(round(top * h)), int(round(bottom * h))
+  c0, c1 = int(round(left * w)), int(round(right * w))
+  out = []
+  for r in rows:
+    m = r[idx, r0:r1, c0:c1]  # (n, h', w', C)
+    out.append(np.concatenate(list(m), axis=1))
+  img = np.concatenate(out, axis=0)
+  return np.repeat(np.repeat(img, scale, axis=0), scale, axis=1).astype(np.uint8)
