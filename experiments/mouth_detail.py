@@ -109,11 +109,11 @@ def main(argv=None):
                  help="only write <out>/<name>_strip.png, the mouth of VIDEO (e.g. "
                       "out/demo/say.mp4) over time, and print its mouth detail")
   args = p.parse_args(argv)
+  out_dir = pathlib.Path(args.out)
   if args.strip:
     src = pathlib.Path(args.strip)
     if not src.is_file():
       raise UserError(f"--strip {src}: no such video")
-    out_dir = pathlib.Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     print(json.dumps(strip_of(src, out_dir / f"{src.stem}_strip.png")))
     return 0
@@ -125,7 +125,6 @@ def main(argv=None):
   if not media:
     raise UserError("no real face media found (or none matches --media): run "
                     "`bash setup.sh --test` to fetch them")
-  out_dir = pathlib.Path(args.out)
   out_dir.mkdir(parents=True, exist_ok=True)
   rows = []
   for m in media:
