@@ -214,6 +214,14 @@ def face_crops(gen_frames, gt_frames, gt_track, size: int = 96) -> tuple[np.ndar
           face.crop_faces(np.asarray(gt_frames)[valid], boxes, size))
 
 
+def _region_slices(h: int, w: int, region: tuple[float, float, float, float]
+                   ) -> tuple[slice, slice]:
+  """Rows and columns of an h x w crop that `region` (top, bottom, left, right fractions) covers."""
+  top, bottom, left, right = region
+  return (slice(int(round(top * h)), int(round(bottom * h))),
+          slice(int(round(left * w)), int(round(right * w))))
+
+
 def mouth_detail(faces, region: tuple[float, float, float, float] = MOUTH_REGION) -> jax.Array:
   """Per-frame detail of the mouth region: variance of the grey image's Laplacian there.
 
@@ -233,13 +241,11 @@ def mouth_detail(faces, region: tuple[float, float, float, float] = MOUTH_REGION
   """
   x = jnp.asarray(faces).astype(jnp.float32).mean(-1)  # (..., H, W) grey
   h, w = x.shape[-2:]
-  top, bottom, left, right = region
-  r0, r1 = int(round(top * h)), int(round(bottom * h))
-  c0, c1 = int(round(left * w)), int(round(right * w))
-  if r1 - r0 < 3 or c1 - c0 < 3:
+  rows, cols = _region_slices(h, w, region)
+  if rows.stop - rows.start < 3 or cols.stop - cols.start < 3:
     raise UserError(f"the mouth region of a {h}x{w} crop is smaller than 3x3 pixels: "
                     "use larger crops or a larger region")
-  m = x[..., r0:r1, c0:c1]
+  m = x[..., rows, cols]
   lap = (m[..., :-2, 1:-1] + m[..., 2:, 1:-1] + m[..., 1:-1, :-2] + m[..., 1:-1, 2:]
          - 4.0 * m[..., 1:-1, 1:-1])
   return lap.var(axis=(-2, -1))
@@ -275,10 +281,7 @@ def mouth_colour_shift(gen, gt, mask=None,
     gen, gt: (N, ..., H, W, C); mask (N,) bool or None -> (C,) float32.
   """
   gen, gt = jnp.asarray(gen, jnp.float32), jnp.asarray(gt, jnp.float32)
-  h, w = gen.shape[-3:-1]
-  top, bottom, left, right = region
-  rows = slice(int(round(top * h)), int(round(bottom * h)))
-  cols = slice(int(round(left * w)), int(round(right * w)))
+  rows, cols = _region_slices(*gen.shape[-3:-1], region)
   d = (gen - gt)[..., rows, cols, :].mean(axis=(-3, -2))  # (N, ..., C)
   wt = jnp.ones(d.shape[:1], jnp.float32) if mask is None else jnp.asarray(mask, jnp.float32)
   wt = jnp.broadcast_to(wt.reshape(wt.shape + (1,) * (d.ndim - 1)), d.shape)
@@ -304,13 +307,10 @@ def mouth_strip(rows, n: int = 12, scale: int = 2,
   if t == 0 or n < 1:
     raise UserError("mouth_strip needs at least one frame in every row and n >= 1")
   idx = np.unique(np.linspace(0, t - 1, min(n, t)).round().astype(int))
-  h, w = rows[0].shape[1:3]
-  top, bottom, left, right = region
-  r0, r1 = int(round(top * h)), int(round(bottom * h))
-  c0, c1 = int(round(left * w)), int(round(right * w))
+  ys, xs = _region_slices(*rows[0].shape[1:3], region)
   out = []
   for r in rows:
-    m = r[idx, r0:r1, c0:c1]  # (n, h', w', C)
+    m = r[idx, ys, xs]  # (n, h', w', C)
     out.append(np.concatenate(list(m), axis=1))
   img = np.concatenate(out, axis=0)
   return np.repeat(np.repeat(img, scale, axis=0), scale, axis=1).astype(np.uint8)
