@@ -35,6 +35,11 @@ BN_MOMENTUM = 0.9  # Flax convention; equals PyTorch momentum 0.1.
 # PyTorch's default init for conv/linear weights: kaiming_uniform(a=sqrt(5)), i.e.
 # U(-1/sqrt(fan_in), 1/sqrt(fan_in)). Matching it keeps from-scratch training comparable.
 torch_like_kernel_init = nnx.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
+# He init for LeakyReLU(0.01): keeps the activations' variance through a deep plain conv stack.
+# At the torch-like init it shrinks ~6x per layer, so after the discriminator's 13 convs its
+# output no longer depends on its input and its real/fake losses sit at ln 2.
+leaky_kernel_init = nnx.initializers.variance_scaling(2.0 / (1.0 + 0.01 ** 2), "fan_in",
+                                                      "truncated_normal")
 
 
 def _pair(v) -> tuple[int, int]:
@@ -48,12 +53,13 @@ def _pads(p: int | Sequence[int], ndim: int) -> tuple[tuple[int, int], ...]:
 
 
 def conv(cin: int, cout: int, kernel: int | Sequence[int], stride: int | Sequence[int] = 1,
-         padding: int | Sequence[int] = 0, *, ndim: int = 2, rngs: nnx.Rngs) -> nnx.Conv:
+         padding: int | Sequence[int] = 0, *, ndim: int = 2,
+         kernel_init=torch_like_kernel_init, rngs: nnx.Rngs) -> nnx.Conv:
   """An `nnx.Conv` with PyTorch semantics (explicit symmetric padding, bias, torch-like init)."""
   k = (kernel,) * ndim if isinstance(kernel, int) else tuple(kernel)
   s = (stride,) * ndim if isinstance(stride, int) else tuple(stride)
   return nnx.Conv(cin, cout, kernel_size=k, strides=s, padding=_pads(padding, ndim),
-                  use_bias=True, kernel_init=torch_like_kernel_init, rngs=rngs)
+                  use_bias=True, kernel_init=kernel_init, rngs=rngs)
 
 
 def batch_norm(features: int, *, rngs: nnx.Rngs) -> nnx.BatchNorm:
@@ -202,8 +208,8 @@ class Conv2dLeaky(nnx.Module):
   """
 
   def __init__(self, cin: int, cout: int, kernel: int, stride: int | Sequence[int] = 1,
-               padding: int = 0, *, rngs: nnx.Rngs):
-    self.conv = conv(cin, cout, kernel, stride, padding, rngs=rngs)
+               padding: int = 0, *, kernel_init=torch_like_kernel_init, rngs: nnx.Rngs):
+    self.conv = conv(cin, cout, kernel, stride, padding, kernel_init=kernel_init, rngs=rngs)
 
   def __call__(self, x: jax.Array) -> jax.Array:
     return jax.nn.leaky_relu(self.conv(x), negative_slope=0.01)

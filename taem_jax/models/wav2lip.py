@@ -189,7 +189,9 @@ class Wav2LipDiscQual(nnx.Module):
   """Wav2Lip's visual-quality discriminator (official at width 1.0: 14,113,793 params).
 
   The lower half (rows 48..95) of each face is taken inside, as the official model does; all
-  convs are conv + LeakyReLU(0.01) (no BN), the head is a 1x1 conv + sigmoid.
+  convs are conv + LeakyReLU(0.01) (no BN), the head is a 1x1 conv + sigmoid. Trained from
+  scratch, its convs start from He init (`layers.leaky_kernel_init`), not PyTorch's default:
+  at that one the output does not depend on the input, and the GAN does nothing.
 
   Shapes:
     faces: (N, 96, 96, 3) BGR in [0, 1] -> (N, 1) probability of "real".
@@ -203,7 +205,8 @@ class Wav2LipDiscQual(nnx.Module):
     for block in DISC_ENCODER:
       layer_list = []
       for cout, k, s, p in block:
-        layer_list.append(Conv2dLeaky(cin, scaled(cout, self.width), k, s, p, rngs=rngs))
+        layer_list.append(Conv2dLeaky(cin, scaled(cout, self.width), k, s, p,
+                                      kernel_init=layers.leaky_kernel_init, rngs=rngs))
         cin = scaled(cout, self.width)
       blocks.append(nnx.List(layer_list))
     self.face_encoder_blocks = nnx.List(blocks)
