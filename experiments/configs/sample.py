@@ -23,7 +23,7 @@ from taem_jax.train import config_defaults
 def get_config(arg=None):
   if arg == "demo_v2":  # against wav2lip_gen.py:v2 (same generator shape as :tiny)
     c = config_defaults.taem_config("sample", "demo")
-    c.train.num_steps = 700  # 13 identities x 30 utterances: more clips than :demo's 36
+    c.train.num_steps = 700  # 13 identities x 24 utterances: more clips than :demo's 36
     return c
   c = config_defaults.taem_config("sample", arg)
   c.train.num_steps = 2000 if arg is None else c.train.num_steps  # small corpus: fewer steps

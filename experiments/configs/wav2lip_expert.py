@@ -57,7 +57,7 @@ def get_config(arg=None):
     c.train.checkpoint_every = 200
     c.train.eval_every = 200
     c.train.eval_batches = 8
-    if arg == "v2":  # the demo retrain: 13 trained identities x 30 utterances
+    if arg == "v2":  # the demo retrain: 13 trained identities x 24 utterances
       c.train.num_steps = 800
       c.train.checkpoint_every = 200
       c.train.eval_every = 200
