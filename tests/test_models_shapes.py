@@ -187,23 +187,14 @@ def test_disc_uses_lower_half_only():
 
 @pytest.mark.parametrize("width", [0.25, 1.0])
 def test_disc_at_init_tells_faces_apart(width):
-  """Freshly made, the discriminator's logit varies with its input, so the GAN can start.
+  """Freshly made, the discriminator's output varies with its input, so the GAN can start.
 
-  At PyTorch's default conv init the signal shrinks through its 13 convs until the logit is the
-  same for every face (std ~1e-7 over this batch) and real/fake losses sit at ln 2.
+  At PyTorch's default conv init the signal shrinks through its 13 convs until the output is
+  0.5 for every face (std ~3e-8 over this batch) and real/fake losses sit at ln 2.
   """
   m = Wav2LipDiscQual(width=width, rngs=nnx.Rngs(0))
   faces = jax.random.uniform(jax.random.key(1), (8, 96, 96, 3))
-
-  @nnx.jit
-  def logits(model, x):
-    h = x[:, 48:]
-    for block in model.face_encoder_blocks:
-      for layer in block:
-        h = layer(h)
-    return model.binary_pred[0](h).reshape(-1)
-
-  assert float(np.std(np.asarray(logits(m, faces)))) > 1e-3
+  assert float(np.std(np.asarray(_run(m, "__call__", faces)))) > 1e-4
 
 
 def test_syncnet_v2_small_batch_runs():

@@ -36,8 +36,8 @@ BN_MOMENTUM = 0.9  # Flax convention; equals PyTorch momentum 0.1.
 # U(-1/sqrt(fan_in), 1/sqrt(fan_in)). Matching it keeps from-scratch training comparable.
 torch_like_kernel_init = nnx.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
 # He init for LeakyReLU(0.01): keeps the activations' variance through a deep plain conv stack.
-# At the torch-like init it shrinks ~6x per layer, so after the discriminator's 13 convs its
-# output no longer depends on its input and its real/fake losses sit at ln 2.
+# At the torch-like init the variance shrinks ~6x per layer, so after the discriminator's 13
+# convs its output no longer depends on its input and its real/fake losses sit at ln 2.
 leaky_kernel_init = nnx.initializers.variance_scaling(2.0 / (1.0 + 0.01 ** 2), "fan_in",
                                                       "truncated_normal")
 
