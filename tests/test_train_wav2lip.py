@@ -169,6 +169,30 @@ def test_generator_validation_reports_mouth_detail():
   assert np.isfinite(m["mouth_detail"]) and m["mouth_detail"] > 0.0, m
 
 
+def test_mouth_weight_puts_the_l1_on_the_mouth_region():
+  # The generator loss (no sync, no GAN) is (l1 + m * l1_mouth) / (1 + m), l1_mouth being the
+  # L1 inside MOUTH_REGION only.
+  clips = synthetic_clips(2, frames=12, seed=0)
+  batch = windows.generator_samples(
+      {k: clips[k] for k in ("faces", "mel_windows", "n_frames", "valid")},
+      np.random.default_rng(0), windows_per_clip=1, audio_shift=0)
+  losses_by_m = {}
+  for m in (0.0, 3.0):
+    task = w2l.Wav2LipTask(generator={"width": 1 / 16}, expert={"width": 1 / 16},
+                           loss_config=w2l.GeneratorLossConfig(sync_threshold=-1.0,
+                                                               mouth_weight=m))
+    model = task.make_model(nnx.Rngs(0))
+    loss, metrics = task.loss(model, batch, jax.random.key(0))
+    l1, l1m = float(metrics["l1"]), float(metrics["l1_mouth"])
+    assert float(loss) == pytest.approx((l1 + m * l1m) / (1 + m), rel=1e-5)
+    losses_by_m[m] = float(loss)
+  assert l1m != pytest.approx(l1, rel=1e-3)  # the region's error is its own number
+  assert losses_by_m[3.0] != pytest.approx(losses_by_m[0.0], rel=1e-3)
+
+  with pytest.raises(UserError, match="mouth_weight"):
+    w2l.GeneratorLossConfig(mouth_weight=-1.0)
+
+
 def test_window_iterator_is_deterministic_and_resumes():
   clips = synthetic_clips(8, frames=16, seed=0)
   make = lambda: windows.WindowIterator(  # noqa: E731

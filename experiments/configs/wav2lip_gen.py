@@ -83,6 +83,7 @@ def get_config(arg=None):
       sync_ema_decay=0.9,  # running mean of the training sync loss for the switch (choice)
       gan=False,  # add the visual-quality discriminator (hq_wav2lip_train.py)
       disc_weight=0.07,  # w_gan (official)
+      mouth_weight=0.0,  # extra L1 weight on the mouth region (0 = official; see the task)
   ))
   c.train.num_steps = 300_000
   c.train.sample_every = 3000  # official: collages every 3,000 steps
@@ -120,6 +121,8 @@ def get_config(arg=None):
     c.train.eval_batches = 3
     if arg == "v2":  # the demo retrain (demo.py --train --preset v2): see the docstring
       c.loss.gan = True  # the visual-quality discriminator, against the blurred mouth
+      c.loss.disc_weight = 0.01  # (choice) at the official 0.07 the GAN broke the sync here
+      c.loss.mouth_weight = 3.0  # (choice) ~75% of the L1 on the mouth region, against the blur
       c.model.disc_width = 0.25  # (choice) 1/4 of the official discriminator
       c.optim.b1 = 0.5  # as hq_wav2lip_train.py
       c.train.num_steps = 1500

@@ -214,7 +214,7 @@ def face_crops(gen_frames, gt_frames, gt_track, size: int = 96) -> tuple[np.ndar
           face.crop_faces(np.asarray(gt_frames)[valid], boxes, size))
 
 
-def _region_slices(h: int, w: int, region: tuple[float, float, float, float]
+def region_slices(h: int, w: int, region: tuple[float, float, float, float]
                    ) -> tuple[slice, slice]:
   """Rows and columns of an h x w crop that `region` (top, bottom, left, right fractions) covers."""
   top, bottom, left, right = region
@@ -241,7 +241,7 @@ def mouth_detail(faces, region: tuple[float, float, float, float] = MOUTH_REGION
   """
   x = jnp.asarray(faces).astype(jnp.float32).mean(-1)  # (..., H, W) grey
   h, w = x.shape[-2:]
-  rows, cols = _region_slices(h, w, region)
+  rows, cols = region_slices(h, w, region)
   if rows.stop - rows.start < 3 or cols.stop - cols.start < 3:
     raise UserError(f"the mouth region of a {h}x{w} crop is smaller than 3x3 pixels: "
                     "use larger crops or a larger region")
@@ -281,7 +281,7 @@ def mouth_colour_shift(gen, gt, mask=None,
     gen, gt: (N, ..., H, W, C); mask (N,) bool or None -> (C,) float32.
   """
   gen, gt = jnp.asarray(gen, jnp.float32), jnp.asarray(gt, jnp.float32)
-  rows, cols = _region_slices(*gen.shape[-3:-1], region)
+  rows, cols = region_slices(*gen.shape[-3:-1], region)
   d = (gen - gt)[..., rows, cols, :].mean(axis=(-3, -2))  # (N, ..., C)
   wt = jnp.ones(d.shape[:1], jnp.float32) if mask is None else jnp.asarray(mask, jnp.float32)
   wt = jnp.broadcast_to(wt.reshape(wt.shape + (1,) * (d.ndim - 1)), d.shape)
@@ -307,7 +307,7 @@ def mouth_strip(rows, n: int = 12, scale: int = 2,
   if t == 0 or n < 1:
     raise UserError("mouth_strip needs at least one frame in every row and n >= 1")
   idx = np.unique(np.linspace(0, t - 1, min(n, t)).round().astype(int))
-  ys, xs = _region_slices(*rows[0].shape[1:3], region)
+  ys, xs = region_slices(*rows[0].shape[1:3], region)
   out = []
   for r in rows:
     m = r[idx, ys, xs]  # (n, h', w', C)

@@ -52,7 +52,7 @@ from taem_jax.data.windows import (HALF, WINDOW, WindowIterator, expert_samples,
                                    generator_input, generator_samples)
 from taem_jax.errors import UserError
 from taem_jax.face.crop import to_uint8
-from taem_jax.metrics.image import mouth_detail_ratio
+from taem_jax.metrics.image import MOUTH_REGION, mouth_detail_ratio, region_slices
 from taem_jax.models import load_pretrained, pretrained
 from taem_jax.models.syncnet import SyncNetColor
 from taem_jax.models.targets import frozen_call
@@ -189,6 +189,10 @@ class GeneratorLossConfig:
   sync_ema_decay: float = 0.9  # decay of the running mean of the training sync loss
   gan: bool = False  # train the visual-quality discriminator and add w_gan L_gan
   disc_weight: float = 0.07  # w_gan (official HQ)
+  # Extra L1 weight on the mouth region (`metrics.image.MOUTH_REGION` of the crop): the L1 term
+  # is (l1 + m * l1_mouth) / (1 + m). 0 = official. The mouth is a small part of the frame, so
+  # a plain L1 is nearly as low for a blurred average mouth as for the right one.
+  mouth_weight: float = 0.0
   expert_bn: str = "batch"  # frozen expert's BatchNorm: 'batch' (official) or 'running'
 
   def __post_init__(self):
@@ -196,6 +200,8 @@ class GeneratorLossConfig:
       raise UserError(f"expert_bn must be 'batch' or 'running', got {self.expert_bn!r}")
     if self.sync_weight + (self.disc_weight if self.gan else 0.0) >= 1.0:
       raise UserError("sync_weight + disc_weight must stay below 1 (the rest weighs L1)")
+    if self.mouth_weight < 0:
+      raise UserError(f"mouth_weight must be >= 0, got {self.mouth_weight}")
 
 
 def mouth_motion(gen: jax.Array, gt: jax.Array, ref: jax.Array, mask: jax.Array,
@@ -233,8 +239,9 @@ class Wav2LipTask:
   """Wav2Lip generator training (wav2lip_train.py, or hq_wav2lip_train.py with `gan`).
 
   Batch fields (from `generator_samples`): window, reference, indiv_mels, mel, weight.
-  Metrics: l1, sync (expert BCE vs 1 on the generated window), sync_weight, gen_loss, and with
-  the GAN: adv (generator's BCE(D(g), 1)), disc_real, disc_fake. Validation adds l1_lower,
+  Metrics: l1, l1_mouth (the mouth region's), sync (expert BCE vs 1 on the generated window),
+  sync_weight, gen_loss, and with the GAN: adv (generator's BCE(D(g), 1)), disc_real,
+  disc_fake. Validation adds l1_lower,
   mouth_corr / mouth_amp (`mouth_motion`: does the mouth move with the true one, and how far)
   and mouth_detail (`metrics.mouth_detail_ratio`: the mouth region's Laplacian variance vs the
   truth's; 1 = as sharp).
@@ -281,8 +288,10 @@ class Wav2LipTask:
     gen = model.generator(mels, x).reshape(gt.shape)
     mask = batch["weight"] > 0
     out = {"gen": gen, "gt": gt, "ref": ref, "mask": mask}
-    out["l1"] = losses.masked_mean(jnp.abs(gen - gt),
-                                    mask[:, None, None, None, None])
+    err, m5 = jnp.abs(gen - gt), mask[:, None, None, None, None]
+    out["l1"] = losses.masked_mean(err, m5)
+    rows, cols = region_slices(FACE_SIZE, FACE_SIZE, MOUTH_REGION)
+    out["l1_mouth"] = losses.masked_mean(err[:, :, rows, cols], m5)
     audio, face = frozen_call(model.expert)(batch["mel"], losses.lower_half_stack(gen))
     out["sync"] = losses.sync_loss(audio, face, mask)
     return out
@@ -293,8 +302,10 @@ class Wav2LipTask:
     out = self._forward(model, batch)
     sync_on = model.sync_on.get_value()
     sync_w = sync_on * cfg.sync_weight  # this step uses the switch as it was before it
-    l1, sync = out["l1"], out["sync"]
-    metrics = {"l1": l1, "sync": sync, "sync_weight": sync_w}
+    sync = out["sync"]
+    metrics = {"l1": out["l1"], "l1_mouth": out["l1_mouth"], "sync": sync,
+               "sync_weight": sync_w}
+    l1 = (out["l1"] + cfg.mouth_weight * out["l1_mouth"]) / (1.0 + cfg.mouth_weight)
     gen_loss = sync_w * sync
     l1_w = 1.0 - sync_w
     total_extra = 0.0
@@ -328,7 +339,7 @@ class Wav2LipTask:
     out = self._forward(model, batch)
     lower = out["mask"][:, None, None, None, None]
     err = jnp.abs(out["gen"] - out["gt"])[:, :, HALF:]
-    metrics = {"l1": out["l1"], "sync": out["sync"],
+    metrics = {"l1": out["l1"], "sync": out["sync"], "l1_mouth": out["l1_mouth"],
                "l1_lower": losses.masked_mean(err, lower)}
     metrics["mouth_corr"], metrics["mouth_amp"] = mouth_motion(out["gen"], out["gt"], out["ref"],
                                                                out["mask"])
@@ -417,7 +428,8 @@ def make_task(config):
     loss_cfg = GeneratorLossConfig(
         sync_weight=float(lc.sync_weight), sync_threshold=float(lc.sync_threshold),
         sync_ema_decay=float(lc.sync_ema_decay), gan=bool(lc.gan),
-        disc_weight=float(lc.disc_weight), expert_bn=str(config.expert.bn))
+        disc_weight=float(lc.disc_weight), mouth_weight=float(lc.get("mouth_weight", 0.0)),
+        expert_bn=str(config.expert.bn))
     expert_dir = str(config.expert.dir or "")
     if expert_dir and not pathlib.Path(expert_dir).expanduser().exists():
       raise UserError(f"config.expert.dir={expert_dir} does not exist; train the expert with "
