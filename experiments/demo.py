@@ -30,9 +30,10 @@ Presets (--preset; --speakers, --utterances and --steps override a preset's numb
      generator's validation are on people it never saw), `wav2lip_expert.py:v2`,
      `wav2lip_gen.py:v2` (with the visual-quality GAN), `sample.py:demo_v2`; then
      `experiments/mouth_detail.py` on every real face video and photo (the photos are the
-     corpus's faces, so only the carphone clips are unseen). Run once (2026-12-02, ~70 min
-     here): it did not beat v1, so v1's models stay committed; see
-     experiments/configs/wav2lip_gen.py (:v2) for its numbers.
+     corpus's faces, so only the carphone clips are unseen). Run 2026-12-02 (~70 min here)
+     and, with w_gan 0.01 and mouth_weight 3, 2026-12-03 (the generator at 2.6 s per step,
+     ~65 min alone): neither beat v1, so v1's models stay committed; see
+     experiments/configs/wav2lip_gen.py (:v2) for the numbers.
 
 Cost here (2-core CPU, fresh machine, committed models): about 5-10 minutes.
 """
@@ -131,7 +132,7 @@ def main(argv=None):
                       "committed checkpoints/demo models (about an hour here)")
   p.add_argument("--preset", choices=sorted(PRESETS), default="v1",
                  help="corpus, configs and steps (v1: the committed models; v2: the retrain "
-                      "for unseen faces, ~70 min here)")
+                      "for unseen faces, 1-2 hours here)")
   p.add_argument("--steps", type=int, nargs=3, default=None,
                  metavar=("EXPERT", "GENERATOR", "TAEM"),
                  help="training steps with --train (default: the preset's)")

@@ -31,9 +31,10 @@ Variants (`--config=...wav2lip_gen.py:<variant>`):
          show a sharp upper face and a blurred mouth that still carries a ghost of the
          reference's lips.
   :v2    the demo retrain (`experiments/demo.py --train --preset v2`, 16-face corpus with 3
-         identities held out): :tiny plus the visual-quality GAN (disc width 0.25, w_gan 0.07,
-         w_sync 0.03, Adam b1 0.5), 1500 steps, validation every 250 steps on 6 held-out
-         batches. Run 2026-12-02 (16 speakers x 24 utterances, 312 train / 72 held-out clips
+         identities held out): :tiny plus the visual-quality GAN (disc width 0.25, w_gan 0.01,
+         w_sync 0.03, Adam b1 0.5) and mouth_weight 3, 1500 steps, validation every 250
+         steps on 6 held-out batches. First run, 2026-12-02, then with w_gan 0.07 and no mouth
+         weight (16 speakers x 24 utterances, 312 train / 72 held-out clips
          of 3 unseen identities): ~1.7 s per step; about 70 min in all (dataset build 2.5 min,
          done first by build_dataset.py --workers 2; expert 3 min; generator 2547 s; TAEM 552 s;
          evaluation 478 s; mouth_detail 244 s). Held-out, every 250 steps:
@@ -47,7 +48,14 @@ Variants (`--config=...wav2lip_gen.py:<variant>`):
          batch); its convs now start from He init (`layers.leaky_kernel_init`). With that,
          1000 steps of this recipe: the discriminator trains, held-out mouth_detail 0.68 ->
          1.56 (above the truth's: texture) but mouth_amp 0.37 -> 0.16, mouth_corr 0.67 ->
-         0.16: at w_gan 0.07 the GAN breaks the sync, so :v2 is not yet a recipe that works.
+         0.16: at w_gan 0.07 the GAN breaks the sync. Now w_gan 0.01 and mouth_weight 3 (the
+         L1 is (l1 + 3 * l1_mouth) / 4). Run 2026-12-03 (same corpus; 2.6 s per step with the
+         GAN; stopped at step 1143 of 1500), held-out every 250 steps: mouth_amp 0.41 -> 0.40
+         -> 0.38 -> 0.27, mouth_corr 0.63 -> 0.65 -> 0.63 -> 0.56, mouth_detail 0.29 -> 0.20
+         -> 0.21 -> 0.60, l1_mouth 0.079 -> 0.076 -> 0.075 -> 0.080 (train l1_mouth ~0.06).
+         Around step 800 the discriminator starts to win (disc_fake 0.60 -> 0.34) and the
+         generated faces get checkerboard texture and red blotches: the detail rises, the sync
+         falls. :v2 is still not a recipe that works; the targets above are not met.
   :synthetic in-memory synthetic clips (tests): width 1/16, random expert, 40 steps.
 
 Everything else is `taem_jax.train.config_defaults.wav2lip_config`; here only what differs.
