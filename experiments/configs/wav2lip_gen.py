@@ -55,7 +55,11 @@ Variants (`--config=...wav2lip_gen.py:<variant>`):
          -> 0.21 -> 0.60, l1_mouth 0.079 -> 0.076 -> 0.075 -> 0.080 (train l1_mouth ~0.06).
          Around step 800 the discriminator starts to win (disc_fake 0.60 -> 0.34) and the
          generated faces get checkerboard texture and red blotches: the detail rises, the sync
-         falls. :v2 is still not a recipe that works; the targets above are not met.
+         falls. :v2 is still not a recipe that works; the targets above are not met. The
+         step-750 checkpoint validated on training clips (--config.data.eval_split=train,
+         seen identities) gives mouth_amp 0.42, mouth_corr 0.69, mouth_detail 0.27, hardly
+         more than on the unseen ones (0.38 / 0.63 / 0.21): the shortfall is not unseen faces
+         but this generator and loss at this size; more identities alone will not close it.
   :synthetic in-memory synthetic clips (tests): width 1/16, random expert, 40 steps.
 
 Everything else is `taem_jax.train.config_defaults.wav2lip_config`; here only what differs.
