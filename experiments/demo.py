@@ -65,7 +65,7 @@ PRESETS = {
            "real_media": False},
     "v2": {"corpus": {"speakers": 16, "utterances": 24, "photos": "all",
                       "held_out_identities": 3},
-           "steps": (800, 1500, 700),
+           "steps": (3000, 1500, 700),
            "configs": ("wav2lip_expert.py:v2", "wav2lip_gen.py:v2", "sample.py:demo_v2"),
            "real_media": True},
 }

@@ -193,6 +193,48 @@ def test_mouth_weight_puts_the_l1_on_the_mouth_region():
     w2l.GeneratorLossConfig(mouth_weight=-1.0)
 
 
+def test_augment_lips_mirrors_and_recolours_whole_pairs():
+  rng = np.random.default_rng(0)
+  lips = jnp.asarray(rng.uniform(0.1, 0.9, (64, 5, 48, 96, 3)), jnp.float32)
+  out = np.asarray(w2l.augment_lips(lips, jax.random.key(1)))
+  assert out.shape == lips.shape and out.min() >= 0.0 and out.max() <= 1.0
+  x = np.asarray(lips)
+  # Each pair is either mirrored or not, with one colour transform for all 5 frames: out =
+  # clip(src * g_c + b) holds for exactly one orientation of src, with the same (g, b) over
+  # the pair.
+  flipped = 0
+  for i in range(len(x)):
+    fits = []
+    for src in (x[i], x[i, :, :, ::-1]):
+      ok = True
+      for c in range(3):
+        inside = (out[i, ..., c] > 0) & (out[i, ..., c] < 1)
+        g, b = np.polyfit(src[..., c][inside], out[i, ..., c][inside], 1)
+        ok &= bool(np.abs(np.clip(src[..., c] * g + b, 0, 1) - out[i, ..., c]).max() < 1e-4)
+        ok &= bool(np.exp(-0.31) < g < np.exp(0.31))
+      fits.append(ok)
+    assert sum(fits) == 1, fits
+    flipped += fits[1]
+  assert 10 < flipped < 54  # about half the pairs are mirrored
+  np.testing.assert_array_equal(out, np.asarray(w2l.augment_lips(lips, jax.random.key(1))))
+  assert not np.allclose(out, np.asarray(w2l.augment_lips(lips, jax.random.key(2))))
+
+
+def test_expert_augment_jitters_training_only():
+  clips = synthetic_clips(4, frames=12, seed=0)
+  batch = windows.expert_samples(
+      {k: clips[k] for k in ("faces", "mel_windows", "n_frames", "valid")},
+      np.random.default_rng(0), windows_per_clip=2)
+  plain, jittered = w2l.ExpertTask(width=1 / 16), w2l.ExpertTask(width=1 / 16, augment=True)
+  model = plain.make_model(nnx.Rngs(0))
+  key = jax.random.key(0)
+  base = float(plain.loss(model, batch, key)[0])
+  assert float(plain.loss(model, batch, jax.random.key(5))[0]) == base  # key unused
+  assert float(jittered.loss(model, batch, key)[0]) != pytest.approx(base, rel=1e-4)
+  np.testing.assert_allclose(float(jittered.eval_metrics(model, batch)["sync_loss"]),
+                             float(plain.eval_metrics(model, batch)["sync_loss"]), rtol=1e-6)
+
+
 def test_window_iterator_is_deterministic_and_resumes():
   clips = synthetic_clips(8, frames=16, seed=0)
   make = lambda: windows.WindowIterator(  # noqa: E731

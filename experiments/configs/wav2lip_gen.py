@@ -60,6 +60,27 @@ Variants (`--config=...wav2lip_gen.py:<variant>`):
          seen identities) gives mouth_amp 0.42, mouth_corr 0.69, mouth_detail 0.27, hardly
          more than on the unseen ones (0.38 / 0.63 / 0.21): the shortfall is not unseen faces
          but this generator and loss at this size; more identities alone will not close it.
+         Diagnosis, 2026-12-03 (same corpus, held-out identities):
+         - The audio carries the mouth: a ridge regression from the pooled 16-frame mel window
+           to the corpus's mouth parameters gives held-out-speaker R^2 0.85 (opening), 0.86
+           (width), 0.63 (rounding) at audio_shift -1 (0.86 / 0.86 / 0.63 at -2, 0.81 at 0),
+           so neither the information nor the mel/frame alignment is what is missing.
+         - The generator does not even copy the unmasked upper face: its upper-half L1 at step
+           750 is 0.079 on held-out and 0.060 on training windows (a Gaussian blur of sigma 2
+           px costs 0.035; v1's models: 0.037 / 0.028), and 0.047-0.075 of it is a per-frame
+           mean colour offset (the tint). Trained on the upper half alone, the same net is
+           still at 0.037 after 150 steps. Freezing BatchNorm at its initial statistics
+           (no batch statistics) or 8 clips x 1 window per step did not learn faster within
+           125 steps.
+         - The expert was the weak link it was suspected to be (see wav2lip_expert.py :v2): it
+           scored held-out truth worse than this generator's blur, so the sync loss rewarded
+           the blur. With the jittered expert (3000 steps) the ranking is right, but the
+           generator learns to satisfy it too: 750 steps without the GAN against it, held-out
+           every 250 steps, mouth_amp 0.32 -> 0.30 -> 0.28, mouth_corr 0.62 -> 0.69 ->
+           0.67, mouth_detail 0.41 -> 0.20 -> 0.23, expert sync loss 0.26 -> 0.20 ->
+           0.20, and the sample grids still show a blurred, tinted face. So the next lever
+           is the generator's own reconstruction (far more steps or width, i.e. a GPU: at
+           2.1-2.6 s per step here, 2.5 hours buy ~3500 steps), not the losses on top of it.
   :synthetic in-memory synthetic clips (tests): width 1/16, random expert, 40 steps.
 
 Everything else is `taem_jax.train.config_defaults.wav2lip_config`; here only what differs.

@@ -26,6 +26,7 @@ def taem_config(dataset: str, variant: str | None) -> ml_collections.ConfigDict:
   c.data.eval_split = "test"  # held-out split for validation
   c.data.batch_size = 64  # global batch (paper: 64); split over devices and processes
   c.data.buckets = TAEM_BUCKETS  # padding buckets; each is one static shape (one compile)
+  c.data.augment = False  # expert only: random mirror + colour jitter per pair (official: none)
   c.data.worker_count = 0  # grain worker processes for decoding (0 = in the trainer process)
 
   c.model = ml_collections.ConfigDict()
@@ -153,6 +154,7 @@ def wav2lip_config(task: str, variant: str | None) -> ml_collections.ConfigDict:
   c.data.windows_per_clip = 1  # windows cut from each clip (official: 1); samples = product
   c.data.eval_windows_per_clip = 0  # windows per held-out clip (0 = windows_per_clip)
   c.data.buckets = WAV2LIP_BUCKETS  # clip padding buckets (see above)
+  c.data.augment = False  # expert only: random mirror + colour jitter per pair (official: none)
   c.data.worker_count = 0  # grain worker processes decoding JPEGs (0 = in the trainer)
   c.data.num_train = 0  # synthetic only: training clips
   c.data.num_eval = 0  # synthetic only: held-out clips

@@ -64,11 +64,35 @@ from taem_jax.train.tasks.recipe import Recipe
 
 # -- the expert ------------------------------------------------------------------------------
 
-def _lips_input(lips: jax.Array) -> jax.Array:
-  """uint8 lower halves (N, 5, 48, 96, 3) -> the expert's (N, 48, 96, 15) float in [0, 1]."""
+def _lips_input(lips: jax.Array, key: jax.Array | None = None) -> jax.Array:
+  """uint8 lower halves (N, 5, 48, 96, 3) -> the expert's (N, 48, 96, 15) float in [0, 1]
+  (jittered by `augment_lips` when a key is given)."""
   x = lips.astype(jnp.float32) / 255.0
+  if key is not None:
+    x = augment_lips(x, key)
   n, t, h, w, c = x.shape
   return jnp.transpose(x, (0, 2, 3, 1, 4)).reshape(n, h, w, t * c)
+
+
+def augment_lips(lips: jax.Array, key: jax.Array, *, gain: float = 0.3,
+                 brightness: float = 0.1) -> jax.Array:
+  """Label-preserving jitter of expert inputs: the same random mirror, per-channel gain and
+  brightness for all 5 frames of a pair, independently per pair.
+
+  Lip sync does not depend on which way a face looks or on its colours, but a small expert
+  trained on a dozen faces learns them: without this the demo expert reached 0.85 training
+  accuracy but 0.66 on unseen faces, and rated true held-out windows as worse in sync (sync
+  loss 1.13) than the generator's blurred output (0.29), which the generator then learned.
+
+  Shapes: lips (N, 5, 48, 96, 3) float in [0, 1] -> the same, in [0, 1].
+  """
+  k_flip, k_gain, k_bright = jax.random.split(key, 3)
+  n = lips.shape[0]
+  flip = jax.random.bernoulli(k_flip, 0.5, (n, 1, 1, 1, 1))
+  x = jnp.where(flip, lips[:, :, :, ::-1], lips)
+  g = jnp.exp(jax.random.uniform(k_gain, (n, 1, 1, 1, 3), minval=-gain, maxval=gain))
+  b = jax.random.uniform(k_bright, (n, 1, 1, 1, 1), minval=-brightness, maxval=brightness)
+  return jnp.clip(x * g + b, 0.0, 1.0)
 
 
 def _load_into(model: nnx.Module, path, family: str, what: str) -> None:
@@ -99,8 +123,10 @@ class ExpertTask:
   Batch fields (from `expert_samples`): lips, mel, label, weight.
   Metrics: sync_loss (the BCE), accuracy (cos > 0.5 <=> in sync), acc_in_sync, acc_off_sync,
   cos_in_sync, cos_off_sync (mean similarities).
+  With `augment`, training pairs are jittered by `augment_lips` (validation never is).
   """
   width: float = 1.0
+  augment: bool = False
 
   trainable = nnx.Param
 
@@ -110,8 +136,9 @@ class ExpertTask:
     return model
 
   @staticmethod
-  def _metrics(model: SyncNetColor, batch) -> dict[str, jax.Array]:
-    audio, face = model(batch["mel"], _lips_input(batch["lips"]))
+  def _metrics(model: SyncNetColor, batch, key: jax.Array | None = None
+               ) -> dict[str, jax.Array]:
+    audio, face = model(batch["mel"], _lips_input(batch["lips"], key))
     mask = batch["weight"] > 0
     label = batch["label"]
     cos = losses.expert_similarity(audio, face)
@@ -128,8 +155,8 @@ class ExpertTask:
     }
 
   def loss(self, model: SyncNetColor, batch, rng: jax.Array):
-    del rng  # the samples were drawn on the host
-    metrics = self._metrics(model, batch)
+    # The samples were drawn on the host; the key only jitters them.
+    metrics = self._metrics(model, batch, rng if self.augment else None)
     return metrics["sync_loss"], metrics
 
   def eval_metrics(self, model: SyncNetColor, batch):
@@ -422,7 +449,8 @@ def _sampler(config, held_out: bool) -> Callable:
 def make_task(config):
   """ExpertTask or Wav2LipTask from an experiments/configs/wav2lip_*.py config."""
   if config.task == "expert":
-    return ExpertTask(width=float(config.model.width))
+    return ExpertTask(width=float(config.model.width),
+                      augment=bool(config.data.get("augment", False)))
   if config.task == "wav2lip":
     lc = config.loss
     loss_cfg = GeneratorLossConfig(
