@@ -26,7 +26,6 @@ def taem_config(dataset: str, variant: str | None) -> ml_collections.ConfigDict:
   c.data.eval_split = "test"  # held-out split for validation
   c.data.batch_size = 64  # global batch (paper: 64); split over devices and processes
   c.data.buckets = TAEM_BUCKETS  # padding buckets; each is one static shape (one compile)
-  c.data.augment = False  # expert only: random mirror + colour jitter per pair (official: none)
   c.data.worker_count = 0  # grain worker processes for decoding (0 = in the trainer process)
 
   c.model = ml_collections.ConfigDict()
