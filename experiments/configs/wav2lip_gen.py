@@ -81,6 +81,18 @@ Variants (`--config=...wav2lip_gen.py:<variant>`):
            0.20, and the sample grids still show a blurred, tinted face. So the next lever
            is the generator's own reconstruction (far more steps or width, i.e. a GPU: at
            2.1-2.6 s per step here, 2.5 hours buy ~3500 steps), not the losses on top of it.
+         - Making the copy free does not fix the mouth (2026-12-03, same corpus and jittered
+           expert, no GAN; tried as an output residual, out = sigmoid(net + logit(base)), and
+           not kept). Base = the target's upper half over the reference's lower half (final
+           conv zero-initialised): sharp, untinted faces at once (held-out L1 0.033 -> 0.036
+           at step 250), but the lower half stays the reference's (mouth_amp 0.02, corr
+           -0.12) with a seam at row 48 that the expert scores in sync (sync loss 0.68).
+           Base = the upper half only (lower half starts grey, usual init): held-out at steps
+           250 / 500 mouth_amp 0.44 / 0.38, mouth_corr 0.66 / 0.72, mouth_detail 0.41 /
+           0.34, l1_mouth 0.079 / 0.077 (without it: 0.32 / 0.30, 0.62 / 0.69, 0.41 / 0.20,
+           0.078 / 0.074); the generated lower half is still a blur with striped artefacts
+           along row 48. Copying the reference's lower half scores l1_mouth 0.073, as low as
+           any generator trained here: L1 alone barely separates a right mouth from none.
   :synthetic in-memory synthetic clips (tests): width 1/16, random expert, 40 steps.
 
 Everything else is `taem_jax.train.config_defaults.wav2lip_config`; here only what differs.
